@@ -1,0 +1,557 @@
+//! Verified claims and scopes.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use crate::Algorithm;
+
+/// A scope token (RFC 6749 §3.3): one or more of `%x21 / %x23-5B / %x5D-7E`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScopeToken(Box<str>);
+
+/// The error of [`ScopeToken::new`] and [`Scopes::parse`]: a scope token is empty or has a
+/// character RFC 6749 §3.3 does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidScope(());
+
+impl fmt::Display for InvalidScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid scope token (RFC 6749 section 3.3)")
+    }
+}
+
+impl std::error::Error for InvalidScope {}
+
+/// Whether `s` is a valid RFC 6749 §3.3 scope token.
+pub(crate) fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+impl ScopeToken {
+    /// Validates a scope token.
+    ///
+    /// ```
+    /// use bearer_guard::ScopeToken;
+    /// assert!(ScopeToken::new("read:maps").is_ok());
+    /// assert!(ScopeToken::new("two words").is_err());
+    /// assert!(ScopeToken::new("").is_err());
+    /// ```
+    pub fn new(s: &str) -> Result<Self, InvalidScope> {
+        if is_scope_token(s) {
+            Ok(Self(s.into()))
+        } else {
+            Err(InvalidScope(()))
+        }
+    }
+
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ScopeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ScopeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A set of scope tokens granted by a token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Scopes(BTreeSet<ScopeToken>);
+
+impl Scopes {
+    /// Parses a space-separated scope string (RFC 6749 §3.3). Runs of spaces are tolerated.
+    ///
+    /// ```
+    /// use bearer_guard::Scopes;
+    /// let s = Scopes::parse("directions geocode:location").unwrap();
+    /// assert!(s.contains("directions"));
+    /// assert!(s.contains_all(["directions", "geocode:location"]));
+    /// assert!(!s.contains_any(["reverse-geocode:location"]));
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, InvalidScope> {
+        let mut set = BTreeSet::new();
+        for t in s.split(' ').filter(|t| !t.is_empty()) {
+            set.insert(ScopeToken::new(t)?);
+        }
+        Ok(Self(set))
+    }
+
+    /// Whether the scope is granted.
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.iter().any(|t| t.as_str() == scope)
+    }
+
+    /// Whether every one of `scopes` is granted.
+    pub fn contains_all<'a>(&self, scopes: impl IntoIterator<Item = &'a str>) -> bool {
+        scopes.into_iter().all(|s| self.contains(s))
+    }
+
+    /// Whether at least one of `scopes` is granted.
+    pub fn contains_any<'a>(&self, scopes: impl IntoIterator<Item = &'a str>) -> bool {
+        scopes.into_iter().any(|s| self.contains(s))
+    }
+
+    /// The granted scopes, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(ScopeToken::as_str)
+    }
+
+    /// The number of scopes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no scope is granted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn insert(&mut self, t: ScopeToken) {
+        self.0.insert(t);
+    }
+
+    /// Adds the scopes of a claim value: a space-separated string or an array of tokens.
+    pub(crate) fn extend_from_claim(&mut self, v: &Value) -> Result<(), InvalidScope> {
+        match v {
+            Value::String(s) => {
+                for t in s.split(' ').filter(|t| !t.is_empty()) {
+                    self.insert(ScopeToken::new(t)?);
+                }
+                Ok(())
+            }
+            Value::Array(items) => {
+                for item in items {
+                    let s = item.as_str().ok_or(InvalidScope(()))?;
+                    self.insert(ScopeToken::new(s)?);
+                }
+                Ok(())
+            }
+            _ => Err(InvalidScope(())),
+        }
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for s in self.iter() {
+            if !first {
+                f.write_str(" ")?;
+            }
+            f.write_str(s)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+impl<'a> IntoIterator for &'a Scopes {
+    type Item = &'a str;
+    type IntoIter = std::iter::Map<
+        std::collections::btree_set::Iter<'a, ScopeToken>,
+        fn(&'a ScopeToken) -> &'a str,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(ScopeToken::as_str)
+    }
+}
+
+/// The verified claims of an access token: the registered claims, the scopes, and every other
+/// claim. Cheap to clone (an `Arc`).
+///
+/// The layer puts it in the request extensions; read your own claim type with
+/// [`deserialize`](Self::deserialize).
+#[derive(Clone)]
+pub struct Claims(Arc<ClaimsInner>);
+
+struct ClaimsInner {
+    issuer: String,
+    subject: Option<String>,
+    audience: Vec<String>,
+    expires_at: i64,
+    not_before: Option<i64>,
+    issued_at: Option<i64>,
+    jwt_id: Option<String>,
+    client_id: Option<String>,
+    scopes: Scopes,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    raw: Value,
+}
+
+/// The error of [`Claims::deserialize`].
+#[derive(Debug)]
+pub struct ClaimsError(serde_json::Error);
+
+impl fmt::Display for ClaimsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the claims do not fit the requested type: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClaimsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl Claims {
+    /// `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+
+    /// `sub`, when present.
+    pub fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+
+    /// `aud`, as a list (a string `aud` is a list of one).
+    pub fn audience(&self) -> &[String] {
+        &self.0.audience
+    }
+
+    /// `exp`, in seconds since the Unix epoch.
+    pub fn expires_at(&self) -> i64 {
+        self.0.expires_at
+    }
+
+    /// `nbf`, in seconds since the Unix epoch.
+    pub fn not_before(&self) -> Option<i64> {
+        self.0.not_before
+    }
+
+    /// `iat`, in seconds since the Unix epoch.
+    pub fn issued_at(&self) -> Option<i64> {
+        self.0.issued_at
+    }
+
+    /// `jti`, when present.
+    pub fn jwt_id(&self) -> Option<&str> {
+        self.0.jwt_id.as_deref()
+    }
+
+    /// `client_id` (RFC 9068), or else `azp`, when present.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// The granted scopes, read from the configured scope claims.
+    pub fn scopes(&self) -> &Scopes {
+        &self.0.scopes
+    }
+
+    /// The algorithm the token was signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.0.algorithm
+    }
+
+    /// The `kid` of the key that verified the token.
+    pub fn key_id(&self) -> Option<&str> {
+        self.0.key_id.as_deref()
+    }
+
+    /// One claim by name.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.raw.get(name)
+    }
+
+    /// Every claim, as a JSON object.
+    pub fn as_json(&self) -> &Value {
+        &self.0.raw
+    }
+
+    /// Deserializes the claims into your own type.
+    ///
+    /// ```
+    /// # async fn f(claims: bearer_guard::Claims) {
+    /// #[derive(serde::Deserialize)]
+    /// struct MyClaims { sub: String, org_id: Option<String> }
+    /// let mine: MyClaims = claims.deserialize().expect("shape");
+    /// # }
+    /// ```
+    pub fn deserialize<C: DeserializeOwned>(&self) -> Result<C, ClaimsError> {
+        C::deserialize(&self.0.raw).map_err(ClaimsError)
+    }
+
+    /// The time `exp` denotes.
+    pub fn expiry(&self) -> SystemTime {
+        to_system_time(self.0.expires_at)
+    }
+}
+
+pub(crate) fn to_system_time(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("iss", &self.0.issuer)
+            .field("sub", &self.0.subject)
+            .field("aud", &self.0.audience)
+            .field("exp", &self.0.expires_at)
+            .field("scopes", &self.0.scopes)
+            .field("alg", &self.0.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A JSON object whose top level has no duplicate member names (a duplicate makes the
+/// token ambiguous: parsers disagree on which value wins).
+pub(crate) struct UniqueObject(pub(crate) Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<UniqueObject, A::Error> {
+                let mut map = Map::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    if map.contains_key(&k) {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                    map.insert(k, v);
+                }
+                Ok(UniqueObject(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Why a claim set is not acceptable (before comparison with the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimShape {
+    Missing(&'static str),
+    Invalid(&'static str),
+}
+
+/// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
+const MAX_DATE: f64 = 253_402_300_799.0;
+
+fn numeric_date(raw: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ClaimShape> {
+    match raw.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            let f = n.as_f64().ok_or(ClaimShape::Invalid(name))?;
+            if !(-MAX_DATE..=MAX_DATE).contains(&f) {
+                return Err(ClaimShape::Invalid(name));
+            }
+            // `as` is exact here: the value is finite and within i64 range.
+            #[allow(clippy::cast_possible_truncation)]
+            Ok(Some(f.floor() as i64))
+        }
+        Some(_) => Err(ClaimShape::Invalid(name)),
+    }
+}
+
+fn opt_string(raw: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ClaimShape> {
+    match raw.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ClaimShape::Invalid(name)),
+    }
+}
+
+/// Reads the registered claims and the scopes of a verified payload.
+pub(crate) fn build_claims(
+    raw: Map<String, Value>,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    scope_claims: &[String],
+) -> Result<Claims, ClaimShape> {
+    let issuer = opt_string(&raw, "iss")?.ok_or(ClaimShape::Missing("iss"))?;
+    let expires_at = numeric_date(&raw, "exp")?.ok_or(ClaimShape::Missing("exp"))?;
+    let not_before = numeric_date(&raw, "nbf")?;
+    let issued_at = numeric_date(&raw, "iat")?;
+    let subject = opt_string(&raw, "sub")?;
+    let jwt_id = opt_string(&raw, "jti")?;
+    let client_id = match opt_string(&raw, "client_id")? {
+        Some(c) => Some(c),
+        None => opt_string(&raw, "azp")?,
+    };
+    let audience = match raw.get("aud") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(ClaimShape::Invalid("aud"))?,
+        Some(_) => return Err(ClaimShape::Invalid("aud")),
+    };
+    let mut scopes = Scopes::default();
+    for name in scope_claims {
+        if let Some(v) = raw.get(name.as_str()) {
+            if v.is_null() {
+                continue;
+            }
+            scopes
+                .extend_from_claim(v)
+                .map_err(|_| ClaimShape::Invalid("scope"))?;
+        }
+    }
+    Ok(Claims(Arc::new(ClaimsInner {
+        issuer,
+        subject,
+        audience,
+        expires_at,
+        not_before,
+        issued_at,
+        jwt_id,
+        client_id,
+        scopes,
+        algorithm,
+        key_id,
+        raw: Value::Object(raw),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn scope_claims() -> Vec<String> {
+        vec!["scope".into(), "scp".into()]
+    }
+
+    #[test]
+    fn scope_string_and_scp_array_are_merged() {
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "scope": "a b", "scp": ["c"]})),
+            Algorithm::RS256,
+            None,
+            &scope_claims(),
+        )
+        .expect("claims");
+        assert_eq!(c.scopes().iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_scope_array_with_a_space_is_invalid() {
+        let r = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "scp": ["a b"]})),
+            Algorithm::RS256,
+            None,
+            &scope_claims(),
+        );
+        assert_eq!(r.err(), Some(ClaimShape::Invalid("scope")));
+    }
+
+    #[test]
+    fn exp_as_a_string_is_invalid() {
+        let r = build_claims(
+            obj(json!({"iss": "i", "exp": "1"})),
+            Algorithm::RS256,
+            None,
+            &[],
+        );
+        assert_eq!(r.err(), Some(ClaimShape::Invalid("exp")));
+    }
+
+    #[test]
+    fn exp_as_a_float_is_floored() {
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 10.9})),
+            Algorithm::RS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        assert_eq!(c.expires_at(), 10);
+    }
+
+    #[test]
+    fn a_huge_exp_is_invalid() {
+        let r = build_claims(
+            obj(json!({"iss": "i", "exp": 1e300})),
+            Algorithm::RS256,
+            None,
+            &[],
+        );
+        assert_eq!(r.err(), Some(ClaimShape::Invalid("exp")));
+    }
+
+    #[test]
+    fn aud_of_the_wrong_type_is_invalid() {
+        let r = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "aud": [1]})),
+            Algorithm::RS256,
+            None,
+            &[],
+        );
+        assert_eq!(r.err(), Some(ClaimShape::Invalid("aud")));
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let r: Result<UniqueObject, _> = serde_json::from_str(r#"{"a":1,"a":2}"#);
+        assert!(r.is_err());
+        let r: Result<UniqueObject, _> = serde_json::from_str(r#"{"a":1,"b":2}"#);
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn scope_tokens_follow_rfc6749() {
+        assert!(ScopeToken::new("a\"b").is_err());
+        assert!(ScopeToken::new("a\\b").is_err());
+        assert!(ScopeToken::new("é").is_err());
+        assert!(ScopeToken::new("read:maps").is_ok());
+    }
+
+    #[test]
+    fn users_can_deserialize_their_own_claims() {
+        #[derive(serde::Deserialize)]
+        struct Mine {
+            org_id: String,
+        }
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "org_id": "org_1"})),
+            Algorithm::RS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        assert_eq!(c.deserialize::<Mine>().expect("mine").org_id, "org_1");
+    }
+}

@@ -1,0 +1,686 @@
+//! [`VerifierBuilder`]: every setting, every check in [`build`](VerifierBuilder::build).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::algorithm::{Algorithm, Family};
+use crate::claims::{Claims, is_scope_token};
+use crate::crypto::{self, Key, KeyMaterial};
+use crate::error::{AuthError, ConfigError};
+use crate::fetch::{self, Fetcher, RemoteSource};
+use crate::jwks;
+use crate::key_store::{KeyStore, RefreshPolicy};
+use crate::verify::{Settings, Verifier};
+
+/// Default leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Default maximum token size, checked before any parsing.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Default cap on a JWKS or metadata response body.
+pub const DEFAULT_MAX_JWKS_BYTES: usize = 512 * 1024;
+/// Default cap on the number of keys taken from a JWKS.
+pub const DEFAULT_MAX_KEYS: usize = 100;
+/// Default timeout of a whole discovery + JWKS fetch.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// JWKS lifetime when the response has no `Cache-Control: max-age`.
+pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(600);
+/// Shortest JWKS lifetime (a smaller `max-age` is raised to this).
+pub const DEFAULT_MIN_JWKS_TTL: Duration = Duration::from_secs(300);
+/// Longest JWKS lifetime (a larger `max-age` is lowered to this).
+pub const DEFAULT_MAX_JWKS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Unknown-`kid` refreshes allowed at once.
+pub const DEFAULT_UNKNOWN_KID_BURST: u32 = 2;
+/// After the burst, at most one unknown-`kid` refresh per this period.
+pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
+/// First retry delay after a failed fetch (doubling up to [`DEFAULT_MAX_BACKOFF`]).
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay after failed fetches.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Default number of verified tokens cached.
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: u64 = 10_000;
+
+/// A custom claim check, run after every built-in check passed.
+pub(crate) type ClaimValidator = Arc<dyn Fn(&Claims) -> Result<(), AuthError> + Send + Sync>;
+
+enum KeySourceSetting {
+    Discovery,
+    JwksUri(String),
+    JwksJson(String),
+    Pem(Vec<(Algorithm, Vec<u8>)>),
+    Secret(Vec<u8>),
+}
+
+impl KeySourceSetting {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Discovery => "discovery",
+            Self::JwksUri(_) => "a JWKS URI",
+            Self::JwksJson(_) => "a static JWKS",
+            Self::Pem(_) => "PEM keys",
+            Self::Secret(_) => "an HMAC secret",
+        }
+    }
+}
+
+/// Builds a [`Verifier`]. Setters never fail; [`build`](Self::build) checks everything.
+///
+/// ```
+/// use bearer_guard::{Algorithm, Verifier};
+/// use std::time::Duration;
+///
+/// let verifier = Verifier::builder()
+///     .issuer("https://tenant.auth0.com/")
+///     .audience("urn:worldmappers")
+///     .algorithms([Algorithm::RS256])
+///     .leeway(Duration::from_secs(10))
+///     .build()
+///     .expect("valid configuration");
+/// # drop(verifier);
+///
+/// // A misconfiguration is an error that names the bad value:
+/// let err = Verifier::builder()
+///     .issuer("http://idp.example.com/")
+///     .audience("urn:worldmappers")
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("http://idp.example.com/"));
+/// ```
+#[must_use]
+pub struct VerifierBuilder {
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    sources: Vec<KeySourceSetting>,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Duration,
+    max_age: Option<Duration>,
+    required_claims: Vec<String>,
+    strict_rfc9068: bool,
+    scope_claims: Vec<String>,
+    allow_http: bool,
+    client: Option<reqwest::Client>,
+    max_token_bytes: usize,
+    max_jwks_bytes: usize,
+    max_keys: usize,
+    fetch_timeout: Duration,
+    default_ttl: Duration,
+    min_ttl: Duration,
+    max_ttl: Duration,
+    unknown_kid_burst: u32,
+    unknown_kid_cooldown: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    token_cache_entries: u64,
+    validators: Vec<ClaimValidator>,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field(
+                "sources",
+                &self
+                    .sources
+                    .iter()
+                    .map(KeySourceSetting::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("algorithms", &self.algorithms)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audiences: Vec::new(),
+            sources: Vec::new(),
+            algorithms: None,
+            leeway: DEFAULT_LEEWAY,
+            max_age: None,
+            required_claims: Vec::new(),
+            strict_rfc9068: false,
+            scope_claims: vec!["scope".into(), "scp".into()],
+            allow_http: false,
+            client: None,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            max_jwks_bytes: DEFAULT_MAX_JWKS_BYTES,
+            max_keys: DEFAULT_MAX_KEYS,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            default_ttl: DEFAULT_JWKS_TTL,
+            min_ttl: DEFAULT_MIN_JWKS_TTL,
+            max_ttl: DEFAULT_MAX_JWKS_TTL,
+            unknown_kid_burst: DEFAULT_UNKNOWN_KID_BURST,
+            unknown_kid_cooldown: DEFAULT_UNKNOWN_KID_COOLDOWN,
+            initial_backoff: DEFAULT_INITIAL_BACKOFF,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
+            validators: Vec::new(),
+        }
+    }
+}
+
+impl VerifierBuilder {
+    /// The issuer (`iss`), compared exactly: `https://tenant.auth0.com/` (with its trailing
+    /// slash) is not `https://tenant.auth0.com`. Required.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// An accepted audience; call again to accept several. The token's `aud` (string or
+    /// array) must contain one of them. At least one is required.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Several accepted audiences at once.
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences.extend(audiences.into_iter().map(Into::into));
+        self
+    }
+
+    /// Find the keys by discovery from the issuer (the default when no other key source is
+    /// set): OIDC `/.well-known/openid-configuration`, then RFC 8414
+    /// `/.well-known/oauth-authorization-server`. The metadata's `issuer` must equal the
+    /// configured issuer, and its `jwks_uri` is used.
+    pub fn discovery(mut self) -> Self {
+        self.sources.push(KeySourceSetting::Discovery);
+        self
+    }
+
+    /// Fetch the keys from this JWKS URL (no discovery).
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.sources.push(KeySourceSetting::JwksUri(uri.into()));
+        self
+    }
+
+    /// Use this JWK Set document as fixed keys (nothing is fetched).
+    pub fn jwks_json(mut self, json: impl Into<String>) -> Self {
+        self.sources.push(KeySourceSetting::JwksJson(json.into()));
+        self
+    }
+
+    /// Use a PEM public key (SPKI `PUBLIC KEY`, or `RSA PUBLIC KEY`) bound to `algorithm`.
+    /// Call again for more keys. Tokens are matched to a PEM key by algorithm (PEM keys have
+    /// no `kid`), so at most one key per algorithm is useful.
+    pub fn pem_key(mut self, algorithm: Algorithm, pem: impl AsRef<[u8]>) -> Self {
+        let entry = (algorithm, pem.as_ref().to_vec());
+        match self.sources.iter_mut().find_map(|s| match s {
+            KeySourceSetting::Pem(v) => Some(v),
+            _ => None,
+        }) {
+            Some(v) => v.push(entry),
+            None => self.sources.push(KeySourceSetting::Pem(vec![entry])),
+        }
+        self
+    }
+
+    /// Verify HS256/384/512 tokens with a shared secret. An explicit opt-in: it cannot be
+    /// combined with any other key source, and the allow-list must then hold only HMAC
+    /// algorithms (default: HS256). The secret must be at least as long as the hash output.
+    pub fn hmac_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.sources
+            .push(KeySourceSetting::Secret(secret.as_ref().to_vec()));
+        self
+    }
+
+    /// The algorithm allow-list. Default: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA
+    /// (HS256 alone with [`hmac_secret`](Self::hmac_secret)).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Clock-skew tolerance for `exp`, `nbf` and `iat`. Default 30 s; at most 5 minutes.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Refuse tokens whose `iat` is older than this (and tokens without `iat`).
+    pub fn max_token_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Require this claim to be present (and not `null`).
+    pub fn require_claim(mut self, name: impl Into<String>) -> Self {
+        self.required_claims.push(name.into());
+        self
+    }
+
+    /// Strict RFC 9068 (JWT profile for access tokens): `typ` must be `at+jwt` and `iat`,
+    /// `sub`, `client_id` and `jti` must be present. Off by default: `typ` may then be absent,
+    /// `JWT`, `at+jwt` or `application/at+jwt`.
+    pub fn strict_rfc9068(mut self, strict: bool) -> Self {
+        self.strict_rfc9068 = strict;
+        self
+    }
+
+    /// The claims scopes are read from (replacing the default `scope` and `scp`). Each may
+    /// be a space-separated string or an array of scope tokens.
+    pub fn scope_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope_claims = claims.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Also read scopes from Auth0's `permissions` array (issued when RBAC is on).
+    pub fn permissions_as_scopes(mut self) -> Self {
+        if !self.scope_claims.iter().any(|c| c == "permissions") {
+            self.scope_claims.push("permissions".into());
+        }
+        self
+    }
+
+    /// Allow plain `http` issuer and JWKS URLs on any host (loopback hosts are always
+    /// allowed). Tokens and keys can then be tampered with on the network.
+    pub fn dangerous_allow_insecure_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// The HTTP client for discovery and JWKS fetches. The default one has a 5 s total
+    /// timeout and follows redirects only to the same host. Whatever the client, each fetch
+    /// is bounded by [`fetch_timeout`](Self::fetch_timeout).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Longest token accepted, checked before any parsing. Default 16 KiB.
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// Largest JWKS or metadata body read. Default 512 KiB.
+    pub fn max_jwks_bytes(mut self, bytes: usize) -> Self {
+        self.max_jwks_bytes = bytes;
+        self
+    }
+
+    /// Most keys taken from a JWKS. Default 100.
+    pub fn max_keys(mut self, keys: usize) -> Self {
+        self.max_keys = keys;
+        self
+    }
+
+    /// Timeout of one discovery + JWKS fetch. Default 5 s.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// JWKS lifetime bounds: `default` when the response has no `max-age`, which is
+    /// clamped to `min..=max`. Defaults: 10 min, 5 min, 24 h.
+    pub fn jwks_ttl(mut self, default: Duration, min: Duration, max: Duration) -> Self {
+        self.default_ttl = default;
+        self.min_ttl = min;
+        self.max_ttl = max;
+        self
+    }
+
+    /// Unknown-`kid` refresh limit: `burst` at once, then one per `cooldown`.
+    /// Defaults: 2 and 30 s.
+    pub fn unknown_kid_refresh(mut self, burst: u32, cooldown: Duration) -> Self {
+        self.unknown_kid_burst = burst;
+        self.unknown_kid_cooldown = cooldown;
+        self
+    }
+
+    /// Retry delays after failed fetches: `initial`, doubling up to `max`.
+    /// Defaults: 1 s and 60 s.
+    pub fn fetch_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max;
+        self
+    }
+
+    /// How many verified tokens to remember (0 turns the cache off). Default 10,000.
+    /// See the crate docs, "Verified-token cache".
+    pub fn token_cache(mut self, entries: u64) -> Self {
+        self.token_cache_entries = entries;
+        self
+    }
+
+    /// A custom check over the verified claims, run after the built-in ones. Return
+    /// [`AuthError::rejected`] (401 `invalid_token`) or [`AuthError::insufficient_scope`] (403).
+    pub fn validate<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&Claims) -> Result<(), AuthError> + Send + Sync + 'static,
+    {
+        self.validators.push(Arc::new(check));
+        self
+    }
+
+    /// Checks the configuration and builds the verifier. No network access happens here;
+    /// keys are fetched on first use (or by [`Verifier::refresh_keys`]).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the bad value: no issuer or audience, an invalid or
+    /// non-https URL, conflicting key sources, an algorithm the key source cannot serve, a
+    /// weak HMAC secret, unusable static keys, an out-of-range setting, or no crypto backend.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        if !crypto::HAS_BACKEND {
+            return Err(ConfigError::NoCryptoBackend);
+        }
+        let issuer = self.issuer.clone().ok_or(ConfigError::MissingIssuer)?;
+        if issuer.is_empty() {
+            return Err(ConfigError::MissingIssuer);
+        }
+        if self.audiences.is_empty() {
+            return Err(ConfigError::MissingAudience);
+        }
+        if self.audiences.iter().any(String::is_empty) {
+            return Err(ConfigError::EmptyAudience);
+        }
+        if self.sources.len() > 1 {
+            return Err(ConfigError::ConflictingKeySources {
+                first: self.sources[0].name(),
+                second: self.sources[1].name(),
+            });
+        }
+        check_range(
+            "leeway",
+            self.leeway,
+            Duration::ZERO,
+            Duration::from_secs(300),
+            "0 s to 5 min",
+        )?;
+        check_range(
+            "fetch_timeout",
+            self.fetch_timeout,
+            Duration::from_millis(10),
+            Duration::from_secs(120),
+            "10 ms to 2 min",
+        )?;
+        if !(256..=1024 * 1024).contains(&self.max_token_bytes) {
+            return Err(ConfigError::OutOfRange {
+                what: "max_token_bytes",
+                value: self.max_token_bytes.to_string(),
+                range: "256 to 1048576",
+            });
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_jwks_bytes) {
+            return Err(ConfigError::OutOfRange {
+                what: "max_jwks_bytes",
+                value: self.max_jwks_bytes.to_string(),
+                range: "1024 to 67108864",
+            });
+        }
+        if !(1..=10_000).contains(&self.max_keys) {
+            return Err(ConfigError::OutOfRange {
+                what: "max_keys",
+                value: self.max_keys.to_string(),
+                range: "1 to 10000",
+            });
+        }
+        if self.min_ttl > self.max_ttl || self.min_ttl.is_zero() {
+            return Err(ConfigError::OutOfRange {
+                what: "jwks_ttl",
+                value: format!("min {:?}, max {:?}", self.min_ttl, self.max_ttl),
+                range: "0 < min <= max",
+            });
+        }
+        if self.unknown_kid_cooldown.is_zero() {
+            return Err(ConfigError::OutOfRange {
+                what: "unknown_kid_cooldown",
+                value: "0 s".into(),
+                range: "more than 0 s",
+            });
+        }
+        if self.initial_backoff.is_zero() || self.initial_backoff > self.max_backoff {
+            return Err(ConfigError::OutOfRange {
+                what: "fetch_backoff",
+                value: format!(
+                    "initial {:?}, max {:?}",
+                    self.initial_backoff, self.max_backoff
+                ),
+                range: "0 < initial <= max",
+            });
+        }
+        for c in &self.scope_claims {
+            if c.is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    what: "scope claim",
+                    value: c.clone(),
+                    reason: "a claim name cannot be empty",
+                });
+            }
+        }
+        for c in &self.required_claims {
+            if c.is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    what: "required claim",
+                    value: c.clone(),
+                    reason: "a claim name cannot be empty",
+                });
+            }
+        }
+
+        let source = self.sources.first().unwrap_or(&KeySourceSetting::Discovery);
+        let hmac = matches!(source, KeySourceSetting::Secret(_));
+        let algorithms = match (&self.algorithms, hmac) {
+            (Some(a), _) => a.clone(),
+            (None, true) => vec![Algorithm::HS256],
+            (None, false) => Algorithm::DEFAULT_ALLOWED.to_vec(),
+        };
+        if algorithms.is_empty() {
+            return Err(ConfigError::NoAlgorithms);
+        }
+        for &alg in &algorithms {
+            if hmac && !alg.is_symmetric() {
+                return Err(ConfigError::AlgorithmNotUsable {
+                    algorithm: alg,
+                    reason: "an HMAC secret verifies only HS256/384/512",
+                });
+            }
+            if !hmac && alg.is_symmetric() {
+                return Err(ConfigError::AlgorithmNotUsable {
+                    algorithm: alg,
+                    reason: "HMAC algorithms need `hmac_secret` and cannot be mixed with public keys",
+                });
+            }
+            if alg == Algorithm::ES512 && !cfg!(feature = "aws-lc-rs") {
+                return Err(ConfigError::AlgorithmNotUsable {
+                    algorithm: alg,
+                    reason: "ES512 needs the `aws-lc-rs` backend",
+                });
+            }
+        }
+
+        let keys = match source {
+            KeySourceSetting::Discovery | KeySourceSetting::JwksUri(_) => {
+                let remote = match source {
+                    KeySourceSetting::JwksUri(uri) => {
+                        RemoteSource::Jwks(parse_url("jwks_uri", uri, self.allow_http)?)
+                    }
+                    _ => {
+                        parse_url("issuer", &issuer, self.allow_http)?;
+                        RemoteSource::Discovery
+                    }
+                };
+                let client = match self.client.clone() {
+                    Some(c) => c,
+                    None => fetch::default_client(self.fetch_timeout)
+                        .map_err(ConfigError::HttpClient)?,
+                };
+                let fetcher = Fetcher::new(
+                    client,
+                    remote,
+                    issuer.clone(),
+                    self.allow_http,
+                    self.fetch_timeout,
+                    self.max_jwks_bytes,
+                );
+                KeyStore::remote(
+                    fetcher,
+                    RefreshPolicy {
+                        min_ttl: self.min_ttl,
+                        max_ttl: self.max_ttl,
+                        default_ttl: self.default_ttl,
+                        unknown_kid_burst: self.unknown_kid_burst,
+                        unknown_kid_cooldown: self.unknown_kid_cooldown,
+                        initial_backoff: self.initial_backoff,
+                        max_backoff: self.max_backoff,
+                        max_keys: self.max_keys,
+                        algorithms: algorithms.clone(),
+                    },
+                )
+            }
+            KeySourceSetting::JwksJson(json) => {
+                let parsed = jwks::parse_jwk_set(json.as_bytes(), &algorithms, self.max_keys)
+                    .map_err(|reason| ConfigError::InvalidKey {
+                        key: "set".into(),
+                        reason: reason.into(),
+                    })?;
+                for reason in &parsed.skipped {
+                    tracing::warn!(%reason, "static JWKS key skipped");
+                }
+                if parsed.keys.is_empty() {
+                    return Err(ConfigError::NoUsableKeys {
+                        reasons: parsed.skipped.join("; "),
+                    });
+                }
+                KeyStore::fixed(parsed.keys)
+            }
+            KeySourceSetting::Pem(pems) => {
+                let mut keys = Vec::new();
+                for (i, (alg, pem)) in pems.iter().enumerate() {
+                    if !algorithms.contains(alg) {
+                        return Err(ConfigError::InvalidKey {
+                            key: format!("PEM #{i}"),
+                            reason: format!("its algorithm {alg} is not in the allow-list"),
+                        });
+                    }
+                    let material = crypto::material_from_pem(*alg, pem).map_err(|reason| {
+                        ConfigError::InvalidKey {
+                            key: format!("PEM #{i}"),
+                            reason,
+                        }
+                    })?;
+                    let key = Key::new(None, *alg, material).map_err(|reason| {
+                        ConfigError::InvalidKey {
+                            key: format!("PEM #{i}"),
+                            reason: reason.into(),
+                        }
+                    })?;
+                    keys.push(Arc::new(key));
+                }
+                KeyStore::fixed(keys)
+            }
+            KeySourceSetting::Secret(secret) => {
+                let mut keys = Vec::new();
+                for &alg in &algorithms {
+                    let min_len = crypto::min_secret_len(alg);
+                    if secret.len() < min_len {
+                        return Err(ConfigError::WeakSecret {
+                            algorithm: alg,
+                            min_len,
+                            len: secret.len(),
+                        });
+                    }
+                    debug_assert_eq!(alg.family(), Family::Hmac);
+                    let key = Key::new(None, alg, KeyMaterial::Secret(secret.clone())).map_err(
+                        |reason| ConfigError::InvalidKey {
+                            key: "secret".into(),
+                            reason: reason.into(),
+                        },
+                    )?;
+                    keys.push(Arc::new(key));
+                }
+                KeyStore::fixed(keys)
+            }
+        };
+
+        Ok(Verifier::from_settings(Settings {
+            issuer,
+            audiences: self.audiences,
+            algorithms,
+            leeway: self.leeway.as_secs(),
+            max_age: self.max_age,
+            required_claims: self.required_claims,
+            strict_rfc9068: self.strict_rfc9068,
+            scope_claims: self.scope_claims,
+            max_token_bytes: self.max_token_bytes,
+            token_cache_entries: self.token_cache_entries,
+            validators: self.validators,
+            keys,
+        }))
+    }
+}
+
+fn check_range(
+    what: &'static str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+    range: &'static str,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::OutOfRange {
+            what,
+            value: format!("{value:?}"),
+            range,
+        });
+    }
+    Ok(())
+}
+
+fn parse_url(what: &'static str, value: &str, allow_http: bool) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::InvalidUrl {
+        what,
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(ConfigError::InvalidUrl {
+            what,
+            value: value.to_owned(),
+            reason: "no host".into(),
+        });
+    }
+    match fetch::check_scheme(&url, allow_http) {
+        Ok(()) => Ok(url),
+        Err(_) if url.scheme() == "http" => Err(ConfigError::InsecureUrl {
+            what,
+            value: value.to_owned(),
+        }),
+        Err(reason) => Err(ConfigError::InvalidUrl {
+            what,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }),
+    }
+}
+
+/// Checks a scope string for guards and rejections.
+#[allow(dead_code)]
+pub(crate) fn check_scope(value: &str) -> Result<(), ConfigError> {
+    if is_scope_token(value) {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidValue {
+            what: "scope",
+            value: value.to_owned(),
+            reason: "not an RFC 6749 scope token",
+        })
+    }
+}

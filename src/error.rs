@@ -1,0 +1,459 @@
+//! Errors: [`ConfigError`] from `build()`, [`AuthError`] from verification.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+/// A configuration mistake found by a builder's `build()`.
+///
+/// The message names the offending value (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No issuer was configured.
+    MissingIssuer,
+    /// No audience was configured; the `aud` check cannot be skipped.
+    MissingAudience,
+    /// An audience was the empty string.
+    EmptyAudience,
+    /// A URL (issuer, JWKS URI, …) could not be parsed.
+    InvalidUrl {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A URL uses plain `http` for a host that is not loopback.
+    InsecureUrl {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Two key sources were configured (for example a JWKS URL and static keys, or an HMAC
+    /// secret beside a JWKS).
+    ConflictingKeySources {
+        /// The first source.
+        first: &'static str,
+        /// The second source.
+        second: &'static str,
+    },
+    /// The algorithm allow-list is empty.
+    NoAlgorithms,
+    /// The allow-list mixes algorithms that the key source cannot serve (for example an HMAC
+    /// algorithm with a JWKS, or an asymmetric one with an HMAC secret).
+    AlgorithmNotUsable {
+        /// The algorithm.
+        algorithm: crate::Algorithm,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The HMAC secret is too short for the algorithm.
+    WeakSecret {
+        /// The algorithm.
+        algorithm: crate::Algorithm,
+        /// Minimum length in bytes.
+        min_len: usize,
+        /// The length given.
+        len: usize,
+    },
+    /// A static key (PEM or JWKS) could not be used.
+    InvalidKey {
+        /// Which key (its position or `kid`).
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// Static keys were configured but none is usable with the allowed algorithms.
+    NoUsableKeys {
+        /// Why each key was skipped.
+        reasons: String,
+    },
+    /// A scope, claim name or other token was not valid.
+    InvalidValue {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A duration or size setting was out of range.
+    OutOfRange {
+        /// Which setting.
+        what: &'static str,
+        /// The value given, formatted.
+        value: String,
+        /// The accepted range, formatted.
+        range: &'static str,
+    },
+    /// No crypto backend feature is enabled: enable `aws-lc-rs` (the default) or `rust-crypto`.
+    NoCryptoBackend,
+    /// The default HTTP client could not be built.
+    HttpClient(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingIssuer => f.write_str("no issuer configured: call `.issuer(..)`"),
+            Self::MissingAudience => f.write_str(
+                "no audience configured: call `.audience(..)` (the `aud` check cannot be skipped)",
+            ),
+            Self::EmptyAudience => f.write_str("an audience is the empty string"),
+            Self::InvalidUrl {
+                what,
+                value,
+                reason,
+            } => write!(f, "{what} {value:?} is not a valid URL: {reason}"),
+            Self::InsecureUrl { what, value } => write!(
+                f,
+                "{what} {value:?} is not https and not a loopback host \
+                 (use `dangerous_allow_insecure_http()` to allow it)"
+            ),
+            Self::ConflictingKeySources { first, second } => {
+                write!(
+                    f,
+                    "two key sources configured: {first} and {second}; choose one"
+                )
+            }
+            Self::NoAlgorithms => f.write_str("the algorithm allow-list is empty"),
+            Self::AlgorithmNotUsable { algorithm, reason } => {
+                write!(f, "algorithm {algorithm} cannot be allowed: {reason}")
+            }
+            Self::WeakSecret {
+                algorithm,
+                min_len,
+                len,
+            } => write!(
+                f,
+                "the HMAC secret is {len} bytes; {algorithm} needs at least {min_len}"
+            ),
+            Self::InvalidKey { key, reason } => write!(f, "key {key} is not usable: {reason}"),
+            Self::NoUsableKeys { reasons } => write!(
+                f,
+                "none of the static keys is usable with the allowed algorithms: {reasons}"
+            ),
+            Self::InvalidValue {
+                what,
+                value,
+                reason,
+            } => write!(f, "{what} {value:?} is invalid: {reason}"),
+            Self::OutOfRange { what, value, range } => {
+                write!(f, "{what} = {value} is out of range ({range})")
+            }
+            Self::NoCryptoBackend => f.write_str(
+                "no crypto backend: enable the `aws-lc-rs` (default) or `rust-crypto` feature \
+                 of bearer-guard",
+            ),
+            Self::HttpClient(reason) => write!(f, "the HTTP client could not be built: {reason}"),
+        }
+    }
+}
+
+impl StdError for ConfigError {}
+
+/// What went wrong with a request's credentials; see [`AuthError::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// The request carried no credentials (RFC 6750 §3.1: answer without an error code).
+    MissingToken,
+    /// The request was malformed: two `Authorization` headers, `Bearer` with no token, a token
+    /// that is not `b64token` syntax, … (`invalid_request`).
+    MalformedRequest,
+    /// The token was refused (`invalid_token`), for the reason given.
+    InvalidToken(InvalidTokenReason),
+    /// The token is valid but lacks a required scope (`insufficient_scope`).
+    InsufficientScope,
+    /// The issuer's keys could not be obtained; the token could not be checked. Not the
+    /// client's fault: answer 503, not 401.
+    KeysUnavailable,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidTokenReason {
+    /// Longer than the configured maximum.
+    TooLarge,
+    /// Not three base64url segments, or a segment is not valid JSON of the right shape.
+    Malformed,
+    /// The header's `alg` is not in the allow-list (this includes `none`).
+    AlgorithmNotAllowed,
+    /// The header carries a `crit` extension this library does not understand.
+    UnsupportedCritical,
+    /// The `typ` header is not acceptable.
+    WrongType,
+    /// No key with the token's `kid` (or, without `kid`, no single key for its `alg`).
+    UnknownKey,
+    /// The key the token names is bound to another algorithm.
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` is in the past (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// `iat` is older than the configured maximum token age.
+    TooOld,
+    /// `iss` is not the configured issuer.
+    WrongIssuer,
+    /// `aud` contains none of the configured audiences.
+    WrongAudience,
+    /// A required claim is missing.
+    MissingClaim,
+    /// A claim has the wrong type or an invalid value.
+    InvalidClaim,
+    /// A custom claim validator refused the token.
+    Rejected,
+}
+
+impl InvalidTokenReason {
+    /// A short, fixed description, safe to send to clients (RFC 6750 `error_description`
+    /// characters only).
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::TooLarge => "the token is too large",
+            Self::Malformed => "the token is malformed",
+            Self::AlgorithmNotAllowed => "the token's signing algorithm is not allowed",
+            Self::UnsupportedCritical => "the token has an unsupported critical header",
+            Self::WrongType => "the token type is not accepted",
+            Self::UnknownKey => "the token's signing key is unknown",
+            Self::KeyAlgorithmMismatch => "the token's algorithm does not match its key",
+            Self::BadSignature => "the token's signature is invalid",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::IssuedInFuture => "the token was issued in the future",
+            Self::TooOld => "the token is too old",
+            Self::WrongIssuer => "the token's issuer is not accepted",
+            Self::WrongAudience => "the token's audience is not accepted",
+            Self::MissingClaim => "the token lacks a required claim",
+            Self::InvalidClaim => "the token has an invalid claim",
+            Self::Rejected => "the token was rejected",
+        }
+    }
+
+    /// A stable snake_case name, for logs and metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::UnsupportedCritical => "unsupported_critical",
+            Self::WrongType => "wrong_type",
+            Self::UnknownKey => "unknown_key",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::TooOld => "too_old",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaim => "invalid_claim",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+impl AuthErrorKind {
+    /// A stable snake_case name, for logs and metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::MalformedRequest => "malformed_request",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+/// Why a request was not authenticated or authorized.
+///
+/// Opaque: inspect it with [`kind`](Self::kind). `Display` gives a description that is safe to
+/// show to the client (it never contains token content).
+#[derive(Clone)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    detail: Cow<'static, str>,
+    required_scopes: Option<std::sync::Arc<str>>,
+    retry_after: Option<Duration>,
+    source: Option<std::sync::Arc<dyn StdError + Send + Sync>>,
+}
+
+impl AuthError {
+    pub(crate) fn new(kind: AuthErrorKind, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            required_scopes: None,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn invalid(reason: InvalidTokenReason) -> Self {
+        Self::new(AuthErrorKind::InvalidToken(reason), reason.description())
+    }
+
+    pub(crate) fn invalid_with(
+        reason: InvalidTokenReason,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(AuthErrorKind::InvalidToken(reason), detail)
+    }
+
+    pub(crate) fn missing_token() -> Self {
+        Self::new(
+            AuthErrorKind::MissingToken,
+            "no bearer token in the request",
+        )
+    }
+
+    pub(crate) fn malformed_request(detail: &'static str) -> Self {
+        Self::new(AuthErrorKind::MalformedRequest, detail)
+    }
+
+    pub(crate) fn keys_unavailable(retry_after: Option<Duration>) -> Self {
+        let mut e = Self::new(
+            AuthErrorKind::KeysUnavailable,
+            "the issuer's signing keys are unavailable",
+        );
+        e.retry_after = retry_after;
+        e
+    }
+
+    /// An `insufficient_scope` error naming the scopes the resource requires
+    /// (space-separated, as in the `scope` challenge parameter).
+    pub fn insufficient_scope(required: impl Into<std::sync::Arc<str>>) -> Self {
+        let mut e = Self::new(
+            AuthErrorKind::InsufficientScope,
+            "the token lacks a required scope",
+        );
+        e.required_scopes = Some(required.into());
+        e
+    }
+
+    /// A custom rejection of a valid token, for claim validators. `description` must use only
+    /// the characters RFC 6750 allows in `error_description` (others are replaced when sent).
+    pub fn rejected(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::invalid_with(InvalidTokenReason::Rejected, description)
+    }
+
+    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// A description safe to send to the client.
+    pub fn description(&self) -> &str {
+        &self.detail
+    }
+
+    /// For [`AuthErrorKind::InsufficientScope`]: the required scopes, space-separated.
+    pub fn required_scopes(&self) -> Option<&str> {
+        self.required_scopes.as_deref()
+    }
+
+    /// For [`AuthErrorKind::KeysUnavailable`]: when trying again may help.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("AuthError");
+        d.field("kind", &self.kind).field("detail", &self.detail);
+        if let Some(s) = &self.required_scopes {
+            d.field("required_scopes", s);
+        }
+        if let Some(r) = &self.retry_after {
+            d.field("retry_after", r);
+        }
+        if let Some(s) = &self.source {
+            d.field("source", &s.to_string());
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl StdError for AuthError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn errors_are_send_and_sync() {
+        assert_send_sync::<AuthError>();
+        assert_send_sync::<ConfigError>();
+    }
+
+    #[test]
+    fn descriptions_use_only_rfc6750_characters() {
+        let all = [
+            InvalidTokenReason::TooLarge,
+            InvalidTokenReason::Malformed,
+            InvalidTokenReason::AlgorithmNotAllowed,
+            InvalidTokenReason::UnsupportedCritical,
+            InvalidTokenReason::WrongType,
+            InvalidTokenReason::UnknownKey,
+            InvalidTokenReason::KeyAlgorithmMismatch,
+            InvalidTokenReason::BadSignature,
+            InvalidTokenReason::Expired,
+            InvalidTokenReason::NotYetValid,
+            InvalidTokenReason::IssuedInFuture,
+            InvalidTokenReason::TooOld,
+            InvalidTokenReason::WrongIssuer,
+            InvalidTokenReason::WrongAudience,
+            InvalidTokenReason::MissingClaim,
+            InvalidTokenReason::InvalidClaim,
+            InvalidTokenReason::Rejected,
+        ];
+        for r in all {
+            assert!(
+                r.description()
+                    .bytes()
+                    .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_error_names_the_bad_value() {
+        let e = ConfigError::InsecureUrl {
+            what: "issuer",
+            value: "http://idp.example.com/".into(),
+        };
+        assert!(e.to_string().contains("http://idp.example.com/"));
+    }
+}

@@ -1,0 +1,578 @@
+//! The key store: the current key set in a lock-free snapshot, refreshed safely.
+//!
+//! - Reads never wait on a fetch unless the token's key is unknown.
+//! - One fetch at a time, run in its own task (a cancelled request cannot waste it); every
+//!   request that needs it awaits the same fetch.
+//! - Unknown `kid` refreshes are rate-limited by a token bucket (burst, then one per
+//!   cooldown), and a `kid` found absent after a refresh is remembered as absent until the
+//!   next refresh.
+//! - A failed fetch keeps the last good set (stale-on-error) and is retried with backoff.
+//! - A background task refreshes ahead of expiry (at 80 % of the TTL).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::algorithm::Algorithm;
+use crate::crypto::Key;
+use crate::error::{AuthError, InvalidTokenReason};
+use crate::fetch::{Fetcher, JwksResponse};
+use crate::jwks::parse_jwk_set;
+
+/// How many absent `kid`s a snapshot remembers.
+const MAX_ABSENT_KIDS: usize = 1024;
+/// Longest `kid` remembered as absent (longer ones are simply not remembered).
+const MAX_REMEMBERED_KID_LEN: usize = 256;
+
+/// Refresh policy of a remote key store.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshPolicy {
+    pub(crate) min_ttl: Duration,
+    pub(crate) max_ttl: Duration,
+    pub(crate) default_ttl: Duration,
+    pub(crate) unknown_kid_burst: u32,
+    pub(crate) unknown_kid_cooldown: Duration,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) max_keys: usize,
+    pub(crate) algorithms: Vec<Algorithm>,
+}
+
+/// The keys held at one moment.
+#[derive(Debug, Default)]
+struct Snapshot {
+    by_kid: HashMap<String, Arc<Key>>,
+    all: Vec<Arc<Key>>,
+    /// Whether a key set was ever obtained.
+    loaded: bool,
+    /// Counts successful loads.
+    generation: u64,
+    etag: Option<String>,
+    loaded_at: Option<SystemTime>,
+    /// When to refresh in the background.
+    refresh_due: Option<Instant>,
+    absent: Mutex<HashSet<String>>,
+}
+
+enum Lookup {
+    Found(Arc<Key>),
+    /// No `kid` in the token and more than one key fits its algorithm.
+    Ambiguous,
+    Missing,
+}
+
+impl Snapshot {
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
+        match kid {
+            Some(kid) => match self.by_kid.get(kid) {
+                Some(k) => Lookup::Found(k.clone()),
+                None => Lookup::Missing,
+            },
+            None => {
+                let mut fits = self.all.iter().filter(|k| k.alg() == alg);
+                match (fits.next(), fits.next()) {
+                    (Some(k), None) => Lookup::Found(k.clone()),
+                    (Some(_), Some(_)) => Lookup::Ambiguous,
+                    (None, _) => Lookup::Missing,
+                }
+            }
+        }
+    }
+
+    fn is_absent(&self, kid: &str) -> bool {
+        self.absent.lock().is_ok_and(|a| a.contains(kid))
+    }
+
+    fn remember_absent(&self, kid: &str) {
+        if kid.len() > MAX_REMEMBERED_KID_LEN {
+            return;
+        }
+        if let Ok(mut a) = self.absent.lock() {
+            if a.len() < MAX_ABSENT_KIDS {
+                a.insert(kid.to_owned());
+            }
+        }
+    }
+
+    fn from_keys(keys: Vec<Arc<Key>>) -> Self {
+        let mut by_kid = HashMap::new();
+        for k in &keys {
+            if let Some(kid) = k.kid() {
+                by_kid.entry(kid.to_owned()).or_insert_with(|| k.clone());
+            }
+        }
+        Self {
+            by_kid,
+            all: keys,
+            loaded: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The freshness of a key store, for readiness probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyHealth {
+    /// Keys are held and the last refresh succeeded (or the keys are static).
+    Fresh {
+        /// How many keys are held.
+        keys: usize,
+    },
+    /// Keys are held, but refreshing has failed since `since`.
+    Stale {
+        /// How many keys are held.
+        keys: usize,
+        /// When the first failing refresh happened.
+        since: SystemTime,
+    },
+    /// No key set was ever obtained.
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Loaded,
+    Failed,
+}
+
+#[derive(Debug)]
+struct Coord {
+    inflight: Option<watch::Receiver<Option<Outcome>>>,
+    /// Completed fetch attempts.
+    attempts: u64,
+    last: Option<Outcome>,
+    bucket: f64,
+    bucket_at: Instant,
+    failures: u32,
+    failing_since: Option<SystemTime>,
+    next_retry: Option<Instant>,
+    fetches_started: u64,
+}
+
+#[derive(Debug)]
+struct Remote {
+    fetcher: Fetcher,
+    policy: RefreshPolicy,
+    coord: Mutex<Coord>,
+    background: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    snapshot: ArcSwap<Snapshot>,
+    remote: Option<Remote>,
+}
+
+/// A cheap handle to a key store.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyStore {
+    inner: Arc<Inner>,
+}
+
+enum Decision {
+    Wait(watch::Receiver<Option<Outcome>>),
+    Done(Option<Outcome>),
+    Backoff(Duration),
+    RateLimited,
+}
+
+impl KeyStore {
+    /// A store with fixed keys.
+    pub(crate) fn fixed(keys: Vec<Arc<Key>>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                snapshot: ArcSwap::from_pointee(Snapshot::from_keys(keys)),
+                remote: None,
+            }),
+        }
+    }
+
+    /// A store fed from the network.
+    pub(crate) fn remote(fetcher: Fetcher, policy: RefreshPolicy) -> Self {
+        let burst = f64::from(policy.unknown_kid_burst);
+        Self {
+            inner: Arc::new(Inner {
+                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                remote: Some(Remote {
+                    fetcher,
+                    policy,
+                    coord: Mutex::new(Coord {
+                        inflight: None,
+                        attempts: 0,
+                        last: None,
+                        bucket: burst,
+                        bucket_at: Instant::now(),
+                        failures: 0,
+                        failing_since: None,
+                        next_retry: None,
+                        fetches_started: 0,
+                    }),
+                    background: AtomicBool::new(false),
+                }),
+            }),
+        }
+    }
+
+    /// Finds the key for a token's `kid` and `alg`, fetching when the key is unknown.
+    pub(crate) async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<Key>, AuthError> {
+        let Some(remote) = &self.inner.remote else {
+            return self.lookup_final(&self.inner.snapshot.load(), kid, alg);
+        };
+        self.start_background();
+        let seen = remote.attempts();
+        let snap = self.inner.snapshot.load_full();
+        match snap.lookup(kid, alg) {
+            Lookup::Found(k) => return Ok(k),
+            Lookup::Ambiguous => return Err(AuthError::invalid(InvalidTokenReason::UnknownKey)),
+            Lookup::Missing => {}
+        }
+        if snap.loaded {
+            if let Some(kid) = kid {
+                if snap.is_absent(kid) {
+                    return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
+                }
+            }
+        }
+        // An unknown key: refresh (or join a refresh) if allowed.
+        let rate_limited = snap.loaded;
+        let outcome = match self.decide(seen, rate_limited) {
+            Decision::Wait(mut rx) => wait(&mut rx).await,
+            Decision::Done(o) => o,
+            Decision::Backoff(retry) => {
+                return Err(AuthError::keys_unavailable(Some(retry)));
+            }
+            Decision::RateLimited => {
+                return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
+            }
+        };
+        let snap = self.inner.snapshot.load_full();
+        match outcome {
+            Some(Outcome::Loaded) => {}
+            _ if !snap.loaded => return Err(AuthError::keys_unavailable(remote.retry_after())),
+            // Keys are held but the issuer is failing: this key may well be a new one.
+            _ => {
+                if let Lookup::Found(k) = snap.lookup(kid, alg) {
+                    return Ok(k);
+                }
+                return Err(AuthError::keys_unavailable(remote.retry_after()));
+            }
+        }
+        let result = self.lookup_final(&snap, kid, alg);
+        if result.is_err() {
+            if let Some(kid) = kid {
+                snap.remember_absent(kid);
+            }
+        }
+        result
+    }
+
+    fn lookup_final(
+        &self,
+        snap: &Snapshot,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<Key>, AuthError> {
+        if !snap.loaded {
+            return Err(AuthError::keys_unavailable(None));
+        }
+        match snap.lookup(kid, alg) {
+            Lookup::Found(k) => Ok(k),
+            Lookup::Ambiguous | Lookup::Missing => {
+                Err(AuthError::invalid(InvalidTokenReason::UnknownKey))
+            }
+        }
+    }
+
+    fn decide(&self, seen: u64, rate_limited: bool) -> Decision {
+        let Some(remote) = &self.inner.remote else {
+            return Decision::Done(None);
+        };
+        let Ok(mut c) = remote.coord.lock() else {
+            return Decision::Done(None);
+        };
+        if c.attempts > seen {
+            return Decision::Done(c.last.clone());
+        }
+        if let Some(rx) = &c.inflight {
+            return Decision::Wait(rx.clone());
+        }
+        let now = Instant::now();
+        if let Some(t) = c.next_retry {
+            if now < t {
+                return Decision::Backoff(t - now);
+            }
+        }
+        if rate_limited {
+            let p = &remote.policy;
+            let per_sec = 1.0 / p.unknown_kid_cooldown.as_secs_f64().max(0.001);
+            let elapsed = now.duration_since(c.bucket_at).as_secs_f64();
+            c.bucket = (c.bucket + elapsed * per_sec).min(f64::from(p.unknown_kid_burst));
+            c.bucket_at = now;
+            if c.bucket < 1.0 {
+                return Decision::RateLimited;
+            }
+            c.bucket -= 1.0;
+        }
+        Decision::Wait(self.spawn_fetch(&mut c))
+    }
+
+    fn spawn_fetch(&self, c: &mut Coord) -> watch::Receiver<Option<Outcome>> {
+        let (tx, rx) = watch::channel(None);
+        c.inflight = Some(rx.clone());
+        c.fetches_started += 1;
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let outcome = inner.fetch_once().await;
+            inner.finish(outcome.clone());
+            let _ = tx.send(Some(outcome));
+        });
+        rx
+    }
+
+    /// Starts the background refresher once (needs a Tokio runtime).
+    fn start_background(&self) {
+        let Some(remote) = &self.inner.remote else {
+            return;
+        };
+        if remote.background.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(background(weak));
+    }
+
+    /// Fetches now unless a fetch is under way (then joins it); for warm-up at startup.
+    pub(crate) async fn refresh_now(&self) -> Result<(), ()> {
+        let Some(remote) = &self.inner.remote else {
+            return Ok(());
+        };
+        self.start_background();
+        let rx = {
+            let Ok(mut c) = remote.coord.lock() else {
+                return Err(());
+            };
+            match &c.inflight {
+                Some(rx) => rx.clone(),
+                None => self.spawn_fetch(&mut c),
+            }
+        };
+        let mut rx = rx;
+        match wait(&mut rx).await {
+            Some(Outcome::Loaded) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    /// Number of fetches started so far (for tests and metrics).
+    #[allow(dead_code)]
+    pub(crate) fn fetches_started(&self) -> u64 {
+        self.inner
+            .remote
+            .as_ref()
+            .and_then(|r| r.coord.lock().ok().map(|c| c.fetches_started))
+            .unwrap_or(0)
+    }
+
+    /// Whether the key with this id is still held.
+    pub(crate) fn holds_key(&self, id: u64) -> bool {
+        self.inner.snapshot.load().all.iter().any(|k| k.id() == id)
+    }
+
+    /// The current freshness.
+    pub(crate) fn health(&self) -> KeyHealth {
+        let snap = self.inner.snapshot.load();
+        if !snap.loaded {
+            return KeyHealth::Missing;
+        }
+        let keys = snap.all.len();
+        let failing = self
+            .inner
+            .remote
+            .as_ref()
+            .and_then(|r| r.coord.lock().ok().and_then(|c| c.failing_since));
+        match failing {
+            Some(since) => KeyHealth::Stale { keys, since },
+            None => KeyHealth::Fresh { keys },
+        }
+    }
+
+    /// When the current key set was obtained.
+    #[allow(dead_code)]
+    pub(crate) fn loaded_at(&self) -> Option<SystemTime> {
+        self.inner.snapshot.load().loaded_at
+    }
+}
+
+async fn wait(rx: &mut watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(v) => v.clone(),
+        Err(_) => None,
+    }
+}
+
+impl Remote {
+    fn attempts(&self) -> u64 {
+        self.coord.lock().map(|c| c.attempts).unwrap_or(0)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        let c = self.coord.lock().ok()?;
+        let t = c.next_retry?;
+        Some(
+            t.saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        )
+    }
+}
+
+impl Inner {
+    async fn fetch_once(&self) -> Outcome {
+        let Some(remote) = &self.remote else {
+            return Outcome::Failed;
+        };
+        let current = self.snapshot.load_full();
+        let etag = if current.loaded {
+            current.etag.as_deref()
+        } else {
+            None
+        };
+        match remote.fetcher.fetch_jwks(etag).await {
+            Ok(JwksResponse::NotModified { max_age }) => {
+                let ttl = remote.ttl(max_age);
+                let next = Snapshot {
+                    by_kid: current.by_kid.clone(),
+                    all: current.all.clone(),
+                    loaded: true,
+                    generation: current.generation + 1,
+                    etag: current.etag.clone(),
+                    loaded_at: Some(SystemTime::now()),
+                    refresh_due: Some(Instant::now() + ttl.mul_f64(0.8)),
+                    absent: Mutex::default(),
+                };
+                tracing::debug!(ttl_secs = ttl.as_secs(), "JWKS not modified");
+                self.snapshot.store(Arc::new(next));
+                Outcome::Loaded
+            }
+            Ok(JwksResponse::Body {
+                bytes,
+                etag,
+                max_age,
+            }) => match parse_jwk_set(&bytes, &remote.policy.algorithms, remote.policy.max_keys) {
+                Ok(parsed) => {
+                    for reason in &parsed.skipped {
+                        tracing::warn!(%reason, "JWKS key skipped");
+                    }
+                    if parsed.keys.is_empty() {
+                        tracing::warn!(
+                            "JWKS refresh failed: no usable key in the set; keeping the last good keys"
+                        );
+                        return Outcome::Failed;
+                    }
+                    let ttl = remote.ttl(max_age);
+                    let mut next = Snapshot::from_keys(parsed.keys);
+                    next.generation = current.generation + 1;
+                    next.etag = etag;
+                    next.loaded_at = Some(SystemTime::now());
+                    next.refresh_due = Some(Instant::now() + ttl.mul_f64(0.8));
+                    tracing::debug!(
+                        keys = next.all.len(),
+                        ttl_secs = ttl.as_secs(),
+                        "JWKS loaded"
+                    );
+                    self.snapshot.store(Arc::new(next));
+                    Outcome::Loaded
+                }
+                Err(reason) => {
+                    tracing::warn!(%reason, "JWKS refresh failed; keeping the last good keys");
+                    Outcome::Failed
+                }
+            },
+            Err(e) => {
+                tracing::warn!(reason = %e, "JWKS refresh failed; keeping the last good keys");
+                Outcome::Failed
+            }
+        }
+    }
+
+    fn finish(&self, outcome: Outcome) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let Ok(mut c) = remote.coord.lock() else {
+            return;
+        };
+        c.attempts += 1;
+        c.inflight = None;
+        match outcome {
+            Outcome::Loaded => {
+                c.failures = 0;
+                c.failing_since = None;
+                c.next_retry = None;
+            }
+            Outcome::Failed => {
+                c.failures = c.failures.saturating_add(1);
+                c.failing_since.get_or_insert_with(SystemTime::now);
+                let p = &remote.policy;
+                let exp = c.failures.saturating_sub(1).min(16);
+                let backoff = p
+                    .initial_backoff
+                    .saturating_mul(1 << exp)
+                    .min(p.max_backoff);
+                c.next_retry = Some(Instant::now() + backoff);
+            }
+        }
+        c.last = Some(outcome);
+    }
+
+    /// How long the background task should sleep before its next refresh.
+    fn next_delay(&self) -> Duration {
+        let Some(remote) = &self.remote else {
+            return Duration::from_secs(3600);
+        };
+        let now = Instant::now();
+        let retry = remote.coord.lock().ok().and_then(|c| c.next_retry);
+        if let Some(t) = retry {
+            return t.saturating_duration_since(now);
+        }
+        match self.snapshot.load().refresh_due {
+            Some(t) => t.saturating_duration_since(now),
+            None => Duration::ZERO,
+        }
+    }
+}
+
+impl Remote {
+    fn ttl(&self, max_age: Option<Duration>) -> Duration {
+        let p = &self.policy;
+        max_age.unwrap_or(p.default_ttl).clamp(p.min_ttl, p.max_ttl)
+    }
+}
+
+async fn background(weak: Weak<Inner>) {
+    loop {
+        let delay = match weak.upgrade() {
+            Some(inner) => inner.next_delay(),
+            None => return,
+        };
+        tokio::time::sleep(delay.max(Duration::from_millis(200))).await;
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let store = KeyStore { inner };
+        // Due now? (A request may have refreshed meanwhile.)
+        if !store.inner.next_delay().is_zero() {
+            continue;
+        }
+        let _ = store.refresh_now().await;
+    }
+}

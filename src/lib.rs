@@ -1,0 +1,92 @@
+//! # bearer-guard
+//!
+//! Protects APIs the way an OAuth 2.0 resource server must: verifies JWT access tokens
+//! (RFC 9068, RFC 8725) against the issuer's keys, which it finds by discovery or a JWKS URL,
+//! caches, and refreshes safely.
+//!
+//! The core is [`Verifier`]: built once from a [`VerifierBuilder`], it verifies one token
+//! string and returns its [`Claims`] (with [`Scopes`]) or an [`AuthError`] whose
+//! [`kind`](AuthError::kind) tells how to answer.
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `aws-lc-rs` | yes | crypto backend: aws-lc-rs (used when both backends are on) |
+//! | `rust-crypto` | no | crypto backend: the pure-Rust RustCrypto crates |
+//! | `tls` | yes | https for discovery and JWKS fetches (rustls) |
+//! | `axum` | yes | axum extractors and route guards |
+//! | `dev-issuer` | no | a development authorization server, for tests and demos |
+//!
+//! With no crypto backend, [`VerifierBuilder::build`] fails with
+//! [`ConfigError::NoCryptoBackend`].
+//!
+//! ## Key store
+//!
+//! The key set lives in a lock-free snapshot: a request never waits on a fetch unless its
+//! key is unknown, and expiry never evicts the last good keys. Each key is bound to exactly
+//! one algorithm (the JWK `alg`, else derived from `kty`/`crv`: RSA keys without `alg` are
+//! bound to RS256). An unknown `kid` triggers one fetch, shared by every request waiting for
+//! it, rate-limited to a burst of 2 then one per 30 s; a `kid` still absent after a refresh
+//! is remembered as absent until the next one. A failed refresh keeps the last good keys and
+//! retries with backoff; if no key set was ever obtained, verification fails with
+//! [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401).
+//!
+//! ## Verified-token cache
+//!
+//! M2M clients reuse one token for hours, so a verified token is remembered (keyed by the
+//! SHA-256 of the whole token, bounded by [`VerifierBuilder::token_cache`], 10,000 entries by
+//! default). On a hit the time claims (`exp`, `nbf`, `iat`, maximum age) and custom
+//! validators are checked again; an entry expires at the token's `exp` and is dropped as soon
+//! as its key leaves the key set (rotation or revocation). The trade-off: a cached token stays
+//! accepted until its `exp` or its key's removal, exactly as an uncached one would be, since
+//! JWT access tokens cannot be revoked otherwise. Tokens over 8 KiB are not cached.
+//!
+//! ## Limits and defaults
+//!
+//! | what | default | why |
+//! |---|---|---|
+//! | token size | 16 KiB ([`DEFAULT_MAX_TOKEN_BYTES`]) | checked before any parsing: bounded work per request |
+//! | leeway | 30 s ([`DEFAULT_LEEWAY`]) | clock skew between issuer and API |
+//! | JWKS / metadata body | 512 KiB ([`DEFAULT_MAX_JWKS_BYTES`]) | a hostile or broken issuer cannot exhaust memory |
+//! | keys per JWKS | 100 ([`DEFAULT_MAX_KEYS`]) | bounded memory and lookup time |
+//! | fetch timeout | 5 s ([`DEFAULT_FETCH_TIMEOUT`]) | a slow issuer cannot hold requests |
+//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it | refresh often enough for rotation, rarely enough for the issuer |
+//! | background refresh | at 80 % of the TTL | new keys arrive before they are needed |
+//! | unknown-`kid` refresh | burst 2, then 1 per 30 s | rotation is accepted in-line; a flood of random `kid`s costs little |
+//! | absent `kid`s remembered | 1,024 per key set | bounded memory |
+//! | fetch retry | 1 s doubling to 60 s | an outage is not hammered |
+//! | verified-token cache | 10,000 entries; tokens ≤ 8 KiB | bounded memory |
+//!
+//! ## Deployment caveats
+//!
+//! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway.
+//! - The issuer string is compared exactly, trailing slash included.
+//! - Keys are fetched with Tokio: verification needs a Tokio runtime.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod algorithm;
+mod claims;
+mod config;
+mod crypto;
+mod error;
+mod fetch;
+mod jwks;
+mod key_store;
+mod verify;
+
+#[cfg(feature = "dev-issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dev-issuer")))]
+pub mod dev_issuer;
+
+pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use claims::{Claims, ClaimsError, InvalidScope, ScopeToken, Scopes};
+pub use config::{
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_INITIAL_BACKOFF, DEFAULT_JWKS_TTL, DEFAULT_LEEWAY,
+    DEFAULT_MAX_BACKOFF, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_JWKS_TTL, DEFAULT_MAX_KEYS,
+    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL, DEFAULT_TOKEN_CACHE_ENTRIES,
+    DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN, VerifierBuilder,
+};
+pub use error::{AuthError, AuthErrorKind, ConfigError, InvalidTokenReason};
+pub use key_store::KeyHealth;
+pub use verify::{MAX_CACHED_TOKEN_BYTES, Verifier};

@@ -1,0 +1,437 @@
+//! [`Verifier`]: one token string in, verified [`Claims`] or an [`AuthError`] out.
+//!
+//! Order of checks: size; structure and header (cheap, before any key lookup, so a token that
+//! fails them never causes a JWKS fetch); key lookup; `alg` equal to the key's bound algorithm;
+//! signature; claims.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::algorithm::Algorithm;
+use crate::claims::{ClaimShape, Claims, UniqueObject, build_claims};
+use crate::config::{ClaimValidator, VerifierBuilder};
+use crate::error::{AuthError, InvalidTokenReason};
+use crate::jwks::B64;
+use crate::key_store::{KeyHealth, KeyStore};
+
+/// Tokens longer than this are verified but not cached.
+pub const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
+
+pub(crate) struct Settings {
+    pub(crate) issuer: String,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) leeway: u64,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) required_claims: Vec<String>,
+    pub(crate) strict_rfc9068: bool,
+    pub(crate) scope_claims: Vec<String>,
+    pub(crate) max_token_bytes: usize,
+    pub(crate) token_cache_entries: u64,
+    pub(crate) validators: Vec<ClaimValidator>,
+    pub(crate) keys: KeyStore,
+}
+
+struct Inner {
+    s: Settings,
+    cache: Option<moka::sync::Cache<[u8; 32], Arc<CacheEntry>>>,
+}
+
+struct CacheEntry {
+    claims: Claims,
+    key_id: u64,
+}
+
+/// Verifies OAuth 2.0 JWT access tokens for one issuer. Cheap to clone (an `Arc`); clones
+/// share the key store and the verified-token cache.
+///
+/// ```
+/// # #[cfg(feature = "aws-lc-rs")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use bearer_guard::{AuthErrorKind, InvalidTokenReason, Verifier};
+///
+/// // A shared secret keeps the example self-contained; real deployments use discovery
+/// // (the default) or `jwks_uri(..)`.
+/// let secret = b"an-example-secret-of-at-least-32-bytes!!";
+/// let verifier = Verifier::builder()
+///     .issuer("https://issuer.example/")
+///     .audience("urn:worldmappers")
+///     .hmac_secret(secret)
+///     .build()
+///     .unwrap();
+///
+/// # use base64::Engine as _;
+/// # let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+/// # let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+/// # let sign = |claims: serde_json::Value| {
+/// #     let msg = format!("{}.{}", b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#), b64.encode(claims.to_string()));
+/// #     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+/// #     format!("{msg}.{}", b64.encode(aws_lc_rs::hmac::sign(&key, msg.as_bytes())))
+/// # };
+/// let good = sign(serde_json::json!({
+///     "iss": "https://issuer.example/", "aud": "urn:worldmappers",
+///     "exp": now + 600, "scope": "directions",
+/// }));
+/// let claims = verifier.verify(&good).await.unwrap();
+/// assert!(claims.scopes().contains("directions"));
+///
+/// let other_audience = sign(serde_json::json!({
+///     "iss": "https://issuer.example/", "aud": "urn:other", "exp": now + 600,
+/// }));
+/// let err = verifier.verify(&other_audience).await.unwrap_err();
+/// assert_eq!(err.kind(), AuthErrorKind::InvalidToken(InvalidTokenReason::WrongAudience));
+/// # }
+/// # #[cfg(not(feature = "aws-lc-rs"))]
+/// # fn main() {}
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.s.issuer)
+            .field("audiences", &self.inner.s.audiences)
+            .field("algorithms", &self.inner.s.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: Option<String>,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+pub(crate) fn unix_now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+fn malformed() -> AuthError {
+    AuthError::invalid(InvalidTokenReason::Malformed)
+}
+
+/// The parts of a token that passed the cheap checks.
+struct Parsed<'a> {
+    header: Header,
+    alg: Algorithm,
+    message: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+impl Verifier {
+    /// Starts a configuration.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    pub(crate) fn from_settings(s: Settings) -> Self {
+        let cache = (s.token_cache_entries > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(s.token_cache_entries)
+                .expire_after(ExpireAtExp { leeway: s.leeway })
+                .build()
+        });
+        Self {
+            inner: Arc::new(Inner { s, cache }),
+        }
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.inner.s.issuer
+    }
+
+    /// The accepted audiences.
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.s.audiences
+    }
+
+    /// Fetches the keys now (discovery and JWKS), for a warm start; a no-op for static keys.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the
+    /// fetch failed (the reason is logged at WARN).
+    pub async fn refresh_keys(&self) -> Result<(), AuthError> {
+        self.inner
+            .s
+            .keys
+            .refresh_now()
+            .await
+            .map_err(|()| AuthError::keys_unavailable(None))
+    }
+
+    /// Whether keys are held and fresh, for readiness probes.
+    pub fn key_health(&self) -> KeyHealth {
+        self.inner.s.keys.health()
+    }
+
+    /// How many JWKS fetches were started so far (for tests and monitoring).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner.s.keys.fetches_started()
+    }
+
+    /// Verifies one token (the text after `Bearer `).
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`] whose kind is
+    /// [`InvalidToken`](crate::AuthErrorKind::InvalidToken) with the reason, or
+    /// [`KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the issuer's keys could
+    /// not be obtained.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let s = &self.inner.s;
+        if token.len() > s.max_token_bytes {
+            return Err(AuthError::invalid(InvalidTokenReason::TooLarge));
+        }
+        let cache_key = match &self.inner.cache {
+            Some(cache) if token.len() <= MAX_CACHED_TOKEN_BYTES => {
+                let h: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+                if let Some(hit) = cache.get(&h) {
+                    if s.keys.holds_key(hit.key_id) {
+                        self.check_times(&hit.claims, unix_now())?;
+                        self.run_validators(&hit.claims)?;
+                        return Ok(hit.claims.clone());
+                    }
+                    cache.invalidate(&h);
+                }
+                Some(h)
+            }
+            _ => None,
+        };
+        let parsed = self.parse(token)?;
+        let key = s
+            .keys
+            .key_for(parsed.header.kid.as_deref(), parsed.alg)
+            .await?;
+        if key.alg() != parsed.alg {
+            return Err(AuthError::invalid(InvalidTokenReason::KeyAlgorithmMismatch));
+        }
+        let signature = B64.decode(parsed.signature).map_err(|_| malformed())?;
+        if !key.verify(parsed.message.as_bytes(), &signature) {
+            return Err(AuthError::invalid(InvalidTokenReason::BadSignature));
+        }
+        let claims = self.claims(&parsed, key.kid())?;
+        if let (Some(h), Some(cache)) = (cache_key, &self.inner.cache) {
+            cache.insert(
+                h,
+                Arc::new(CacheEntry {
+                    claims: claims.clone(),
+                    key_id: key.id(),
+                }),
+            );
+        }
+        Ok(claims)
+    }
+
+    /// Structure, header, `alg` allow-list, `crit` and `typ`: everything checked before a key
+    /// is looked up.
+    fn parse<'a>(&self, token: &'a str) -> Result<Parsed<'a>, AuthError> {
+        let s = &self.inner.s;
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        if h.is_empty() || p.is_empty() || sig.is_empty() {
+            return Err(malformed());
+        }
+        let header_bytes = B64.decode(h).map_err(|_| malformed())?;
+        let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| malformed())?;
+        let alg_name = header.alg.as_deref().ok_or_else(malformed)?;
+        let alg = Algorithm::from_jose(alg_name)
+            .filter(|a| s.algorithms.contains(a))
+            .ok_or_else(|| AuthError::invalid(InvalidTokenReason::AlgorithmNotAllowed))?;
+        if header.crit.is_some() {
+            return Err(AuthError::invalid(InvalidTokenReason::UnsupportedCritical));
+        }
+        if !typ_ok(header.typ.as_deref(), s.strict_rfc9068) {
+            return Err(AuthError::invalid(InvalidTokenReason::WrongType));
+        }
+        Ok(Parsed {
+            header,
+            alg,
+            message: &token[..h.len() + 1 + p.len()],
+            payload: p,
+            signature: sig,
+        })
+    }
+
+    fn claims(&self, parsed: &Parsed<'_>, kid: Option<&str>) -> Result<Claims, AuthError> {
+        let s = &self.inner.s;
+        let payload = B64.decode(parsed.payload).map_err(|_| malformed())?;
+        let UniqueObject(raw) = serde_json::from_slice(&payload).map_err(|_| malformed())?;
+        let claims = build_claims(raw, parsed.alg, kid.map(str::to_owned), &s.scope_claims)
+            .map_err(|shape| match shape {
+                ClaimShape::Missing(name) => AuthError::invalid_with(
+                    InvalidTokenReason::MissingClaim,
+                    format!("the token lacks the claim '{name}'"),
+                ),
+                ClaimShape::Invalid(name) => AuthError::invalid_with(
+                    InvalidTokenReason::InvalidClaim,
+                    format!("the token's claim '{name}' is invalid"),
+                ),
+            })?;
+        if claims.issuer() != s.issuer {
+            return Err(AuthError::invalid(InvalidTokenReason::WrongIssuer));
+        }
+        if claims.audience().is_empty() {
+            return Err(AuthError::invalid_with(
+                InvalidTokenReason::MissingClaim,
+                "the token lacks the claim 'aud'",
+            ));
+        }
+        if !claims
+            .audience()
+            .iter()
+            .any(|a| s.audiences.iter().any(|c| c == a))
+        {
+            return Err(AuthError::invalid(InvalidTokenReason::WrongAudience));
+        }
+        self.check_times(&claims, unix_now())?;
+        let strict: &[&str] = if s.strict_rfc9068 {
+            &["iat", "sub", "client_id", "jti"]
+        } else {
+            &[]
+        };
+        for name in strict
+            .iter()
+            .copied()
+            .chain(s.required_claims.iter().map(String::as_str))
+        {
+            if claims.get(name).is_none_or(serde_json::Value::is_null) {
+                return Err(AuthError::invalid_with(
+                    InvalidTokenReason::MissingClaim,
+                    format!("the token lacks the claim '{}'", sanitize(name)),
+                ));
+            }
+        }
+        self.run_validators(&claims)?;
+        Ok(claims)
+    }
+
+    /// `exp`, `nbf`, `iat` and the maximum age, at `now` (seconds since the epoch).
+    fn check_times(&self, claims: &Claims, now: i64) -> Result<(), AuthError> {
+        let s = &self.inner.s;
+        let leeway = i64::try_from(s.leeway).unwrap_or(i64::MAX);
+        if now >= claims.expires_at().saturating_add(leeway) {
+            return Err(AuthError::invalid(InvalidTokenReason::Expired));
+        }
+        if let Some(nbf) = claims.not_before() {
+            if now.saturating_add(leeway) < nbf {
+                return Err(AuthError::invalid(InvalidTokenReason::NotYetValid));
+            }
+        }
+        if let Some(iat) = claims.issued_at() {
+            if iat > now.saturating_add(leeway) {
+                return Err(AuthError::invalid(InvalidTokenReason::IssuedInFuture));
+            }
+        }
+        if let Some(max_age) = s.max_age {
+            let Some(iat) = claims.issued_at() else {
+                return Err(AuthError::invalid_with(
+                    InvalidTokenReason::MissingClaim,
+                    "the token lacks the claim 'iat'",
+                ));
+            };
+            let max = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            if now.saturating_sub(iat) > max.saturating_add(leeway) {
+                return Err(AuthError::invalid(InvalidTokenReason::TooOld));
+            }
+        }
+        Ok(())
+    }
+
+    fn run_validators(&self, claims: &Claims) -> Result<(), AuthError> {
+        for v in &self.inner.s.validators {
+            v(claims)?;
+        }
+        Ok(())
+    }
+}
+
+fn typ_ok(typ: Option<&str>, strict: bool) -> bool {
+    match typ {
+        None => !strict,
+        Some(t) => {
+            t.eq_ignore_ascii_case("at+jwt")
+                || t.eq_ignore_ascii_case("application/at+jwt")
+                || (!strict && t.eq_ignore_ascii_case("JWT"))
+        }
+    }
+}
+
+/// Keeps only the characters RFC 6750 allows in `error_description`.
+pub(crate) fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+/// Cache entries expire at the token's `exp` (plus leeway), so none outlives its token.
+struct ExpireAtExp {
+    leeway: u64,
+}
+
+impl moka::Expiry<[u8; 32], Arc<CacheEntry>> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<CacheEntry>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        let exp = value
+            .claims
+            .expires_at()
+            .saturating_add(i64::try_from(self.leeway).unwrap_or(0));
+        let left = exp.saturating_sub(unix_now()).max(0);
+        Some(Duration::from_secs(left.unsigned_abs()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_values() {
+        assert!(typ_ok(None, false));
+        assert!(typ_ok(Some("JWT"), false));
+        assert!(typ_ok(Some("at+JWT"), false));
+        assert!(typ_ok(Some("application/at+jwt"), true));
+        assert!(!typ_ok(Some("JWT"), true));
+        assert!(!typ_ok(None, true));
+        assert!(!typ_ok(Some("id_token+jwt"), false));
+    }
+
+    #[test]
+    fn sanitize_replaces_forbidden_characters() {
+        assert_eq!(sanitize("a\"b\\c\né"), "a?b?c??");
+    }
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn verifier_is_send_and_sync() {
+        assert_send_sync::<Verifier>();
+    }
+}
