@@ -348,6 +348,7 @@ impl AuthError {
         Self::invalid_with(InvalidTokenReason::Rejected, description)
     }
 
+    #[allow(dead_code)]
     pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
         self.source = Some(std::sync::Arc::new(source));
         self

@@ -66,13 +66,20 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+mod axum;
 mod claims;
 mod config;
 mod crypto;
 mod error;
+mod extract;
 mod fetch;
 mod jwks;
 mod key_store;
+pub mod layer;
+mod rejection;
+mod scope;
 mod verify;
 
 #[cfg(feature = "dev-issuer")]
@@ -80,6 +87,8 @@ mod verify;
 pub mod dev_issuer;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+#[cfg(feature = "axum")]
+pub use axum::{Auth, AuthRejection, RequireScopes, ScopeRequirement};
 pub use claims::{Claims, ClaimsError, InvalidScope, ScopeToken, Scopes};
 pub use config::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_INITIAL_BACKOFF, DEFAULT_JWKS_TTL, DEFAULT_LEEWAY,
@@ -88,5 +97,12 @@ pub use config::{
     DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN, VerifierBuilder,
 };
 pub use error::{AuthError, AuthErrorKind, ConfigError, InvalidTokenReason};
+pub use extract::{TokenSource, bearer_token, parse_authorization};
 pub use key_store::KeyHealth;
+pub use layer::{JwtAuth, JwtAuthLayer};
+pub use rejection::{DefaultRejection, Rejection};
+pub use scope::{
+    GuardFuture, RequireScopes as RequireScopesService, RequireScopesLayer, ScopePolicy,
+    require_any_scope, require_scopes,
+};
 pub use verify::{MAX_CACHED_TOKEN_BYTES, Verifier};

@@ -1,0 +1,132 @@
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::service::{JwtAuth, Shared};
+use crate::extract::TokenSource;
+use crate::rejection::DefaultRejection;
+use crate::verify::Verifier;
+
+/// A tower [`Layer`] that authenticates requests with bearer JWTs. See the
+/// [module docs](crate::layer).
+#[must_use]
+pub struct JwtAuthLayer<R = DefaultRejection> {
+    shared: Arc<Shared<R>>,
+}
+
+impl<R> Clone for JwtAuthLayer<R> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for JwtAuthLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthLayer")
+            .field("verifier", &self.shared.verifier)
+            .field("source", &self.shared.source)
+            .field("optional", &self.shared.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtAuthLayer {
+    /// A layer verifying tokens with `verifier`, answering failures per RFC 6750.
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                verifier,
+                rejection: DefaultRejection::new(),
+                challenge: DefaultRejection::new(),
+                source: TokenSource::AuthorizationHeader,
+                optional: false,
+            }),
+        }
+    }
+}
+
+impl<R> JwtAuthLayer<R> {
+    fn map_shared(self, f: impl FnOnce(&mut Shared<R>)) -> Self
+    where
+        R: Clone,
+    {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        f(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Replaces how rejections are answered (a [`Rejection`](crate::Rejection), e.g. a
+    /// closure `Fn(AuthError) -> Response<B>`).
+    pub fn rejection<R2>(self, rejection: R2) -> JwtAuthLayer<R2>
+    where
+        R: Clone,
+    {
+        let s = Arc::unwrap_or_clone(self.shared);
+        JwtAuthLayer {
+            shared: Arc::new(Shared {
+                verifier: s.verifier,
+                rejection,
+                challenge: s.challenge,
+                source: s.source,
+                optional: s.optional,
+            }),
+        }
+    }
+
+    /// Also look for the token in this cookie or header when there is no `Authorization`
+    /// header (off by default; never the query string or the body).
+    pub fn token_source(self, source: TokenSource) -> Self
+    where
+        R: Clone,
+    {
+        self.map_shared(|s| s.source = source)
+    }
+
+    /// Optional authentication: a request **without** credentials passes as anonymous (no
+    /// [`Claims`](crate::Claims) in its extensions; handlers see `Option<Claims>`), while a
+    /// request with a malformed or invalid token is still rejected.
+    pub fn optional(self) -> Self
+    where
+        R: Clone,
+    {
+        self.map_shared(|s| s.optional = true)
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+}
+
+impl JwtAuthLayer<DefaultRejection> {
+    /// Sets the RFC 6750 challenge settings (realm, descriptions, RFC 9728 resource
+    /// metadata), used for the layer's answers and the extractors' 403 answers. To combine
+    /// them with a custom [`rejection`](Self::rejection), call this first.
+    ///
+    /// ```
+    /// # fn f(verifier: bearer_guard::Verifier) {
+    /// use bearer_guard::{DefaultRejection, JwtAuthLayer};
+    /// let layer = JwtAuthLayer::new(verifier)
+    ///     .challenge(DefaultRejection::new().realm(Some("world-mappers")).error_description(false));
+    /// # }
+    /// ```
+    pub fn challenge(self, challenge: DefaultRejection) -> Self {
+        self.map_shared(|s| {
+            s.rejection = challenge.clone();
+            s.challenge = challenge;
+        })
+    }
+}
+
+impl<S, R> Layer<S> for JwtAuthLayer<R> {
+    type Service = JwtAuth<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth::from_parts(inner, self.shared.clone())
+    }
+}

@@ -1,0 +1,112 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use crate::AuthErrorKind;
+use crate::extract::{TokenSource, bearer_token};
+use crate::rejection::{DefaultRejection, Rejection, log};
+use crate::verify::Verifier;
+
+pub(crate) struct Shared<R> {
+    pub(crate) verifier: Verifier,
+    pub(crate) rejection: R,
+    pub(crate) challenge: DefaultRejection,
+    pub(crate) source: TokenSource,
+    pub(crate) optional: bool,
+}
+
+impl<R: Clone> Clone for Shared<R> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            rejection: self.rejection.clone(),
+            challenge: self.challenge.clone(),
+            source: self.source.clone(),
+            optional: self.optional,
+        }
+    }
+}
+
+/// The middleware service made by [`JwtAuthLayer`](super::JwtAuthLayer).
+pub struct JwtAuth<S, R = DefaultRejection> {
+    inner: S,
+    shared: Arc<Shared<R>>,
+}
+
+impl<S, R> JwtAuth<S, R> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<R>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the middleware, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, R> Clone for JwtAuth<S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, R> fmt::Debug for JwtAuth<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("inner", &self.inner)
+            .field("verifier", &self.shared.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: Rejection<ResBody>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // Take the service that was readied, leave a clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let token = match bearer_token(req.headers(), &shared.source) {
+            Ok(token) => token.to_owned(),
+            Err(e) if e.kind() == AuthErrorKind::MissingToken && shared.optional => {
+                // Anonymous: the challenge marks that the layer ran, for guards and extractors.
+                req.extensions_mut().insert(shared.challenge.clone());
+                return ResponseFuture::inner(inner.call(req));
+            }
+            Err(e) => {
+                log(&e);
+                return ResponseFuture::rejected(shared.rejection.reject(e));
+            }
+        };
+        req.extensions_mut().insert(shared.challenge.clone());
+        ResponseFuture::verify(shared, token, req, inner)
+    }
+}

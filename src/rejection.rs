@@ -1,0 +1,320 @@
+//! Turning an [`AuthError`] into a response, exactly as RFC 6750 §3 says.
+//!
+//! | failure | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credentials (or another scheme) | 401 | `Bearer realm="api"` (no error code, §3.1) |
+//! | malformed request | 400 | `Bearer realm="api", error="invalid_request", error_description="…"` |
+//! | invalid token | 401 | `Bearer realm="api", error="invalid_token", error_description="…"` |
+//! | insufficient scope | 403 | `Bearer realm="api", error="insufficient_scope", error_description="…", scope="…"` |
+//! | keys unavailable | 503 | none; `Retry-After` instead |
+//!
+//! The body is a small JSON object `{"error": …, "error_description": …}`. The
+//! [`AuthError`] is left in the response extensions for logging layers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::error::{AuthError, AuthErrorKind};
+use crate::verify::sanitize;
+
+/// Builds the response for a rejected request.
+///
+/// Implemented by [`DefaultRejection`] and by every `Fn(AuthError) -> Response<B>` closure:
+///
+/// ```
+/// use bearer_guard::{AuthError, JwtAuthLayer, Verifier};
+/// use http::{Response, StatusCode};
+///
+/// # fn layer(verifier: Verifier) {
+/// let layer = JwtAuthLayer::new(verifier).rejection(|err: AuthError| {
+///     let mut res = Response::new(axum::body::Body::from(format!("denied: {err}")));
+///     *res.status_mut() = StatusCode::UNAUTHORIZED;
+///     res
+/// });
+/// # }
+/// ```
+pub trait Rejection<B> {
+    /// The response for `error`.
+    fn reject(&self, error: AuthError) -> Response<B>;
+}
+
+impl<B, F> Rejection<B> for F
+where
+    F: Fn(AuthError) -> Response<B>,
+{
+    fn reject(&self, error: AuthError) -> Response<B> {
+        self(error)
+    }
+}
+
+/// The RFC 6750 answers (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct DefaultRejection {
+    inner: Arc<Settings>,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    realm: Option<String>,
+    describe: bool,
+    resource_metadata: Option<String>,
+    retry_after_default: u64,
+}
+
+impl fmt::Debug for DefaultRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl Default for DefaultRejection {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Settings {
+                realm: Some("api".into()),
+                describe: true,
+                resource_metadata: None,
+                retry_after_default: 5,
+            }),
+        }
+    }
+}
+
+impl DefaultRejection {
+    /// The default: realm `api`, descriptions on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn settings(&mut self) -> &mut Settings {
+        Arc::make_mut(&mut self.inner)
+    }
+
+    /// The `realm` parameter (`None` leaves it out). Characters RFC 6750 forbids are replaced.
+    #[must_use]
+    pub fn realm(mut self, realm: Option<&str>) -> Self {
+        self.settings().realm = realm.map(sanitize);
+        self
+    }
+
+    /// Whether to send `error_description` (default: yes). The descriptions say what failed
+    /// without echoing token content.
+    #[must_use]
+    pub fn error_description(mut self, on: bool) -> Self {
+        self.settings().describe = on;
+        self
+    }
+
+    /// The RFC 9728 `resource_metadata` URL to add to 401 challenges.
+    #[must_use]
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.settings().resource_metadata = Some(sanitize(&url.into()));
+        self
+    }
+
+    /// The status for an error.
+    pub fn status(&self, error: &AuthError) -> StatusCode {
+        status_of(error.kind())
+    }
+
+    /// The `WWW-Authenticate` value for an error, if one is sent.
+    pub fn www_authenticate(&self, error: &AuthError) -> Option<HeaderValue> {
+        let s = &self.inner;
+        let code = match error.kind() {
+            AuthErrorKind::KeysUnavailable => return None,
+            AuthErrorKind::MissingToken => None,
+            kind => error_code(kind),
+        };
+        let mut params: Vec<String> = Vec::new();
+        if let Some(realm) = &s.realm {
+            params.push(format!("realm=\"{realm}\""));
+        }
+        if let Some(code) = code {
+            params.push(format!("error=\"{code}\""));
+            if s.describe {
+                params.push(format!(
+                    "error_description=\"{}\"",
+                    sanitize(error.description())
+                ));
+            }
+        }
+        if let Some(scope) = error.required_scopes() {
+            params.push(format!("scope=\"{}\"", sanitize(scope)));
+        }
+        if let Some(url) = &s.resource_metadata {
+            if status_of(error.kind()) == StatusCode::UNAUTHORIZED {
+                params.push(format!("resource_metadata=\"{url}\""));
+            }
+        }
+        let value = if params.is_empty() {
+            "Bearer".to_owned()
+        } else {
+            format!("Bearer {}", params.join(", "))
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+
+    /// The JSON body for an error.
+    pub fn body(&self, error: &AuthError) -> Bytes {
+        let code = error_code(error.kind()).unwrap_or(match error.kind() {
+            AuthErrorKind::KeysUnavailable => "temporarily_unavailable",
+            _ => "unauthorized",
+        });
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), code.into());
+        if self.inner.describe {
+            body.insert(
+                "error_description".into(),
+                sanitize(error.description()).into(),
+            );
+        }
+        if let Some(scope) = error.required_scopes() {
+            body.insert("scope".into(), scope.into());
+        }
+        Bytes::from(serde_json::Value::Object(body).to_string())
+    }
+
+    /// Fills a response's status and headers for an error (the body is the caller's).
+    pub(crate) fn decorate<B>(&self, res: &mut Response<B>, error: &AuthError) {
+        *res.status_mut() = self.status(error);
+        let h = res.headers_mut();
+        if let Some(v) = self.www_authenticate(error) {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+        if error.kind() == AuthErrorKind::KeysUnavailable {
+            let secs = error
+                .retry_after()
+                .map_or(self.inner.retry_after_default, |d| {
+                    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+                })
+                .max(1);
+            h.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+impl<B: From<Bytes>> Rejection<B> for DefaultRejection {
+    fn reject(&self, error: AuthError) -> Response<B> {
+        let mut res = Response::new(B::from(self.body(&error)));
+        self.decorate(&mut res, &error);
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.extensions_mut().insert(error);
+        res
+    }
+}
+
+pub(crate) fn status_of(kind: AuthErrorKind) -> StatusCode {
+    match kind {
+        AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        AuthErrorKind::MalformedRequest => StatusCode::BAD_REQUEST,
+        AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+        AuthErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn error_code(kind: AuthErrorKind) -> Option<&'static str> {
+    match kind {
+        AuthErrorKind::MalformedRequest => Some("invalid_request"),
+        AuthErrorKind::InvalidToken(_) => Some("invalid_token"),
+        AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
+        AuthErrorKind::MissingToken | AuthErrorKind::KeysUnavailable => None,
+    }
+}
+
+/// Logs a rejection at DEBUG: the kind and the reason, never the token.
+pub(crate) fn log(error: &AuthError) {
+    match error.kind() {
+        AuthErrorKind::InvalidToken(reason) => tracing::debug!(
+            kind = error.kind().as_str(),
+            reason = reason.as_str(),
+            description = error.description(),
+            "bearer-guard rejected a request"
+        ),
+        kind => tracing::debug!(
+            kind = kind.as_str(),
+            description = error.description(),
+            "bearer-guard rejected a request"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InvalidTokenReason;
+
+    fn header(r: &DefaultRejection, e: &AuthError) -> Option<String> {
+        r.www_authenticate(e)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
+    #[test]
+    fn a_missing_token_gets_a_challenge_without_an_error_code() {
+        let r = DefaultRejection::new();
+        assert_eq!(
+            header(&r, &AuthError::missing_token()).as_deref(),
+            Some("Bearer realm=\"api\"")
+        );
+    }
+
+    #[test]
+    fn an_invalid_token_gets_invalid_token_with_a_description() {
+        let r = DefaultRejection::new();
+        let e = AuthError::invalid(InvalidTokenReason::Expired);
+        assert_eq!(
+            header(&r, &e).as_deref(),
+            Some(
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
+            )
+        );
+    }
+
+    #[test]
+    fn descriptions_can_be_turned_off() {
+        let r = DefaultRejection::new().error_description(false).realm(None);
+        let e = AuthError::invalid(InvalidTokenReason::Expired);
+        assert_eq!(
+            header(&r, &e).as_deref(),
+            Some("Bearer error=\"invalid_token\"")
+        );
+        assert_eq!(
+            r.body(&e),
+            Bytes::from_static(br#"{"error":"invalid_token"}"#)
+        );
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scopes() {
+        let r = DefaultRejection::new();
+        let e = AuthError::insufficient_scope("directions");
+        let h = header(&r, &e).expect("header");
+        assert!(h.contains("error=\"insufficient_scope\""), "{h}");
+        assert!(h.ends_with("scope=\"directions\""), "{h}");
+        assert_eq!(r.status(&e), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn keys_unavailable_is_503_with_retry_after_and_no_challenge() {
+        let r = DefaultRejection::new();
+        let e = AuthError::keys_unavailable(Some(std::time::Duration::from_millis(1500)));
+        let res: Response<Bytes> = r.reject(e);
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[RETRY_AFTER], "2");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
+        assert!(res.extensions().get::<AuthError>().is_some());
+    }
+
+    #[test]
+    fn custom_descriptions_are_sanitized() {
+        let r = DefaultRejection::new();
+        let e = AuthError::rejected("bad \"org\"\n");
+        let h = header(&r, &e).expect("header");
+        assert!(h.contains("error_description=\"bad ?org??\""), "{h}");
+    }
+}
