@@ -1,0 +1,79 @@
+//! The World Mappers API: routes, scopes and answers (shared by the example and its tests).
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use bearer_guard::{
+    Claims, JwtAuthLayer, KeyHealth, RequireScopes, Verifier, require_scopes, scope_requirement,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+scope_requirement!(
+    /// `GET /api/location/geocode` needs `geocode:location`.
+    pub(crate) Geocode = all_of["geocode:location"]
+);
+scope_requirement!(
+    /// `GET /api/location/reverse-geocode` needs `reverse-geocode:location`.
+    pub(crate) ReverseGeocode = all_of["reverse-geocode:location"]
+);
+
+/// The whole application: public health routes, and the protected API.
+pub(crate) fn app(verifier: Verifier) -> Router {
+    let ready = verifier.clone();
+    let api = Router::new()
+        .route("/api/location/geocode", get(geocode))
+        .route("/api/location/reverse-geocode", get(reverse_geocode))
+        .merge(
+            // The route-layer style: the guard runs before the handler.
+            Router::new()
+                .route("/api/directions", get(directions))
+                .route_layer(require_scopes(["directions"])),
+        )
+        .layer(JwtAuthLayer::new(verifier));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let health = ready.key_health();
+                async move {
+                    match health {
+                        KeyHealth::Missing => (StatusCode::SERVICE_UNAVAILABLE, "no keys yet"),
+                        _ => (StatusCode::OK, "ready"),
+                    }
+                }
+            }),
+        )
+        .merge(api)
+}
+
+// The extractor style: the scope check is in the handler's signature.
+async fn geocode(_: RequireScopes<Geocode>) -> impl IntoResponse {
+    Json(json!({"lat": 47.6178819, "lng": -122.194041}))
+}
+
+async fn reverse_geocode(_: RequireScopes<ReverseGeocode>) -> impl IntoResponse {
+    Json(json!({"street": "10900 NE 8th Street", "city": "Bellevue", "state": "Washington"}))
+}
+
+#[derive(Deserialize)]
+struct Destination {
+    destination: Option<String>,
+}
+
+async fn directions(claims: Claims, Query(q): Query<Destination>) -> impl IntoResponse {
+    let destination = q.destination.unwrap_or_else(|| "the North Pole".to_owned());
+    Json(json!({
+        "destination": destination,
+        "requested_by": claims.client_id().or(claims.subject()),
+        "steps": [
+            "Head north on 108th Ave NE toward NE 8th St",
+            "Turn right onto NE 8th St",
+            "Merge onto I-405 N",
+            format!("Follow the signs to {destination}"),
+        ],
+    }))
+}

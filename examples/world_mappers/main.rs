@@ -1,0 +1,134 @@
+//! The World Mappers API: Auth0's resource-server sample, protected by bearer-guard.
+//!
+//! ```sh
+//! cargo run --example world_mappers
+//! ```
+//!
+//! Configuration (the names Auth0's own middleware uses):
+//! `ISSUER_BASE_URL` (the exact issuer; keys by discovery), `AUDIENCE` (default
+//! `urn:worldmappers`), `JWKS_URI` (optional: skip discovery), `PORT` (default 7001).
+//! With no `ISSUER_BASE_URL`, a development issuer starts in-process with a "Gift Deliveries"
+//! client, and the commands to get a token and call each route are printed.
+
+mod app;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use bearer_guard::Verifier;
+use bearer_guard::dev_issuer::{DevIssuer, DevIssuerBuilder};
+
+const CLIENT_ID: &str = "gift-deliveries";
+const SCOPES: [&str; 3] = ["geocode:location", "reverse-geocode:location", "directions"];
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,bearer_guard=debug".into()),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("world_mappers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let audience = env("AUDIENCE").unwrap_or_else(|| "urn:worldmappers".to_owned());
+    let port: u16 = match env("PORT") {
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("PORT {p:?} is not a port number"))?,
+        None => 7001,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    // The development issuer, unless a real one is configured.
+    let (issuer, dev) = match env("ISSUER_BASE_URL") {
+        Some(issuer) => (issuer, None),
+        None => {
+            let secret = random_secret();
+            let dev = DevIssuerBuilder::default()
+                .audience(&audience)
+                .client(CLIENT_ID, &secret, SCOPES)
+                .start()
+                .await
+                .map_err(|e| format!("the development issuer did not start: {e}"))?;
+            (dev.issuer().to_owned(), Some((dev, secret)))
+        }
+    };
+
+    let mut builder = Verifier::builder().issuer(&issuer).audience(&audience);
+    if let Some(jwks) = env("JWKS_URI") {
+        builder = builder.jwks_uri(jwks);
+    }
+    let verifier = builder.build().map_err(|e| format!("configuration: {e}"))?;
+    // Warm the key store; if the issuer is down, requests get 503 until it answers.
+    if verifier.refresh_keys().await.is_err() {
+        tracing::warn!(%issuer, "the issuer's keys are not available yet");
+    }
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("World Mappers API on http://{addr} (issuer {issuer}, audience {audience})");
+    if let Some((dev, secret)) = &dev {
+        print_walkthrough(dev, secret, &audience, addr);
+    }
+
+    axum::serve(listener, app::app(verifier))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    if let Some((dev, _)) = dev {
+        dev.shutdown().await;
+    }
+    println!("World Mappers API stopped");
+    Ok(())
+}
+
+fn print_walkthrough(dev: &DevIssuer, secret: &str, audience: &str, addr: SocketAddr) {
+    let token_url = dev.token_endpoint();
+    println!(
+        r#"
+Development issuer: {issuer} (for demos and tests only)
+Client "Gift Deliveries": CLIENT_ID={CLIENT_ID} CLIENT_SECRET={secret}
+
+Get a token (client credentials):
+  TOKEN=$(curl -s -X POST {token_url} -H 'content-type: application/json' \
+    -d '{{"grant_type":"client_credentials","client_id":"{CLIENT_ID}","client_secret":"{secret}","audience":"{audience}"}}' \
+    | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+Call the API:
+  curl -i http://{addr}/api/location/geocode -H "Authorization: Bearer $TOKEN"
+  curl -i http://{addr}/api/location/reverse-geocode -H "Authorization: Bearer $TOKEN"
+  curl -i 'http://{addr}/api/directions?destination=Seattle' -H "Authorization: Bearer $TOKEN"
+  curl -i http://{addr}/api/directions        # no token: 401
+  curl -i http://{addr}/healthz               # public
+
+Or run the Gift Deliveries client:
+  ISSUER_BASE_URL={issuer} CLIENT_ID={CLIENT_ID} CLIENT_SECRET={secret} \
+    cargo run --example gift_deliveries --features client
+"#,
+        issuer = dev.issuer(),
+    );
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+        .collect()
+}

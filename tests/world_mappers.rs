@@ -1,0 +1,148 @@
+//! The World Mappers example's routes, called over real sockets with tokens from the
+//! development issuer's token endpoint.
+#![cfg(all(
+    feature = "axum",
+    feature = "dev-issuer",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))]
+
+#[path = "../examples/world_mappers/app.rs"]
+mod app;
+
+use bearer_guard::Verifier;
+use bearer_guard::dev_issuer::DevIssuer;
+use serde_json::{Value, json};
+
+const AUD: &str = "urn:worldmappers";
+
+struct World {
+    dev: DevIssuer,
+    base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn world() -> World {
+    let dev = DevIssuer::builder()
+        .audience(AUD)
+        .client(
+            "gift-deliveries",
+            "gd-secret",
+            ["geocode:location", "reverse-geocode:location", "directions"],
+        )
+        .client("mapper", "m-secret", ["geocode:location"])
+        .start()
+        .await
+        .expect("dev issuer");
+    let verifier = Verifier::builder()
+        .issuer(dev.issuer())
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app::app(verifier)).await;
+    });
+    World { dev, base, task }
+}
+
+async fn token(w: &World, client: &str, secret: &str) -> String {
+    let res: Value = reqwest::Client::new()
+        .post(w.dev.token_endpoint())
+        .json(&json!({"grant_type": "client_credentials", "client_id": client, "client_secret": secret, "audience": AUD}))
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    res["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+async fn call(w: &World, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(format!("{}{path}", w.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("request");
+    (res.status().as_u16(), res.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn geocode_answers_the_coordinates_with_its_scope() {
+    let w = world().await;
+    let t = token(&w, "gift-deliveries", "gd-secret").await;
+    let (status, body) = call(&w, "/api/location/geocode", Some(&t)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json"),
+        json!({"lat": 47.6178819, "lng": -122.194041})
+    );
+}
+
+#[tokio::test]
+async fn reverse_geocode_answers_an_address() {
+    let w = world().await;
+    let t = token(&w, "gift-deliveries", "gd-secret").await;
+    let (status, body) = call(&w, "/api/location/reverse-geocode", Some(&t)).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert!(v["street"].is_string() && v["city"].is_string() && v["state"].is_string());
+}
+
+#[tokio::test]
+async fn directions_lists_steps_to_the_destination() {
+    let w = world().await;
+    let t = token(&w, "gift-deliveries", "gd-secret").await;
+    let (status, body) = call(&w, "/api/directions?destination=Seattle", Some(&t)).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["destination"], "Seattle");
+    assert!(v["steps"].as_array().is_some_and(|s| !s.is_empty()));
+}
+
+#[tokio::test]
+async fn a_client_without_the_scope_gets_403() {
+    let w = world().await;
+    let t = token(&w, "mapper", "m-secret").await;
+    assert_eq!(call(&w, "/api/location/geocode", Some(&t)).await.0, 200);
+    assert_eq!(call(&w, "/api/directions", Some(&t)).await.0, 403);
+    assert_eq!(
+        call(&w, "/api/location/reverse-geocode", Some(&t)).await.0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn the_api_refuses_requests_without_a_token() {
+    let w = world().await;
+    for path in [
+        "/api/location/geocode",
+        "/api/location/reverse-geocode",
+        "/api/directions",
+    ] {
+        assert_eq!(call(&w, path, None).await.0, 401, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness_are_public() {
+    let w = world().await;
+    assert_eq!(call(&w, "/healthz", None).await, (200, "ok".to_owned()));
+    // Before any key set was fetched the API is not ready.
+    assert_eq!(call(&w, "/readyz", None).await.0, 503);
+    let t = token(&w, "gift-deliveries", "gd-secret").await;
+    assert_eq!(call(&w, "/api/directions", Some(&t)).await.0, 200);
+    assert_eq!(call(&w, "/readyz", None).await.0, 200);
+}
