@@ -17,6 +17,7 @@
 //! | `tls` | yes | https for discovery and JWKS fetches (rustls) |
 //! | `axum` | yes | axum extractors and route guards |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
+//! | `tonic` | no | gRPC servers ([tonic](crate::tonic), tonic 0.14): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
 //! [`ConfigError::NoCryptoBackend`].
@@ -85,6 +86,14 @@ mod verify;
 #[cfg(feature = "dev-issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-issuer")))]
 pub mod dev_issuer;
+
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod tonic;
+#[cfg(feature = "tonic")]
+pub use self::tonic::{
+    ClaimsExt, GrpcRejection, GrpcScopes, GrpcScopesLayer, RejectionBody, is_grpc_request,
+};
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "axum")]

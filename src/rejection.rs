@@ -23,6 +23,12 @@ use crate::verify::sanitize;
 
 /// Builds the response for a rejected request.
 ///
+/// The layer calls [`reject_request`](Self::reject_request) with the head of the rejected
+/// request (its method, URI, headers and extensions, including the layer's
+/// [`DefaultRejection`] challenge settings), so that an implementation can answer in the
+/// request's protocol (the `tonic` feature's `GrpcRejection` answers gRPC calls with a
+/// `grpc-status`); by default it calls [`reject`](Self::reject), which sees only the error.
+///
 /// Implemented by [`DefaultRejection`] and by every `Fn(AuthError) -> Response<B>` closure:
 ///
 /// ```
@@ -40,6 +46,13 @@ use crate::verify::sanitize;
 pub trait Rejection<B> {
     /// The response for `error`.
     fn reject(&self, error: AuthError) -> Response<B>;
+
+    /// The response for `error` on the request whose head is `request` (the layer calls
+    /// this one). The default ignores the request and calls [`reject`](Self::reject).
+    fn reject_request(&self, error: AuthError, request: &http::request::Parts) -> Response<B> {
+        let _ = request;
+        self.reject(error)
+    }
 }
 
 impl<B, F> Rejection<B> for F
@@ -308,6 +321,18 @@ mod tests {
         assert_eq!(res.headers()[RETRY_AFTER], "2");
         assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
         assert!(res.extensions().get::<AuthError>().is_some());
+    }
+
+    #[test]
+    fn reject_request_defaults_to_reject() {
+        let r = |e: AuthError| {
+            let mut res = Response::new(Bytes::from(e.to_string()));
+            *res.status_mut() = StatusCode::IM_A_TEAPOT;
+            res
+        };
+        let (head, ()) = http::Request::new(()).into_parts();
+        let res = r.reject_request(AuthError::missing_token(), &head);
+        assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
     }
 
     #[test]

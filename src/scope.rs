@@ -244,13 +244,13 @@ pin_project! {
 }
 
 impl<F, B> GuardFuture<F, B> {
-    fn inner(fut: F) -> Self {
+    pub(crate) fn inner(fut: F) -> Self {
         Self {
             state: GuardState::Inner { fut },
         }
     }
 
-    fn done(res: Response<B>) -> Self {
+    pub(crate) fn done(res: Response<B>) -> Self {
         Self {
             state: GuardState::Done { res: Some(res) },
         }

@@ -107,9 +107,14 @@ where
                             let fut = inner.call(req);
                             this.state.set(State::Inner { fut });
                         }
-                        (Err(e), _, _) => {
+                        (Err(e), req, _) => {
                             log(&e);
-                            let res = shared.rejection.reject(e);
+                            let res = match req {
+                                Some(req) => {
+                                    shared.rejection.reject_request(e, &req.into_parts().0)
+                                }
+                                None => shared.rejection.reject(e),
+                            };
                             this.state.set(State::Rejected { res: Some(res) });
                         }
                         // Polled again after completion: the request is gone.

@@ -94,19 +94,20 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        // The challenge marks that the layer ran, for guards, extractors and rejections.
+        req.extensions_mut().insert(shared.challenge.clone());
         let token = match bearer_token(req.headers(), &shared.source) {
             Ok(token) => token.to_owned(),
+            // Anonymous.
             Err(e) if e.kind() == AuthErrorKind::MissingToken && shared.optional => {
-                // Anonymous: the challenge marks that the layer ran, for guards and extractors.
-                req.extensions_mut().insert(shared.challenge.clone());
                 return ResponseFuture::inner(inner.call(req));
             }
             Err(e) => {
                 log(&e);
-                return ResponseFuture::rejected(shared.rejection.reject(e));
+                let (head, _) = req.into_parts();
+                return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
             }
         };
-        req.extensions_mut().insert(shared.challenge.clone());
         ResponseFuture::verify(shared, token, req, inner)
     }
 }
