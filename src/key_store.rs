@@ -144,9 +144,13 @@ enum Outcome {
 #[derive(Debug)]
 struct Coord {
     inflight: Option<watch::Receiver<Option<Outcome>>>,
+    /// The sequence number of the fetch in flight.
+    inflight_seq: u64,
     /// Completed fetch attempts.
     attempts: u64,
     last: Option<Outcome>,
+    /// The sequence number of the last completed fetch.
+    last_seq: u64,
     bucket: f64,
     bucket_at: Instant,
     failures: u32,
@@ -176,7 +180,11 @@ pub(crate) struct KeyStore {
 }
 
 enum Decision {
-    Wait(watch::Receiver<Option<Outcome>>),
+    /// Await this fetch; `authoritative` when it started after the caller looked at the keys.
+    Wait {
+        rx: watch::Receiver<Option<Outcome>>,
+        authoritative: bool,
+    },
     Done(Option<Outcome>),
     Backoff(Duration),
     RateLimited,
@@ -204,8 +212,10 @@ impl KeyStore {
                     policy,
                     coord: Mutex::new(Coord {
                         inflight: None,
+                        inflight_seq: 0,
                         attempts: 0,
                         last: None,
+                        last_seq: 0,
                         bucket: burst,
                         bucket_at: Instant::now(),
                         failures: 0,
@@ -226,33 +236,61 @@ impl KeyStore {
         alg: Algorithm,
     ) -> Result<Arc<Key>, AuthError> {
         let Some(remote) = &self.inner.remote else {
-            return self.lookup_final(&self.inner.snapshot.load(), kid, alg);
-        };
-        self.start_background();
-        let seen = remote.attempts();
-        let snap = self.inner.snapshot.load_full();
-        match snap.lookup(kid, alg) {
-            Lookup::Found(k) => return Ok(k),
-            Lookup::Ambiguous => return Err(AuthError::invalid(InvalidTokenReason::UnknownKey)),
-            Lookup::Missing => {}
-        }
-        if snap.loaded {
-            if let Some(kid) = kid {
-                if snap.is_absent(kid) {
-                    return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
+            let snap = self.inner.snapshot.load();
+            // PEM keys and HMAC secrets have no `kid`: a token naming a `kid` that no key has
+            // is matched by algorithm among the keys without one.
+            if kid.is_some_and(|k| !snap.by_kid.contains_key(k)) {
+                let mut fits = snap
+                    .all
+                    .iter()
+                    .filter(|k| k.kid().is_none() && k.alg() == alg);
+                if let (Some(k), None) = (fits.next(), fits.next()) {
+                    return Ok(k.clone());
                 }
             }
-        }
-        // An unknown key: refresh (or join a refresh) if allowed.
-        let rate_limited = snap.loaded;
-        let outcome = match self.decide(seen, rate_limited) {
-            Decision::Wait(mut rx) => wait(&mut rx).await,
-            Decision::Done(o) => o,
-            Decision::Backoff(retry) => {
-                return Err(AuthError::keys_unavailable(Some(retry)));
+            return self.lookup_final(&snap, kid, alg);
+        };
+        self.start_background();
+        // A fetch settles whether a key exists only if it started after we looked: one that
+        // started earlier may predate the key's publication. Join such a fetch, then look
+        // again (once) before starting a new one.
+        let mut joined_earlier = false;
+        let outcome = loop {
+            let seen = remote.started();
+            let snap = self.inner.snapshot.load_full();
+            match snap.lookup(kid, alg) {
+                Lookup::Found(k) => return Ok(k),
+                Lookup::Ambiguous => {
+                    return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
+                }
+                Lookup::Missing => {}
             }
-            Decision::RateLimited => {
-                return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
+            if snap.loaded {
+                if let Some(kid) = kid {
+                    if snap.is_absent(kid) {
+                        return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
+                    }
+                }
+            }
+            // An unknown key: refresh (or join a refresh) if allowed.
+            match self.decide(seen, snap.loaded) {
+                Decision::Wait {
+                    mut rx,
+                    authoritative,
+                } => {
+                    let outcome = wait(&mut rx).await;
+                    if authoritative || joined_earlier {
+                        break outcome;
+                    }
+                    joined_earlier = true;
+                }
+                Decision::Done(o) => break o,
+                Decision::Backoff(retry) => {
+                    return Err(AuthError::keys_unavailable(Some(retry)));
+                }
+                Decision::RateLimited => {
+                    return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
+                }
             }
         };
         let snap = self.inner.snapshot.load_full();
@@ -300,11 +338,14 @@ impl KeyStore {
         let Ok(mut c) = remote.coord.lock() else {
             return Decision::Done(None);
         };
-        if c.attempts > seen {
-            return Decision::Done(c.last.clone());
-        }
         if let Some(rx) = &c.inflight {
-            return Decision::Wait(rx.clone());
+            return Decision::Wait {
+                rx: rx.clone(),
+                authoritative: c.inflight_seq > seen,
+            };
+        }
+        if c.last_seq > seen {
+            return Decision::Done(c.last.clone());
         }
         let now = Instant::now();
         if let Some(t) = c.next_retry {
@@ -323,17 +364,22 @@ impl KeyStore {
             }
             c.bucket -= 1.0;
         }
-        Decision::Wait(self.spawn_fetch(&mut c))
+        Decision::Wait {
+            rx: self.spawn_fetch(&mut c),
+            authoritative: true,
+        }
     }
 
     fn spawn_fetch(&self, c: &mut Coord) -> watch::Receiver<Option<Outcome>> {
         let (tx, rx) = watch::channel(None);
         c.inflight = Some(rx.clone());
         c.fetches_started += 1;
+        c.inflight_seq = c.fetches_started;
+        let seq = c.fetches_started;
         let inner = self.inner.clone();
         tokio::spawn(async move {
             let outcome = inner.fetch_once().await;
-            inner.finish(outcome.clone());
+            inner.finish(outcome.clone(), seq);
             let _ = tx.send(Some(outcome));
         });
         rx
@@ -421,8 +467,9 @@ async fn wait(rx: &mut watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
 }
 
 impl Remote {
-    fn attempts(&self) -> u64 {
-        self.coord.lock().map(|c| c.attempts).unwrap_or(0)
+    /// How many fetches were started so far.
+    fn started(&self) -> u64 {
+        self.coord.lock().map(|c| c.fetches_started).unwrap_or(0)
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -504,7 +551,7 @@ impl Inner {
         }
     }
 
-    fn finish(&self, outcome: Outcome) {
+    fn finish(&self, outcome: Outcome, seq: u64) {
         let Some(remote) = &self.remote else {
             return;
         };
@@ -512,6 +559,7 @@ impl Inner {
             return;
         };
         c.attempts += 1;
+        c.last_seq = c.last_seq.max(seq);
         c.inflight = None;
         match outcome {
             Outcome::Loaded => {
