@@ -110,7 +110,16 @@ struct Header {
     alg: Option<String>,
     kid: Option<String>,
     typ: Option<String>,
-    crit: Option<serde::de::IgnoredAny>,
+    /// Whether the header has a `crit` member at all, `null` included: RFC 7515 §4.1.11
+    /// allows only a non-empty array of extensions the recipient understands, and this
+    /// library understands none.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for any JSON value, `null` included (a missing member gives the default, `false`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 pub(crate) fn unix_now() -> i64 {
@@ -258,7 +267,7 @@ impl Verifier {
         let alg = Algorithm::from_jose(alg_name)
             .filter(|a| s.algorithms.contains(a))
             .ok_or_else(|| AuthError::invalid(InvalidTokenReason::AlgorithmNotAllowed))?;
-        if header.crit.is_some() {
+        if header.crit {
             return Err(AuthError::invalid(InvalidTokenReason::UnsupportedCritical));
         }
         if !typ_ok(header.typ.as_deref(), s.strict_rfc9068) {
