@@ -269,7 +269,10 @@ pub(crate) fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
 }
 
 /// Reads a response body, refusing it once it passes `max` bytes.
-async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(format!("the body is larger than the {max}-byte limit"));
     }
@@ -287,7 +290,7 @@ async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>,
     Ok(body)
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -17,6 +17,7 @@
 //! | `tls` | yes | https for discovery and JWKS fetches (rustls) |
 //! | `axum` | yes | axum extractors and route guards |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
+//! | `client` | no | [client](crate::client): a client-credentials token source and a tower layer sending its tokens |
 //! | `tonic` | no | gRPC servers ([tonic](crate::tonic), tonic 0.14): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
@@ -83,6 +84,9 @@ mod rejection;
 mod scope;
 mod verify;
 
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 #[cfg(feature = "dev-issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-issuer")))]
 pub mod dev_issuer;

@@ -1,0 +1,639 @@
+//! [`ClientCredentialsBuilder`]: every setting, every check in
+//! [`build`](ClientCredentialsBuilder::build).
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use super::endpoint::{Endpoint, Target};
+use super::source::ClientCredentials;
+use super::token::Secret;
+use crate::claims::is_scope_token;
+use crate::error::ConfigError;
+use crate::fetch;
+
+/// Default timeout of one token request (or one discovery request).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on a token-endpoint or metadata response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Default number of attempts of one token request (the first one included) when the
+/// server answers `5xx` or `429`, or cannot be reached.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+/// Default first delay between attempts (then doubling, with jitter).
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(250);
+/// Default longest delay between attempts.
+pub const DEFAULT_MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// Default total time one token request may take, retries and waits included.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// Default minimum time before expiry at which a token is renewed.
+pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(60);
+/// Lifetime assumed for a token whose response has no `expires_in`.
+pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(300);
+
+/// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClientAuthMethod {
+    /// `client_id` and `client_secret` in the form body, as Auth0 documents it (the default,
+    /// unless discovery says the server supports only `client_secret_basic`).
+    ClientSecretPost,
+    /// HTTP Basic with the form-urlencoded client id and secret.
+    ClientSecretBasic,
+}
+
+impl ClientAuthMethod {
+    /// The registered name (`client_secret_post`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+}
+
+/// Parameters that only the builder's own setters may send.
+const RESERVED_PARAMS: [&str; 9] = [
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "scope",
+    "audience",
+    "resource",
+    "organization",
+];
+
+/// Builds a [`ClientCredentials`] token source. Setters never fail;
+/// [`build`](Self::build) checks everything. No network access happens before the first
+/// [`token`](ClientCredentials::token) call.
+///
+/// ```
+/// use bearer_guard::client::{ClientAuthMethod, ClientCredentials};
+/// use std::time::Duration;
+///
+/// let source = ClientCredentials::builder()
+///     .issuer("https://tenant.eu.auth0.com/")
+///     .client_id("gift-deliveries")
+///     .client_secret("from-the-environment")
+///     .audience("urn:worldmappers")
+///     .scope("directions")
+///     .auth_method(ClientAuthMethod::ClientSecretBasic)
+///     .timeout(Duration::from_secs(5))
+///     .build()
+///     .expect("valid configuration");
+/// assert!(!format!("{source:?}").contains("from-the-environment"));
+/// ```
+#[must_use]
+pub struct ClientCredentialsBuilder {
+    token_endpoint: Option<String>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    auth_method: Option<ClientAuthMethod>,
+    audience: Option<String>,
+    resources: Vec<String>,
+    scopes: Vec<String>,
+    organization: Option<String>,
+    params: Vec<(String, String)>,
+    http: Option<reqwest::Client>,
+    allow_http: bool,
+    timeout: Duration,
+    max_response_bytes: usize,
+    max_attempts: u32,
+    backoff: Duration,
+    max_backoff: Duration,
+    retry_budget: Duration,
+    refresh_skew: Duration,
+    default_expires_in: Duration,
+}
+
+impl fmt::Debug for ClientCredentialsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsBuilder")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("auth_method", &self.auth_method)
+            .field("audience", &self.audience)
+            .field("resources", &self.resources)
+            .field("scopes", &self.scopes)
+            .field("organization", &self.organization)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientCredentialsBuilder {
+    fn default() -> Self {
+        Self {
+            token_endpoint: None,
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            auth_method: None,
+            audience: None,
+            resources: Vec::new(),
+            scopes: Vec::new(),
+            organization: None,
+            params: Vec::new(),
+            http: None,
+            allow_http: false,
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff: DEFAULT_RETRY_BACKOFF,
+            max_backoff: DEFAULT_MAX_RETRY_BACKOFF,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            refresh_skew: DEFAULT_REFRESH_SKEW,
+            default_expires_in: DEFAULT_EXPIRES_IN,
+        }
+    }
+}
+
+impl ClientCredentialsBuilder {
+    /// A builder with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The token endpoint URL (`https`, or `http` to a loopback host). Takes precedence over
+    /// [`issuer`](Self::issuer).
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = Some(url.into());
+        self
+    }
+
+    /// The issuer whose metadata names the token endpoint: OIDC discovery
+    /// (`/.well-known/openid-configuration`) first, then RFC 8414
+    /// (`/.well-known/oauth-authorization-server`). The metadata's `issuer` must match, a
+    /// trailing `/` aside. Discovery happens on the first token request and again after a
+    /// failure that may mean the endpoint moved.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The client id.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// The client secret. It is sent only to the token endpoint and never appears in logs,
+    /// `Debug` output or errors.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(Secret::new(secret.into()));
+        self
+    }
+
+    /// How the client authenticates. Default: `client_secret_post`, or
+    /// `client_secret_basic` when the discovered metadata lists only that one.
+    pub fn auth_method(mut self, method: ClientAuthMethod) -> Self {
+        self.auth_method = Some(method);
+        self
+    }
+
+    /// The API the token is for, as Auth0 names it (the `audience` parameter).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// An RFC 8707 resource indicator (an absolute URI without fragment); call again for
+    /// more.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    /// Requested scopes, space-separated (each must be an RFC 6749 §3.3 scope token); call
+    /// again to add more. Without a scope, the server decides (Auth0 grants every scope the
+    /// client is authorized for).
+    pub fn scope(mut self, scope: impl AsRef<str>) -> Self {
+        for s in scope.as_ref().split(' ').filter(|s| !s.is_empty()) {
+            if !self.scopes.iter().any(|x| x == s) {
+                self.scopes.push(s.to_owned());
+            }
+        }
+        self
+    }
+
+    /// The Auth0 organization (id or name) the token is for (machine-to-machine access for
+    /// organizations).
+    pub fn organization(mut self, organization: impl Into<String>) -> Self {
+        self.organization = Some(organization.into());
+        self
+    }
+
+    /// An extra form parameter sent with every token request. The parameters set by the
+    /// other methods (`grant_type`, `client_id`, `client_secret`, `scope`, `audience`,
+    /// `resource`, `organization`, `client_assertion*`) cannot be set this way.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// The HTTP client to use. By default: a client with the [`timeout`](Self::timeout), a
+    /// connect timeout of at most 5 s, and no redirects (a token request is never
+    /// re-sent elsewhere). A client you pass should not follow redirects either.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Allows plain `http` token endpoints and issuers on any host (by default, only on
+    /// loopback hosts). The secret then crosses the network in clear text.
+    pub fn dangerous_allow_insecure_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Timeout of one request to the token endpoint or the metadata (100 ms – 2 min;
+    /// default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Cap on a response body (1 KiB – 1 MiB; default 64 KiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Retries of one token request on `5xx`, `429`, network failures and timeouts: at
+    /// most `max_attempts` attempts (1 – 10; default 4, 1 disables retries), waiting
+    /// `backoff` then twice as long each time, with jitter, up to `max_backoff` (defaults
+    /// 250 ms and 5 s), or as long as the server's `Retry-After` says.
+    pub fn retries(mut self, max_attempts: u32, backoff: Duration, max_backoff: Duration) -> Self {
+        self.max_attempts = max_attempts;
+        self.backoff = backoff;
+        self.max_backoff = max_backoff;
+        self
+    }
+
+    /// The total time one token request may take, retries and waits included (1 s –
+    /// 10 min; default 30 s). A `Retry-After` that would end past it is not waited for: the
+    /// error is returned at once.
+    pub fn retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// The minimum time before expiry at which a token is renewed (0 – 1 h; default 60 s).
+    /// The renewal happens at the larger of this and 10 % of the token's lifetime before
+    /// expiry, but never before half the lifetime has passed.
+    pub fn refresh_skew(mut self, skew: Duration) -> Self {
+        self.refresh_skew = skew;
+        self
+    }
+
+    /// The lifetime assumed when a token response has no `expires_in` (1 s – 1 day; default
+    /// 5 min).
+    pub fn default_expires_in(mut self, lifetime: Duration) -> Self {
+        self.default_expires_in = lifetime;
+        self
+    }
+
+    /// Checks the configuration and builds the token source.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the bad value (never the secret): no token endpoint or
+    /// issuer ([`ConfigError::MissingIssuer`]), an invalid or non-https URL, an empty client
+    /// id, secret or audience, an invalid scope or resource, a reserved extra parameter, an
+    /// out-of-range setting, or an HTTP client that cannot be built.
+    pub fn build(self) -> Result<ClientCredentials, ConfigError> {
+        let target = match (&self.token_endpoint, &self.issuer) {
+            (Some(url), _) => Target::Endpoint(parse_url("token endpoint", url, self.allow_http)?),
+            (None, Some(issuer)) if !issuer.is_empty() => {
+                parse_url("issuer", issuer, self.allow_http)?;
+                Target::Issuer(issuer.clone())
+            }
+            _ => return Err(ConfigError::MissingIssuer),
+        };
+        let client_id = self.client_id.clone().unwrap_or_default();
+        if client_id.is_empty() {
+            return Err(invalid("client_id", "", "is missing or empty"));
+        }
+        if client_id.chars().any(char::is_control) {
+            return Err(invalid(
+                "client_id",
+                &client_id,
+                "contains control characters",
+            ));
+        }
+        let secret = match &self.client_secret {
+            Some(s) if !s.expose().is_empty() => s.clone(),
+            _ => return Err(invalid("client_secret", "", "is missing or empty")),
+        };
+        if self.audience.as_deref() == Some("") {
+            return Err(ConfigError::EmptyAudience);
+        }
+        for r in &self.resources {
+            match Url::parse(r) {
+                Ok(u) if u.fragment().is_none() => {}
+                _ => {
+                    return Err(invalid(
+                        "resource",
+                        r,
+                        "not an absolute URI without a fragment (RFC 8707)",
+                    ));
+                }
+            }
+        }
+        if let Some(bad) = self.scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(invalid("scope", bad, "not an RFC 6749 scope token"));
+        }
+        if self.organization.as_deref() == Some("") {
+            return Err(invalid("organization", "", "is empty"));
+        }
+        for (name, _) in &self.params {
+            if name.is_empty() {
+                return Err(invalid("param", name, "the parameter name is empty"));
+            }
+            if RESERVED_PARAMS.contains(&name.as_str()) {
+                return Err(invalid(
+                    "param",
+                    name,
+                    "this parameter has its own setter, or is set by the client",
+                ));
+            }
+        }
+        check_range(
+            "timeout",
+            self.timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(120),
+            "100 ms to 2 min",
+        )?;
+        if !(1024..=1024 * 1024).contains(&self.max_response_bytes) {
+            return Err(ConfigError::OutOfRange {
+                what: "max_response_bytes",
+                value: self.max_response_bytes.to_string(),
+                range: "1024 to 1048576",
+            });
+        }
+        if !(1..=10).contains(&self.max_attempts) {
+            return Err(ConfigError::OutOfRange {
+                what: "max_attempts",
+                value: self.max_attempts.to_string(),
+                range: "1 to 10",
+            });
+        }
+        if self.backoff.is_zero() || self.backoff > self.max_backoff {
+            return Err(ConfigError::OutOfRange {
+                what: "retries",
+                value: format!("backoff {:?}, max {:?}", self.backoff, self.max_backoff),
+                range: "0 < backoff <= max_backoff",
+            });
+        }
+        check_range(
+            "retry_budget",
+            self.retry_budget,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+            "1 s to 10 min",
+        )?;
+        check_range(
+            "refresh_skew",
+            self.refresh_skew,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            "0 s to 1 h",
+        )?;
+        check_range(
+            "default_expires_in",
+            self.default_expires_in,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+            "1 s to 1 day",
+        )?;
+        let http = match self.http {
+            Some(c) => c,
+            None => default_client(self.timeout).map_err(ConfigError::HttpClient)?,
+        };
+
+        let mut form = Vec::new();
+        if let Some(a) = self.audience {
+            form.push(("audience".to_owned(), a));
+        }
+        for r in self.resources {
+            form.push(("resource".to_owned(), r));
+        }
+        if !self.scopes.is_empty() {
+            form.push(("scope".to_owned(), self.scopes.join(" ")));
+        }
+        if let Some(o) = self.organization {
+            form.push(("organization".to_owned(), o));
+        }
+        form.extend(self.params);
+
+        Ok(ClientCredentials::from_endpoint(
+            Endpoint {
+                http,
+                target,
+                client_id,
+                secret,
+                auth_method: self.auth_method,
+                form,
+                allow_http: self.allow_http,
+                timeout: self.timeout,
+                max_body: self.max_response_bytes,
+                max_attempts: self.max_attempts,
+                backoff: self.backoff,
+                max_backoff: self.max_backoff,
+                retry_budget: self.retry_budget,
+                default_expires_in: self.default_expires_in,
+                discovered: std::sync::Mutex::new(None),
+                requests: std::sync::atomic::AtomicU64::new(0),
+            },
+            self.refresh_skew,
+        ))
+    }
+}
+
+fn invalid(what: &'static str, value: &str, reason: &'static str) -> ConfigError {
+    ConfigError::InvalidValue {
+        what,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+fn check_range(
+    what: &'static str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+    range: &'static str,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::OutOfRange {
+            what,
+            value: format!("{value:?}"),
+            range,
+        });
+    }
+    Ok(())
+}
+
+fn parse_url(what: &'static str, value: &str, allow_http: bool) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::InvalidUrl {
+        what,
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(ConfigError::InvalidUrl {
+            what,
+            value: value.to_owned(),
+            reason: "no host".into(),
+        });
+    }
+    if url.fragment().is_some() {
+        return Err(ConfigError::InvalidUrl {
+            what,
+            value: value.to_owned(),
+            reason: "it has a fragment".into(),
+        });
+    }
+    match fetch::check_scheme(&url, allow_http) {
+        Ok(()) => Ok(url),
+        Err(_) if url.scheme() == "http" => Err(ConfigError::InsecureUrl {
+            what,
+            value: value.to_owned(),
+        }),
+        Err(reason) => Err(ConfigError::InvalidUrl {
+            what,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }),
+    }
+}
+
+/// Timeouts, no redirects, a user agent.
+fn default_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("bearer-guard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder::new()
+            .token_endpoint("https://idp.example.com/oauth/token")
+            .client_id("svc")
+            .client_secret("s3cret-value")
+    }
+
+    #[test]
+    fn a_minimal_configuration_builds() {
+        assert!(base().build().is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_or_issuer_is_required() {
+        let e = ClientCredentialsBuilder::new()
+            .client_id("svc")
+            .client_secret("s")
+            .build()
+            .err();
+        assert_eq!(e, Some(ConfigError::MissingIssuer));
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_to_loopback() {
+        let e = base()
+            .token_endpoint("http://idp.example.com/token")
+            .build()
+            .err();
+        assert!(matches!(e, Some(ConfigError::InsecureUrl { .. })), "{e:?}");
+        assert!(
+            base()
+                .token_endpoint("http://127.0.0.1:9/token")
+                .build()
+                .is_ok()
+        );
+        assert!(
+            base()
+                .token_endpoint("http://idp.example.com/token")
+                .dangerous_allow_insecure_http()
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused_without_echoing_anything() {
+        let e = base().client_secret("").build().err();
+        assert!(
+            matches!(
+                e,
+                Some(ConfigError::InvalidValue {
+                    what: "client_secret",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn reserved_parameters_cannot_be_smuggled() {
+        for name in ["grant_type", "client_secret", "scope", "audience"] {
+            assert!(base().param(name, "x").build().is_err(), "{name}");
+        }
+        assert!(base().param("connection", "x").build().is_ok());
+    }
+
+    #[test]
+    fn scopes_and_resources_are_checked() {
+        assert!(base().scope("a b  c").build().is_ok());
+        assert!(base().scope("a\"b").build().is_err());
+        assert!(base().resource("https://api.example.com/").build().is_ok());
+        assert!(base().resource("api").build().is_err());
+        assert!(
+            base()
+                .resource("https://api.example.com/#x")
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        assert!(base().timeout(Duration::ZERO).build().is_err());
+        assert!(
+            base()
+                .retries(0, Duration::from_millis(1), Duration::from_millis(1))
+                .build()
+                .is_err()
+        );
+        assert!(
+            base()
+                .retries(3, Duration::from_secs(2), Duration::from_secs(1))
+                .build()
+                .is_err()
+        );
+        assert!(base().max_response_bytes(10).build().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let shown = format!("{:?}", base());
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+        let shown = format!("{:?}", base().build().expect("builds"));
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+    }
+}
