@@ -73,6 +73,11 @@ impl Fetcher {
         }
     }
 
+    /// The issuer the keys are fetched for.
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Downloads the JWKS (discovering its URI first if needed), conditionally on `etag`.
     pub(crate) async fn fetch_jwks(&self, etag: Option<&str>) -> Result<JwksResponse, FetchError> {
         match tokio::time::timeout(self.timeout, self.fetch_jwks_inner(etag)).await {

@@ -380,6 +380,7 @@ impl KeyStore {
         tokio::spawn(async move {
             let outcome = inner.fetch_once().await;
             inner.finish(outcome.clone(), seq);
+            inner.report(&outcome);
             let _ = tx.send(Some(outcome));
         });
         rx
@@ -441,6 +442,9 @@ impl KeyStore {
             return KeyHealth::Missing;
         }
         let keys = snap.all.len();
+        if let Some(r) = &self.inner.remote {
+            crate::metrics::key_set_age(r.fetcher.issuer(), snap.loaded_at);
+        }
         let failing = self
             .inner
             .remote
@@ -622,5 +626,18 @@ async fn background(weak: Weak<Inner>) {
             continue;
         }
         let _ = store.refresh_now().await;
+    }
+}
+
+impl Inner {
+    /// Reports a fetch, and the key set then held, to the metrics (feature `metrics`).
+    fn report(&self, outcome: &Outcome) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let snap = self.snapshot.load();
+        let held = snap.loaded.then_some((snap.all.len(), snap.loaded_at));
+        let success = matches!(outcome, Outcome::Loaded);
+        crate::metrics::jwks_fetch(remote.fetcher.issuer(), success, held);
     }
 }

@@ -18,6 +18,7 @@
 //! | `axum` | yes | axum extractors and route guards |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
 //! | `client` | no | [client](crate::client): a client-credentials token source and a tower layer sending its tokens |
+//! | `metrics` | no | [metrics](crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
 //! | `tonic` | no | gRPC servers ([tonic](crate::tonic), tonic 0.14): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
@@ -84,6 +85,11 @@ mod rejection;
 mod scope;
 mod verify;
 
+pub mod metrics;
+pub mod multi;
+pub mod resource_metadata;
+pub mod validators;
+
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
@@ -113,7 +119,9 @@ pub use error::{AuthError, AuthErrorKind, ConfigError, InvalidTokenReason};
 pub use extract::{TokenSource, bearer_token, parse_authorization};
 pub use key_store::KeyHealth;
 pub use layer::{JwtAuth, JwtAuthLayer};
+pub use multi::MAX_ISSUERS;
 pub use rejection::{DefaultRejection, Rejection};
+pub use resource_metadata::ProtectedResourceMetadata;
 pub use scope::{
     GuardFuture, RequireScopes as RequireScopesService, RequireScopesLayer, ScopePolicy,
     require_any_scope, require_scopes,

@@ -242,6 +242,7 @@ fn error_code(kind: AuthErrorKind) -> Option<&'static str> {
 
 /// Logs a rejection at DEBUG: the kind and the reason, never the token.
 pub(crate) fn log(error: &AuthError) {
+    crate::metrics::rejected(error);
     match error.kind() {
         AuthErrorKind::InvalidToken(reason) => tracing::debug!(
             kind = error.kind().as_str(),

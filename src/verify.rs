@@ -37,7 +37,8 @@ pub(crate) struct Settings {
     pub(crate) keys: KeyStore,
 }
 
-struct Inner {
+/// One issuer's configuration and verified-token cache.
+pub(crate) struct Inner {
     s: Settings,
     cache: Option<moka::sync::Cache<[u8; 32], Arc<CacheEntry>>>,
 }
@@ -90,18 +91,31 @@ struct CacheEntry {
 /// # #[cfg(not(feature = "aws-lc-rs"))]
 /// # fn main() {}
 /// ```
+///
+/// A verifier can also trust several issuers: see [`Verifier::multi`].
 #[derive(Clone)]
 pub struct Verifier {
-    inner: Arc<Inner>,
+    repr: Repr,
+}
+
+/// One issuer, or several (see [`Verifier::multi`]).
+#[derive(Clone)]
+pub(crate) enum Repr {
+    One(Arc<Inner>),
+    Many(Arc<crate::multi::Issuers>),
 }
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier")
-            .field("issuer", &self.inner.s.issuer)
-            .field("audiences", &self.inner.s.audiences)
-            .field("algorithms", &self.inner.s.algorithms)
-            .finish_non_exhaustive()
+        match &self.repr {
+            Repr::One(inner) => f
+                .debug_struct("Verifier")
+                .field("issuer", &inner.s.issuer)
+                .field("audiences", &inner.s.audiences)
+                .field("algorithms", &inner.s.algorithms)
+                .finish_non_exhaustive(),
+            Repr::Many(many) => fmt::Debug::fmt(many, f),
+        }
     }
 }
 
@@ -155,19 +169,33 @@ impl Verifier {
                 .expire_after(ExpireAtExp { leeway: s.leeway })
                 .build()
         });
-        Self {
-            inner: Arc::new(Inner { s, cache }),
+        Self::from_repr(Repr::One(Arc::new(Inner { s, cache })))
+    }
+
+    pub(crate) fn from_repr(repr: Repr) -> Self {
+        Self { repr }
+    }
+
+    pub(crate) fn repr(&self) -> &Repr {
+        &self.repr
+    }
+
+    /// The configured issuer (for a [multi-issuer](Self::multi) verifier, the first one; see
+    /// [`issuers`](Self::issuers)).
+    pub fn issuer(&self) -> &str {
+        match &self.repr {
+            Repr::One(inner) => inner.issuer(),
+            Repr::Many(many) => many.issuer(),
         }
     }
 
-    /// The configured issuer.
-    pub fn issuer(&self) -> &str {
-        &self.inner.s.issuer
-    }
-
-    /// The accepted audiences.
+    /// The accepted audiences (for a [multi-issuer](Self::multi) verifier, the first
+    /// issuer's; see [`for_issuer`](Self::for_issuer)).
     pub fn audiences(&self) -> &[String] {
-        &self.inner.s.audiences
+        match &self.repr {
+            Repr::One(inner) => &inner.s.audiences,
+            Repr::Many(many) => many.audiences(),
+        }
     }
 
     /// Fetches the keys now (discovery and JWKS), for a warm start; a no-op for static keys.
@@ -177,22 +205,30 @@ impl Verifier {
     /// [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the
     /// fetch failed (the reason is logged at WARN).
     pub async fn refresh_keys(&self) -> Result<(), AuthError> {
-        self.inner
-            .s
-            .keys
-            .refresh_now()
-            .await
-            .map_err(|()| AuthError::keys_unavailable(None))
+        match &self.repr {
+            Repr::One(inner) => inner.refresh_keys().await,
+            Repr::Many(many) => many.refresh_keys().await,
+        }
     }
 
-    /// Whether keys are held and fresh, for readiness probes.
+    /// Whether keys are held and fresh, for readiness probes. For a
+    /// [multi-issuer](Self::multi) verifier, the worst of its issuers': `Missing` if any
+    /// issuer's keys are missing, else `Stale` if any is stale (since the earliest), else
+    /// `Fresh` (keys summed); [`for_issuer`](Self::for_issuer) gives each issuer's.
     pub fn key_health(&self) -> KeyHealth {
-        self.inner.s.keys.health()
+        match &self.repr {
+            Repr::One(inner) => inner.key_health(),
+            Repr::Many(many) => many.key_health(),
+        }
     }
 
-    /// How many JWKS fetches were started so far (for tests and monitoring).
+    /// How many JWKS fetches were started so far (for tests and monitoring; summed over the
+    /// issuers of a [multi-issuer](Self::multi) verifier).
     pub fn jwks_fetches(&self) -> u64 {
-        self.inner.s.keys.fetches_started()
+        match &self.repr {
+            Repr::One(inner) => inner.jwks_fetches(),
+            Repr::Many(many) => many.jwks_fetches(),
+        }
     }
 
     /// Verifies one token (the text after `Bearer `).
@@ -204,14 +240,57 @@ impl Verifier {
     /// [`KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the issuer's keys could
     /// not be obtained.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let s = &self.inner.s;
+        let timer = crate::metrics::Timer::start();
+        let result = match &self.repr {
+            Repr::One(inner) => inner.verify(token).await,
+            Repr::Many(many) => many.verify(token).await,
+        };
+        timer.verified(&result);
+        result
+    }
+}
+
+impl Inner {
+    pub(crate) fn issuer(&self) -> &str {
+        &self.s.issuer
+    }
+
+    pub(crate) fn audiences(&self) -> &[String] {
+        &self.s.audiences
+    }
+
+    pub(crate) fn max_token_bytes(&self) -> usize {
+        self.s.max_token_bytes
+    }
+
+    pub(crate) fn key_health(&self) -> KeyHealth {
+        self.s.keys.health()
+    }
+
+    pub(crate) fn jwks_fetches(&self) -> u64 {
+        self.s.keys.fetches_started()
+    }
+
+    pub(crate) async fn refresh_keys(&self) -> Result<(), AuthError> {
+        self.s
+            .keys
+            .refresh_now()
+            .await
+            .map_err(|()| AuthError::keys_unavailable(None))
+    }
+
+    /// Verifies one token against this issuer's configuration.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let s = &self.s;
         if token.len() > s.max_token_bytes {
             return Err(AuthError::invalid(InvalidTokenReason::TooLarge));
         }
-        let cache_key = match &self.inner.cache {
+        let cache_key = match &self.cache {
             Some(cache) if token.len() <= MAX_CACHED_TOKEN_BYTES => {
                 let h: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-                if let Some(hit) = cache.get(&h) {
+                let hit = cache.get(&h);
+                crate::metrics::token_cache(hit.is_some());
+                if let Some(hit) = hit {
                     if s.keys.holds_key(hit.key_id) {
                         self.check_times(&hit.claims, unix_now())?;
                         self.run_validators(&hit.claims)?;
@@ -236,7 +315,7 @@ impl Verifier {
             return Err(AuthError::invalid(InvalidTokenReason::BadSignature));
         }
         let claims = self.claims(&parsed, key.kid())?;
-        if let (Some(h), Some(cache)) = (cache_key, &self.inner.cache) {
+        if let (Some(h), Some(cache)) = (cache_key, &self.cache) {
             cache.insert(
                 h,
                 Arc::new(CacheEntry {
@@ -251,7 +330,7 @@ impl Verifier {
     /// Structure, header, `alg` allow-list, `crit` and `typ`: everything checked before a key
     /// is looked up.
     fn parse<'a>(&self, token: &'a str) -> Result<Parsed<'a>, AuthError> {
-        let s = &self.inner.s;
+        let s = &self.s;
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(sig), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -283,7 +362,7 @@ impl Verifier {
     }
 
     fn claims(&self, parsed: &Parsed<'_>, kid: Option<&str>) -> Result<Claims, AuthError> {
-        let s = &self.inner.s;
+        let s = &self.s;
         let payload = B64.decode(parsed.payload).map_err(|_| malformed())?;
         let UniqueObject(raw) = serde_json::from_slice(&payload).map_err(|_| malformed())?;
         let claims = build_claims(raw, parsed.alg, kid.map(str::to_owned), &s.scope_claims)
@@ -337,7 +416,7 @@ impl Verifier {
 
     /// `exp`, `nbf`, `iat` and the maximum age, at `now` (seconds since the epoch).
     fn check_times(&self, claims: &Claims, now: i64) -> Result<(), AuthError> {
-        let s = &self.inner.s;
+        let s = &self.s;
         let leeway = i64::try_from(s.leeway).unwrap_or(i64::MAX);
         if now >= claims.expires_at().saturating_add(leeway) {
             return Err(AuthError::invalid(InvalidTokenReason::Expired));
@@ -368,7 +447,7 @@ impl Verifier {
     }
 
     fn run_validators(&self, claims: &Claims) -> Result<(), AuthError> {
-        for v in &self.inner.s.validators {
+        for v in &self.s.validators {
             v(claims)?;
         }
         Ok(())

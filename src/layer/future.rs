@@ -103,6 +103,7 @@ where
                     let result = ready!(verify.as_mut().poll(cx));
                     match (result, req.take(), inner.take()) {
                         (Ok(claims), Some(mut req), Some(mut inner)) => {
+                            crate::metrics::accepted();
                             req.extensions_mut().insert(claims);
                             let fut = inner.call(req);
                             this.state.set(State::Inner { fut });

@@ -121,6 +121,18 @@ impl JwtAuthLayer<DefaultRejection> {
             s.challenge = challenge;
         })
     }
+
+    /// Adds `resource_metadata="url"` (RFC 9728) to the 401 challenges, keeping the other
+    /// challenge settings: `url` is where the
+    /// [`ProtectedResourceMetadata`](crate::ProtectedResourceMetadata) document is served.
+    /// Call it after [`challenge`](Self::challenge).
+    pub fn resource_metadata(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.map_shared(|s| {
+            s.challenge = s.challenge.clone().resource_metadata(url);
+            s.rejection = s.challenge.clone();
+        })
+    }
 }
 
 impl<S, R> Layer<S> for JwtAuthLayer<R> {

@@ -100,6 +100,7 @@ where
             Ok(token) => token.to_owned(),
             // Anonymous.
             Err(e) if e.kind() == AuthErrorKind::MissingToken && shared.optional => {
+                crate::metrics::anonymous();
                 return ResponseFuture::inner(inner.call(req));
             }
             Err(e) => {

@@ -1,0 +1,170 @@
+//! Metrics, through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`).
+//!
+//! With the feature on, bearer-guard records the metrics below with whatever recorder the
+//! application installed (a Prometheus exporter, StatsD, …); with no recorder they cost
+//! almost nothing. Without the feature nothing is recorded and no dependency is added; the
+//! names below stay defined either way.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `bearer_guard_requests_total` ([`REQUESTS_TOTAL`]) | counter | `outcome`, `reason` | every decision of the layer, the scope guards and the extractors (see below) |
+//! | `bearer_guard_verification_duration_seconds` ([`VERIFICATION_DURATION`]) | histogram | `outcome` | time of each [`Verifier::verify`](crate::Verifier::verify) call, cache hits included |
+//! | `bearer_guard_token_cache_hits_total` ([`TOKEN_CACHE_HITS`]) | counter | | verified-token cache hits |
+//! | `bearer_guard_token_cache_misses_total` ([`TOKEN_CACHE_MISSES`]) | counter | | verified-token cache misses (tokens over 8 KiB, never cached, are not counted) |
+//! | `bearer_guard_jwks_fetches_total` ([`JWKS_FETCHES_TOTAL`]) | counter | `issuer`, `result` | discovery + JWKS fetches: `result` is `success` (a key set was loaded, or confirmed by `304 Not Modified`) or `failure` |
+//! | `bearer_guard_jwks_keys` ([`JWKS_KEYS`]) | gauge | `issuer` | keys in the key set held, set at each successful fetch |
+//! | `bearer_guard_jwks_age_seconds` ([`JWKS_AGE`]) | gauge | `issuer` | seconds since the key set held was fetched or confirmed; set at each fetch and at each [`Verifier::key_health`](crate::Verifier::key_health) call (a readiness probe keeps it current) |
+//!
+//! `outcome` of `bearer_guard_requests_total`:
+//!
+//! | `outcome` | counted when |
+//! |---|---|
+//! | `accepted` | the layer verified the token and called the inner service |
+//! | `anonymous` | an [optional](crate::JwtAuthLayer::optional) layer let a request without credentials through |
+//! | `missing_token` | no credentials (answered 401) |
+//! | `malformed_request` | malformed credentials (400) |
+//! | `invalid_token` | the token was refused (401); `reason` is the [`InvalidTokenReason`](crate::InvalidTokenReason) as [`as_str`](crate::InvalidTokenReason::as_str) gives it: `expired`, `bad_signature`, `wrong_issuer`, … |
+//! | `insufficient_scope` | a scope guard, an extractor or a claim validator refused a valid token (403) |
+//! | `keys_unavailable` | the issuer's keys could not be obtained (503) |
+//!
+//! A request accepted by the layer and then refused by a scope guard counts once as
+//! `accepted` and once as `insufficient_scope`. `outcome` of the histogram is `accepted` or
+//! the [`AuthErrorKind`](crate::AuthErrorKind) name (`invalid_token`, `keys_unavailable`,
+//! …). The `issuer` label takes one value per configured issuer (bounded, see
+//! [`Verifier::multi`](crate::Verifier::multi)); labels never carry token content.
+//!
+//! ```
+//! # #[cfg(feature = "metrics")]
+//! # fn f() {
+//! // For example with metrics-exporter-prometheus:
+//! // PrometheusBuilder::new().install()?;
+//! assert_eq!(bearer_guard::metrics::REQUESTS_TOTAL, "bearer_guard_requests_total");
+//! # }
+//! ```
+
+use crate::claims::Claims;
+use crate::error::AuthError;
+#[cfg(feature = "metrics")]
+use crate::error::AuthErrorKind;
+
+/// Counter of decisions, labelled `outcome` (and `reason` for `invalid_token`).
+pub const REQUESTS_TOTAL: &str = "bearer_guard_requests_total";
+/// Histogram of verification time in seconds, labelled `outcome`.
+pub const VERIFICATION_DURATION: &str = "bearer_guard_verification_duration_seconds";
+/// Counter of verified-token cache hits.
+pub const TOKEN_CACHE_HITS: &str = "bearer_guard_token_cache_hits_total";
+/// Counter of verified-token cache misses.
+pub const TOKEN_CACHE_MISSES: &str = "bearer_guard_token_cache_misses_total";
+/// Counter of JWKS fetches, labelled `issuer` and `result` (`success` or `failure`).
+pub const JWKS_FETCHES_TOTAL: &str = "bearer_guard_jwks_fetches_total";
+/// Gauge of the keys held, labelled `issuer`.
+pub const JWKS_KEYS: &str = "bearer_guard_jwks_keys";
+/// Gauge of the age of the key set held, in seconds, labelled `issuer`.
+pub const JWKS_AGE: &str = "bearer_guard_jwks_age_seconds";
+
+/// Times one verification (a no-op without the feature).
+#[derive(Debug)]
+pub(crate) struct Timer {
+    #[cfg(feature = "metrics")]
+    start: std::time::Instant,
+}
+
+impl Timer {
+    pub(crate) fn start() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Records the verification time, by outcome.
+    pub(crate) fn verified(self, result: &Result<Claims, AuthError>) {
+        #[cfg(feature = "metrics")]
+        {
+            let outcome = match result {
+                Ok(_) => "accepted",
+                Err(e) => e.kind().as_str(),
+            };
+            ::metrics::histogram!(VERIFICATION_DURATION, "outcome" => outcome)
+                .record(self.start.elapsed().as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = result;
+    }
+}
+
+/// A verified-token cache lookup.
+pub(crate) fn token_cache(hit: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        let name = if hit {
+            TOKEN_CACHE_HITS
+        } else {
+            TOKEN_CACHE_MISSES
+        };
+        ::metrics::counter!(name).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = hit;
+}
+
+/// The layer verified a token and called the inner service.
+pub(crate) fn accepted() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(REQUESTS_TOTAL, "outcome" => "accepted").increment(1);
+}
+
+/// An optional layer let a request without credentials through.
+pub(crate) fn anonymous() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(REQUESTS_TOTAL, "outcome" => "anonymous").increment(1);
+}
+
+/// A request was refused (called where rejections are logged).
+pub(crate) fn rejected(error: &AuthError) {
+    #[cfg(feature = "metrics")]
+    match error.kind() {
+        AuthErrorKind::InvalidToken(reason) => ::metrics::counter!(
+            REQUESTS_TOTAL,
+            "outcome" => "invalid_token",
+            "reason" => reason.as_str()
+        )
+        .increment(1),
+        kind => ::metrics::counter!(REQUESTS_TOTAL, "outcome" => kind.as_str()).increment(1),
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = error;
+}
+
+/// A JWKS fetch ended; `held` is the key set held afterwards (its size and when it was
+/// obtained), if any.
+pub(crate) fn jwks_fetch(
+    issuer: &str,
+    success: bool,
+    held: Option<(usize, Option<std::time::SystemTime>)>,
+) {
+    #[cfg(feature = "metrics")]
+    {
+        let result = if success { "success" } else { "failure" };
+        ::metrics::counter!(JWKS_FETCHES_TOTAL, "issuer" => issuer.to_owned(), "result" => result)
+            .increment(1);
+        if let Some((keys, loaded_at)) = held {
+            #[allow(clippy::cast_precision_loss)]
+            ::metrics::gauge!(JWKS_KEYS, "issuer" => issuer.to_owned()).set(keys as f64);
+            key_set_age(issuer, loaded_at);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (issuer, success, held);
+}
+
+/// The age of the key set held (nothing when none is held).
+pub(crate) fn key_set_age(issuer: &str, loaded_at: Option<std::time::SystemTime>) {
+    #[cfg(feature = "metrics")]
+    if let Some(at) = loaded_at {
+        let age = at.elapsed().map_or(0.0, |d| d.as_secs_f64());
+        ::metrics::gauge!(JWKS_AGE, "issuer" => issuer.to_owned()).set(age);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (issuer, loaded_at);
+}
