@@ -1,3 +1,268 @@
-//! Placeholder, filled in shortly.
+//! `Verifier::verify` cold and warm, with the backend's raw signature check beside it as the
+//! floor. See BENCHMARKS.md for the command, the machine and the figures.
+//!
+//! For each of RS256, PS256, ES256, EdDSA and HS256:
+//!
+//! - `raw`: the backend alone (aws-lc-rs `ParsedPublicKey::verify_sig`, or `hmac::verify`)
+//!   on the same signing input and signature, with a key parsed once: the floor;
+//! - `cold`: the verified-token cache off, 64 distinct tokens in turn: every call parses,
+//!   checks the signature and reads the claims;
+//! - `warm`: one token over and over, cache on (the default 10,000 entries): every call
+//!   after the first is a cache hit.
+//!
+//! For RS256 also:
+//!
+//! - `miss`: the cache on (the default), 4,096 distinct tokens in turn through a 64-entry
+//!   cache, so nearly every call misses: the cold path plus the cache's own cost (hash,
+//!   lookup, insert);
+//! - `jsonwebtoken_decode`: jsonwebtoken's `decode` with a `DecodingKey` made once, for
+//!   comparison (it re-parses the RSA key on every call).
 
-fn main() {}
+use std::hint::black_box;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bearer_guard::Algorithm;
+use bearer_guard::Verifier;
+use bearer_guard::dev_issuer::{SigningKey, jwk_set};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+
+const ISSUER: &str = "https://bench.example/";
+const AUDIENCE: &str = "urn:worldmappers";
+const HMAC_SECRET: &[u8] = b"a-bench-secret-of-at-least-32-bytes!!";
+
+/// Claims shaped like Auth0's client-credentials tokens; `n` makes each token distinct.
+fn claims(n: usize) -> Value {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    json!({
+        "iss": ISSUER,
+        "sub": "gift-deliveries@clients",
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 86_400,
+        "scope": "geocode:location reverse-geocode:location directions",
+        "gty": "client-credentials",
+        "azp": "gift-deliveries",
+        "client_id": "gift-deliveries",
+        "jti": format!("bench-{n:08}"),
+    })
+}
+
+/// The signing key of each benchmarked algorithm.
+fn signing_key(alg: Algorithm) -> SigningKey {
+    match alg {
+        Algorithm::HS256 => SigningKey::hmac(alg, HMAC_SECRET, "hs"),
+        _ => SigningKey::from_pool(alg, 0, format!("{alg}-bench")),
+    }
+    .expect("bench key")
+}
+
+/// A verifier trusting `key` (fixed keys: nothing is fetched), with `cache` entries.
+fn verifier(key: &SigningKey, cache: u64) -> Verifier {
+    let builder = Verifier::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .token_cache(cache);
+    let builder = match key.alg() {
+        Algorithm::HS256 => builder.hmac_secret(HMAC_SECRET),
+        _ => builder.jwks_json(jwk_set([key]).to_string()),
+    };
+    builder.build().expect("bench verifier")
+}
+
+fn tokens(key: &SigningKey, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| key.sign(&claims(i)).expect("sign"))
+        .collect()
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The backend alone, with the key parsed once: the floor.
+#[cfg(feature = "aws-lc-rs")]
+mod raw {
+    use aws_lc_rs::signature::{self as sig, ParsedPublicKey};
+    use base64::Engine as _;
+    use bearer_guard::Algorithm;
+    use bearer_guard::dev_issuer::SigningKey;
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    pub(crate) enum Floor {
+        Public(ParsedPublicKey),
+        Hmac(Box<aws_lc_rs::hmac::Key>),
+    }
+
+    impl Floor {
+        pub(crate) fn new(key: &SigningKey) -> Self {
+            let jwk = key.public_jwk();
+            let field = |name: &str| {
+                B64.decode(jwk[name].as_str().expect("jwk field"))
+                    .expect("jwk base64")
+            };
+            let (params, bytes): (&'static dyn sig::VerificationAlgorithm, Vec<u8>) =
+                match key.alg() {
+                    Algorithm::RS256 | Algorithm::PS256 => {
+                        use aws_lc_rs::encoding::AsDer;
+                        let der = aws_lc_rs::rsa::PublicKeyComponents {
+                            n: field("n"),
+                            e: field("e"),
+                        }
+                        .as_der()
+                        .expect("rsa der")
+                        .as_ref()
+                        .to_vec();
+                        let params: &'static dyn sig::VerificationAlgorithm =
+                            if key.alg() == Algorithm::RS256 {
+                                &sig::RSA_PKCS1_2048_8192_SHA256
+                            } else {
+                                &sig::RSA_PSS_2048_8192_SHA256
+                            };
+                        (params, der)
+                    }
+                    Algorithm::ES256 => {
+                        let mut point = vec![4];
+                        point.extend(field("x"));
+                        point.extend(field("y"));
+                        (&sig::ECDSA_P256_SHA256_FIXED, point)
+                    }
+                    Algorithm::EdDSA => (&sig::ED25519, field("x")),
+                    Algorithm::HS256 => {
+                        return Self::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                            aws_lc_rs::hmac::HMAC_SHA256,
+                            super::HMAC_SECRET,
+                        )));
+                    }
+                    other => unreachable!("no floor for {other}"),
+                };
+            Self::Public(ParsedPublicKey::new(params, bytes).expect("parsed key"))
+        }
+
+        /// The signing input and the decoded signature of `token`.
+        pub(crate) fn split(token: &str) -> (Vec<u8>, Vec<u8>) {
+            let dot = token.rfind('.').expect("three parts");
+            let sig = B64.decode(&token[dot + 1..]).expect("signature");
+            (token.as_bytes()[..dot].to_vec(), sig)
+        }
+
+        pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+            match self {
+                Self::Public(k) => k.verify_sig(message, signature).is_ok(),
+                Self::Hmac(k) => aws_lc_rs::hmac::verify(k, message, signature).is_ok(),
+            }
+        }
+    }
+}
+
+fn per_algorithm(c: &mut Criterion) {
+    let rt = runtime();
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+        Algorithm::HS256,
+    ] {
+        let key = signing_key(alg);
+        let toks = tokens(&key, 64);
+        let mut group = c.benchmark_group(format!("verify/{alg}"));
+
+        #[cfg(feature = "aws-lc-rs")]
+        {
+            let floor = raw::Floor::new(&key);
+            let (message, signature) = raw::Floor::split(&toks[0]);
+            assert!(floor.verify(&message, &signature), "the floor verifies");
+            group.bench_function("raw", |b| {
+                b.iter(|| floor.verify(black_box(&message), black_box(&signature)));
+            });
+        }
+
+        let cold = verifier(&key, 0);
+        for t in &toks {
+            rt.block_on(cold.verify(t)).expect("a valid token");
+        }
+        let mut i = 0;
+        group.bench_function("cold", |b| {
+            b.to_async(&rt).iter(|| {
+                i = (i + 1) % toks.len();
+                let fut = cold.verify(black_box(&toks[i]));
+                async move { fut.await.expect("valid") }
+            });
+        });
+
+        let warm = verifier(&key, bearer_guard::DEFAULT_TOKEN_CACHE_ENTRIES);
+        rt.block_on(warm.verify(&toks[0])).expect("a valid token");
+        group.bench_function("warm", |b| {
+            b.to_async(&rt).iter(|| {
+                let fut = warm.verify(black_box(&toks[0]));
+                async move { fut.await.expect("valid") }
+            });
+        });
+        group.finish();
+    }
+}
+
+/// RS256 with the cache on but missing, and jsonwebtoken's `decode` for comparison.
+fn rs256_extra(c: &mut Criterion) {
+    let rt = runtime();
+    let key = signing_key(Algorithm::RS256);
+    let mut group = c.benchmark_group("verify/RS256");
+
+    let toks = tokens(&key, 4096);
+    let small = verifier(&key, 64);
+    let mut i = 0;
+    group.bench_with_input(
+        BenchmarkId::new("miss", "4096 tokens, 64 entries"),
+        &(),
+        |b, ()| {
+            b.to_async(&rt).iter(|| {
+                i = (i + 1) % toks.len();
+                let fut = small.verify(black_box(&toks[i]));
+                async move { fut.await.expect("valid") }
+            });
+        },
+    );
+
+    #[cfg(feature = "aws-lc-rs")]
+    jsonwebtoken_decode(&mut group, &key, &toks[..64]);
+    group.finish();
+}
+
+/// jsonwebtoken 11's `decode` on aws-lc-rs, its `DecodingKey` made once.
+#[cfg(feature = "aws-lc-rs")]
+fn jsonwebtoken_decode(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    key: &SigningKey,
+    toks: &[String],
+) {
+    // With both backends compiled in, jsonwebtoken needs one chosen.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let jwk = key.public_jwk();
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("decoding key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    let mut j = 0;
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| {
+            j = (j + 1) % toks.len();
+            jsonwebtoken::decode::<Value>(black_box(&toks[j]), &decoding, &validation)
+                .expect("valid")
+        });
+    });
+}
+
+criterion_group!(benches, per_algorithm, rs256_extra);
+criterion_main!(benches);

@@ -7,6 +7,8 @@
 //! Configuration (the names Auth0's own middleware uses):
 //! `ISSUER_BASE_URL` (the exact issuer; keys by discovery), `AUDIENCE` (default
 //! `urn:worldmappers`), `JWKS_URI` (optional: skip discovery), `PORT` (default 7001).
+//! `TOKEN_CACHE` sets how many verified tokens are remembered (default 10,000; `0` turns the
+//! cache off), for the load harness `scripts/load.sh`.
 //! With no `ISSUER_BASE_URL`, a development issuer starts in-process with a "Gift Deliveries"
 //! client, and the commands to get a token and call each route are printed.
 
@@ -66,6 +68,12 @@ async fn run() -> Result<(), String> {
     let mut builder = Verifier::builder().issuer(&issuer).audience(&audience);
     if let Some(jwks) = env("JWKS_URI") {
         builder = builder.jwks_uri(jwks);
+    }
+    if let Some(entries) = env("TOKEN_CACHE") {
+        let entries: u64 = entries
+            .parse()
+            .map_err(|_| format!("TOKEN_CACHE {entries:?} is not a number of entries"))?;
+        builder = builder.token_cache(entries);
     }
     let verifier = builder.build().map_err(|e| format!("configuration: {e}"))?;
     // Warm the key store; if the issuer is down, requests get 503 until it answers.
