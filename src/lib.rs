@@ -17,7 +17,7 @@
 //! | `tls` | yes | https for discovery and JWKS fetches (rustls) |
 //! | `axum` | yes | axum extractors and route guards |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
-//! | `client` | no | [client](crate::client): a client-credentials token source and a tower layer sending its tokens |
+//! | `client` | no | the [`client`] module: a client-credentials token source, and a tower layer sending its tokens |
 //! | `metrics` | no | [metrics](crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
 //! | `tonic` | no | gRPC servers ([tonic](crate::tonic), tonic 0.14): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
