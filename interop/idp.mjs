@@ -1,0 +1,144 @@
+// bearer-guard interop: a real authorization server for tests/interop.rs.
+//
+// oidc-provider (panva, OpenID Certified) on 127.0.0.1, issuing RFC 9068 JWT access tokens
+// through the client_credentials grant, with resource indicators (RFC 8707) choosing `aud`.
+// Started by the Rust test as a child process; runs by hand too:
+//
+//   cd interop && npm ci && IDP_PORT=4000 node idp.mjs
+//
+// Settings (environment, all optional):
+//   IDP_PORT        port on 127.0.0.1; 0 (default) takes a free one
+//   IDP_ISSUER      issuer identifier; default http://127.0.0.1:<port>. It may name another
+//                   port than the one listened on (to mint tokens "for" an issuer that is down)
+//   IDP_KEYS        private key pool file, created and filled on first use (default
+//                   ./keys.private.json). Kids: rsa-1, rsa-2 (RS256), ec-1, ec-2 (ES256),
+//                   ed-1, ed-2 (EdDSA, Ed25519). Share one file between instances to give them
+//                   the same keys.
+//   IDP_KIDS        kids to publish, in order (default rsa-1,ec-1,ed-1). Tokens of an
+//                   algorithm are signed with the first published key of that algorithm.
+//   IDP_TTL         access-token lifetime, seconds (default 600)
+//   IDP_SHORT_TTL   lifetime for the client "short-lived" (default 1)
+//   IDP_SCOPES      scopes every resource offers (default: the World Mappers scopes)
+//   IDP_RESOURCES   comma list of accepted resource indicators (default: any absolute URI)
+//
+// Clients (grant client_credentials only; the secret is "<client_id>-secret"):
+//   rs256-basic, rs256-post, es256-basic, es256-post, eddsa-basic, eddsa-post
+//       <alg>-<method>: signed with <alg>, registered for client_secret_<method>
+//   short-lived   RS256, client_secret_basic, lifetime IDP_SHORT_TTL
+//
+// When listening, prints one line to stdout: `READY {"issuer":..,"port":..,"kids":[..]}`.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import * as jose from 'jose';
+import Provider, { errors } from 'oidc-provider';
+
+const setting = (name, fallback) => {
+  const v = process.env[name];
+  return v === undefined || v === '' ? fallback : v;
+};
+const list = (s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+
+const dir = path.dirname(fileURLToPath(import.meta.url));
+const keysFile = path.resolve(dir, setting('IDP_KEYS', 'keys.private.json'));
+const publishedKids = list(setting('IDP_KIDS', 'rsa-1,ec-1,ed-1'));
+const ttl = Number(setting('IDP_TTL', '600'));
+const shortTtl = Number(setting('IDP_SHORT_TTL', '1'));
+const scopes = setting('IDP_SCOPES', 'geocode:location reverse-geocode:location directions');
+const resources = process.env.IDP_RESOURCES ? new Set(list(process.env.IDP_RESOURCES)) : null;
+
+// ---- keys ----------------------------------------------------------------------------------
+const KINDS = {
+  rsa: { alg: 'RS256', options: { modulusLength: 2048 } },
+  ec: { alg: 'ES256', options: {} },
+  ed: { alg: 'EdDSA', options: { crv: 'Ed25519' } },
+};
+const POOL = ['rsa-1', 'rsa-2', 'ec-1', 'ec-2', 'ed-1', 'ed-2'];
+
+async function keyPool() {
+  const pool = fs.existsSync(keysFile) ? JSON.parse(fs.readFileSync(keysFile, 'utf8')) : {};
+  const missing = POOL.filter((kid) => !pool[kid]);
+  for (const kid of missing) {
+    const { alg, options } = KINDS[kid.split('-')[0]];
+    const { privateKey } = await jose.generateKeyPair(alg, { ...options, extractable: true });
+    pool[kid] = { ...(await jose.exportJWK(privateKey)), kid, alg, use: 'sig' };
+  }
+  if (missing.length > 0) {
+    // Write then rename: an instance starting meanwhile never reads half a file.
+    const tmp = `${keysFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(pool, null, 2)}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, keysFile);
+  }
+  return pool;
+}
+
+const pool = await keyPool();
+for (const kid of publishedKids) {
+  if (!pool[kid]) throw new Error(`IDP_KIDS: unknown kid ${kid} (the pool has ${POOL.join(', ')})`);
+}
+const published = publishedKids.map((kid) => pool[kid]);
+const signingKid = (alg) => published.find((k) => k.alg === alg)?.kid;
+
+// ---- clients -------------------------------------------------------------------------------
+const CLIENTS = [];
+for (const alg of ['RS256', 'ES256', 'EdDSA']) {
+  for (const method of ['basic', 'post']) {
+    CLIENTS.push({ id: `${alg.toLowerCase()}-${method}`, alg, method, ttl });
+  }
+}
+CLIENTS.push({ id: 'short-lived', alg: 'RS256', method: 'basic', ttl: shortTtl });
+const clientById = new Map(CLIENTS.map((c) => [c.id, c]));
+
+// ---- server --------------------------------------------------------------------------------
+// Listen first, so that port 0 can be resolved before the issuer (which names it) is fixed.
+const server = http.createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(Number(setting('IDP_PORT', '0')), '127.0.0.1', resolve);
+});
+const { port } = server.address();
+const issuer = setting('IDP_ISSUER', `http://127.0.0.1:${port}`);
+
+const provider = new Provider(issuer, {
+  jwks: { keys: published },
+  clients: CLIENTS.map((c) => ({
+    client_id: c.id,
+    client_secret: `${c.id}-secret`,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: `client_secret_${c.method}`,
+  })),
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (_ctx, _client, oneOf) => oneOf,
+      useGrantedResource: async () => false,
+      getResourceServerInfo: async (_ctx, resource, client) => {
+        if (resources && !resources.has(resource)) throw new errors.InvalidTarget();
+        const c = clientById.get(client.clientId);
+        const kid = signingKid(c.alg);
+        if (!kid) throw new errors.InvalidClient(`no published ${c.alg} key`);
+        return {
+          audience: resource,
+          scope: scopes,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: c.ttl,
+          jwt: { sign: { alg: c.alg, kid } },
+        };
+      },
+    },
+  },
+});
+provider.on('server_error', (_ctx, err) => console.error('idp server_error:', err));
+server.on('request', provider.callback());
+
+console.log(`READY ${JSON.stringify({ issuer, port, kids: publishedKids })}`);
+
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
