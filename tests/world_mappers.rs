@@ -48,8 +48,9 @@ async fn world() -> World {
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = app::app(verifier, &base);
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app::app(verifier)).await;
+        let _ = axum::serve(listener, app).await;
     });
     World { dev, base, task }
 }
@@ -145,4 +146,78 @@ async fn health_and_readiness_are_public() {
     let t = token(&w, "gift-deliveries", "gd-secret").await;
     assert_eq!(call(&w, "/api/directions", Some(&t)).await.0, 200);
     assert_eq!(call(&w, "/readyz", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_protected_resource_metadata_names_the_audience_and_the_issuer() {
+    let w = world().await;
+    let res = reqwest::get(format!("{}/.well-known/oauth-protected-resource", w.base))
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let doc: Value = res.json().await.expect("json");
+    assert_eq!(
+        doc,
+        json!({
+            "resource": AUD,
+            "authorization_servers": [w.dev.issuer()],
+            "scopes_supported": ["geocode:location", "reverse-geocode:location", "directions"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "World Mappers API",
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_refused_request_is_pointed_at_the_metadata() {
+    let w = world().await;
+    let metadata_url = format!("{}/.well-known/oauth-protected-resource", w.base);
+    let res = reqwest::get(format!("{}/api/directions", w.base))
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().expect("ascii");
+    assert_eq!(
+        challenge,
+        format!(r#"Bearer realm="api", resource_metadata="{metadata_url}""#)
+    );
+    // A client follows it to the issuer, gets a token there, and is let in.
+    let doc: Value = reqwest::get(&metadata_url)
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["authorization_servers"][0], w.dev.issuer());
+    let t = token(&w, "gift-deliveries", "gd-secret").await;
+    assert_eq!(call(&w, "/api/directions", Some(&t)).await.0, 200);
+    // A 403 (valid token, scope missing) does not name it.
+    let t = token(&w, "mapper", "m-secret").await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/directions", w.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 403);
+    let challenge = res.headers()["www-authenticate"].to_str().expect("ascii");
+    assert!(!challenge.contains("resource_metadata"), "{challenge}");
+}
+
+#[tokio::test]
+async fn readiness_follows_the_key_store() {
+    let w = world().await;
+    assert_eq!(
+        call(&w, "/readyz", None).await,
+        (503, "no keys yet".to_owned())
+    );
+    // A malformed token is refused before any key lookup: still no keys.
+    assert_eq!(call(&w, "/api/directions", Some("a.b.c")).await.0, 401);
+    assert_eq!(call(&w, "/readyz", None).await.0, 503);
+    let t = token(&w, "mapper", "m-secret").await;
+    assert_eq!(call(&w, "/api/location/geocode", Some(&t)).await.0, 200);
+    assert_eq!(call(&w, "/readyz", None).await, (200, "ready".to_owned()));
+    // Public routes need no token even though the API does.
+    assert_eq!(call(&w, "/healthz", None).await.0, 200);
 }

@@ -6,10 +6,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use bearer_guard::{
-    Claims, JwtAuthLayer, KeyHealth, RequireScopes, Verifier, require_scopes, scope_requirement,
+    Claims, JwtAuthLayer, KeyHealth, ProtectedResourceMetadata, RequireScopes, Verifier,
+    require_scopes, scope_requirement,
 };
 use serde::Deserialize;
 use serde_json::json;
+
+/// The API's scopes.
+pub(crate) const SCOPES: [&str; 3] = ["geocode:location", "reverse-geocode:location", "directions"];
 
 scope_requirement!(
     /// `GET /api/location/geocode` needs `geocode:location`.
@@ -20,9 +24,20 @@ scope_requirement!(
     pub(crate) ReverseGeocode = all_of["reverse-geocode:location"]
 );
 
-/// The whole application: public health routes, and the protected API.
-pub(crate) fn app(verifier: Verifier) -> Router {
+/// The whole application: public health routes, the public RFC 9728 protected-resource
+/// metadata, and the protected API. `public_url` is where clients reach the API (for
+/// example `http://127.0.0.1:7001`): 401 answers name the metadata document there.
+pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
     let ready = verifier.clone();
+    // RFC 9728: `resource` is the audience, `authorization_servers` the issuer.
+    let metadata = ProtectedResourceMetadata::from_verifier(&verifier)
+        .scopes_supported(SCOPES)
+        .resource_name("World Mappers API");
+    let metadata_url = format!(
+        "{}{}",
+        public_url.trim_end_matches('/'),
+        metadata.well_known_path()
+    );
     let api = Router::new()
         .route("/api/location/geocode", get(geocode))
         .route("/api/location/reverse-geocode", get(reverse_geocode))
@@ -32,7 +47,7 @@ pub(crate) fn app(verifier: Verifier) -> Router {
                 .route("/api/directions", get(directions))
                 .route_layer(require_scopes(["directions"])),
         )
-        .layer(JwtAuthLayer::new(verifier));
+        .layer(JwtAuthLayer::new(verifier).resource_metadata(metadata_url));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -47,6 +62,7 @@ pub(crate) fn app(verifier: Verifier) -> Router {
                 }
             }),
         )
+        .merge(metadata.router())
         .merge(api)
 }
 

@@ -8,7 +8,9 @@
 //! `ISSUER_BASE_URL` (the exact issuer; keys by discovery), `AUDIENCE` (default
 //! `urn:worldmappers`), `JWKS_URI` (optional: skip discovery), `PORT` (default 7001).
 //! `TOKEN_CACHE` sets how many verified tokens are remembered (default 10,000; `0` turns the
-//! cache off), for the load harness `scripts/load.sh`.
+//! cache off), for the load harness `scripts/load.sh`. `PUBLIC_URL` is where clients reach
+//! the API (default `http://127.0.0.1:PORT`): 401 answers point at the RFC 9728
+//! protected-resource metadata, `{PUBLIC_URL}/.well-known/oauth-protected-resource`.
 //! With no `ISSUER_BASE_URL`, a development issuer starts in-process with a "Gift Deliveries"
 //! client, and the commands to get a token and call each route are printed.
 
@@ -20,8 +22,9 @@ use std::process::ExitCode;
 use bearer_guard::Verifier;
 use bearer_guard::dev_issuer::{DevIssuer, DevIssuerBuilder};
 
+use app::SCOPES;
+
 const CLIENT_ID: &str = "gift-deliveries";
-const SCOPES: [&str; 3] = ["geocode:location", "reverse-geocode:location", "directions"];
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -49,6 +52,7 @@ async fn run() -> Result<(), String> {
         None => 7001,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
 
     // The development issuer, unless a real one is configured.
     let (issuer, dev) = match env("ISSUER_BASE_URL") {
@@ -89,7 +93,7 @@ async fn run() -> Result<(), String> {
         print_walkthrough(dev, secret, &audience, addr);
     }
 
-    axum::serve(listener, app::app(verifier))
+    axum::serve(listener, app::app(verifier, &public_url))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -120,6 +124,8 @@ Call the API:
   curl -i 'http://{addr}/api/directions?destination=Seattle' -H "Authorization: Bearer $TOKEN"
   curl -i http://{addr}/api/directions        # no token: 401
   curl -i http://{addr}/healthz               # public
+  curl -i http://{addr}/readyz                # 200 once the issuer's keys are held
+  curl -s http://{addr}/.well-known/oauth-protected-resource   # RFC 9728 metadata
 
 Or run the Gift Deliveries client:
   ISSUER_BASE_URL={issuer} CLIENT_ID={CLIENT_ID} CLIENT_SECRET={secret} \
