@@ -296,8 +296,8 @@ impl VerifierBuilder {
     }
 
     /// The HTTP client for discovery and JWKS fetches. The default one has a 5 s total
-    /// timeout and follows redirects only to the same host. Whatever the client, each fetch
-    /// is bounded by [`fetch_timeout`](Self::fetch_timeout).
+    /// timeout and follows redirects only to the same origin (scheme, host and port).
+    /// Whatever the client, each fetch is bounded by [`fetch_timeout`](Self::fetch_timeout).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

@@ -306,20 +306,21 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// The default client: connect timeout, total timeout, and redirects only to the same host.
+/// The default client: connect timeout, total timeout, and redirects only to the same origin
+/// (scheme, host and port): a redirect elsewhere could swap the keys, or downgrade https.
 pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(3)))
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let same_host = attempt
+            let same_origin = attempt
                 .previous()
                 .first()
-                .is_some_and(|first| first.host_str() == attempt.url().host_str());
+                .is_some_and(|first| first.origin() == attempt.url().origin());
             if attempt.previous().len() >= 5 {
                 attempt.error("too many redirects")
-            } else if !same_host {
-                attempt.error("a redirect to another host is not followed")
+            } else if !same_origin {
+                attempt.error("a redirect to another origin (scheme, host or port) is not followed")
             } else {
                 attempt.follow()
             }

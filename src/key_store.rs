@@ -165,6 +165,9 @@ struct Remote {
     policy: RefreshPolicy,
     coord: Mutex<Coord>,
     background: AtomicBool,
+    /// Wakes the background task when a fetch finishes: a request's fetch may have failed
+    /// (retry with backoff from now) or loaded a new set (the next refresh moved).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug)]
@@ -224,6 +227,7 @@ impl KeyStore {
                         fetches_started: 0,
                     }),
                     background: AtomicBool::new(false),
+                    wake: Arc::new(tokio::sync::Notify::new()),
                 }),
             }),
         }
@@ -565,6 +569,7 @@ impl Inner {
         c.attempts += 1;
         c.last_seq = c.last_seq.max(seq);
         c.inflight = None;
+        remote.wake.notify_one();
         match outcome {
             Outcome::Loaded => {
                 c.failures = 0;
@@ -612,11 +617,20 @@ impl Remote {
 
 async fn background(weak: Weak<Inner>) {
     loop {
-        let delay = match weak.upgrade() {
-            Some(inner) => inner.next_delay(),
+        let (delay, wake) = match weak.upgrade() {
+            Some(inner) => (
+                inner.next_delay().max(Duration::from_millis(200)),
+                inner.remote.as_ref().map(|r| r.wake.clone()),
+            ),
             None => return,
         };
-        tokio::time::sleep(delay.max(Duration::from_millis(200))).await;
+        // Sleep until the refresh is due, or until a fetch finishes and moves that time.
+        match wake {
+            Some(wake) => {
+                let _ = tokio::time::timeout(delay, wake.notified()).await;
+            }
+            None => tokio::time::sleep(delay).await,
+        }
         let Some(inner) = weak.upgrade() else {
             return;
         };

@@ -341,7 +341,9 @@ impl Inner {
             return Err(malformed());
         }
         let header_bytes = B64.decode(h).map_err(|_| malformed())?;
-        let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| malformed())?;
+        // RFC 7515 §4: UTF-8 JSON. (serde_json does not check the UTF-8 of members it skips.)
+        let header_text = std::str::from_utf8(&header_bytes).map_err(|_| malformed())?;
+        let header: Header = serde_json::from_str(header_text).map_err(|_| malformed())?;
         let alg_name = header.alg.as_deref().ok_or_else(malformed)?;
         let alg = Algorithm::from_jose(alg_name)
             .filter(|a| s.algorithms.contains(a))

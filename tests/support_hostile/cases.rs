@@ -734,6 +734,11 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
             c.to_string().into_bytes(),
         ),
         (
+            "header with invalid UTF-8 in an unknown member",
+            b"{\"alg\":\"RS256\",\"kid\":\"rsa-rs\",\"x\":\"a\xffb\"}".to_vec(),
+            c.to_string().into_bytes(),
+        ),
+        (
             "header with a byte-order mark",
             [b"\xef\xbb\xbf".as_slice(), h_rs.to_string().as_bytes()].concat(),
             c.to_string().into_bytes(),

@@ -452,6 +452,8 @@ pub enum Mode {
     Redirect(String),
     /// `302` to the same URL, forever.
     RedirectLoop,
+    /// `302` from `/jwks` to `to` (a path of this server); every other path answers `then`.
+    RedirectHere { to: String, then: Value },
     /// Accepts the request and never answers.
     Hang,
 }
@@ -654,6 +656,13 @@ async fn jwks_handler(State(shared): State<Arc<IssuerShared>>, uri: Uri) -> Resp
             .status(StatusCode::FOUND)
             .header(header::LOCATION, to)
             .body(Body::empty()),
+        Mode::RedirectHere { to, .. } if uri.path() == "/jwks" => build
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, to)
+            .body(Body::empty()),
+        Mode::RedirectHere { then, .. } => build
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(then.to_string())),
         Mode::RedirectLoop => build
             .status(StatusCode::FOUND)
             .header(header::LOCATION, "/jwks")
