@@ -1,0 +1,539 @@
+//! Interop with a real authorization server: `oidc-provider` (panva, OpenID Certified), run
+//! by Node.js from `interop/` as child processes on free 127.0.0.1 ports. Its tokens go, over
+//! real sockets, through the World Mappers example API.
+//!
+//! Needs `node` and `interop/node_modules` (`cd interop && npm ci`; `.ci/interop` does both).
+//! Without them every test here passes after printing why it was skipped, unless
+//! `BEARER_GUARD_INTEROP=require` is set (as `.ci/interop` does), which turns a skip into a
+//! failure.
+#![cfg(all(feature = "axum", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+
+#[path = "../examples/world_mappers/app.rs"]
+mod app;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use bearer_guard::{Algorithm, Verifier, VerifierBuilder};
+use serde_json::Value;
+
+/// The World Mappers API's identifier at the IdP (an RFC 8707 resource indicator).
+const AUD: &str = "https://worldmappers.example/api";
+const SCOPES: &str = "directions geocode:location";
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
+}
+
+/// Whether the IdP can run; prints why not (or panics when interop is required).
+fn idp_available() -> bool {
+    let modules = interop_dir().join("node_modules").join("oidc-provider");
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let why = if !node {
+        "`node` is not on PATH"
+    } else if !modules.is_dir() {
+        "interop/node_modules is missing (run `npm ci` in interop/, or .ci/interop)"
+    } else {
+        return true;
+    };
+    if std::env::var("BEARER_GUARD_INTEROP").as_deref() == Ok("require") {
+        panic!("interop test cannot run: {why}");
+    }
+    eprintln!("SKIPPED: interop test needs oidc-provider: {why}");
+    false
+}
+
+macro_rules! require_idp {
+    () => {
+        if !idp_available() {
+            return;
+        }
+    };
+}
+
+/// A private temporary folder, removed on drop (the IdP's key pool lives here).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "bearer-guard-interop-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn keys(&self) -> PathBuf {
+        self.0.join("keys.private.json")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How to start one oidc-provider instance (see interop/idp.mjs).
+#[derive(Clone)]
+struct IdpConfig {
+    keys: PathBuf,
+    /// 0: any free port.
+    port: u16,
+    /// Default: `http://127.0.0.1:<port>`.
+    issuer: Option<String>,
+    kids: &'static str,
+    short_ttl: u64,
+}
+
+impl IdpConfig {
+    fn new(keys: PathBuf) -> Self {
+        Self {
+            keys,
+            port: 0,
+            issuer: None,
+            kids: "rsa-1,ec-1,ed-1",
+            short_ttl: 1,
+        }
+    }
+}
+
+/// A running oidc-provider; killed on drop.
+struct Idp {
+    child: Child,
+    issuer: String,
+    port: u16,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Idp {
+    async fn start(config: IdpConfig) -> Self {
+        tokio::task::spawn_blocking(move || Self::start_blocking(&config))
+            .await
+            .expect("idp start task")
+    }
+
+    fn start_blocking(config: &IdpConfig) -> Self {
+        let mut cmd = Command::new("node");
+        cmd.arg("idp.mjs")
+            .current_dir(interop_dir())
+            .env("IDP_PORT", config.port.to_string())
+            .env("IDP_KEYS", &config.keys)
+            .env("IDP_KIDS", config.kids)
+            .env("IDP_SHORT_TTL", config.short_ttl.to_string())
+            .env("IDP_SCOPES", app::SCOPES.join(" "))
+            .env_remove("IDP_ISSUER")
+            .env_remove("IDP_RESOURCES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(issuer) = &config.issuer {
+            cmd.env("IDP_ISSUER", issuer);
+        }
+        let mut child = cmd.spawn().expect("spawn node interop/idp.mjs");
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0_u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(json) = line.strip_prefix("READY ") {
+                    let _ = tx.send(json.to_owned());
+                }
+            }
+        });
+        // Node and oidc-provider take a few seconds on a loaded machine (RSA key generation
+        // on the first start of a key pool).
+        let ready = rx.recv_timeout(Duration::from_secs(90));
+        let mut idp = Self {
+            child,
+            issuer: String::new(),
+            port: 0,
+            stderr,
+        };
+        let ready: Value = match ready {
+            Ok(json) => serde_json::from_str(&json).expect("READY json"),
+            Err(_) => panic!("the IdP did not start; its stderr:\n{}", idp.stderr_text()),
+        };
+        idp.issuer = ready["issuer"].as_str().expect("issuer").to_owned();
+        idp.port = ready["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .expect("port");
+        idp
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn token_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// A client-credentials token response from client `client` (secret `<client>-secret`),
+    /// authenticating as the client's name says (`-basic`: HTTP Basic, `-post`: form fields).
+    async fn token_response(&self, client: &str, resource: &str, scope: &str) -> Value {
+        let secret = format!("{client}-secret");
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("resource", resource),
+            ("scope", scope),
+        ];
+        let mut req = reqwest::Client::new().post(self.token_endpoint());
+        if client.ends_with("-post") {
+            form.push(("client_id", client));
+            form.push(("client_secret", &secret));
+        } else {
+            req = req.basic_auth(client, Some(&secret));
+        }
+        let res = req.form(&form).send().await.expect("token request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("token response json");
+        assert!(status.is_success(), "token request for {client}: {body}");
+        body
+    }
+
+    async fn token(&self, client: &str, scope: &str) -> String {
+        access_token(&self.token_response(client, AUD, scope).await)
+    }
+
+    /// Stops the IdP (SIGKILL) and waits for it to exit.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn access_token(response: &Value) -> String {
+    response["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+/// The decoded JOSE header and payload of a JWT.
+fn decode(token: &str) -> (Value, Value) {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let mut part = || -> Value {
+        let bytes = b64.decode(parts.next().expect("part")).expect("base64url");
+        serde_json::from_slice(&bytes).expect("json")
+    };
+    (part(), part())
+}
+
+fn now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    i64::try_from(secs).expect("time")
+}
+
+/// The World Mappers API on a free port, trusting `issuer` (keys by discovery).
+struct Api {
+    base: String,
+    verifier: Verifier,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Api {
+    async fn start(builder: VerifierBuilder) -> Self {
+        let verifier = builder.build().expect("verifier");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = app::app(verifier.clone(), &base);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self {
+            base,
+            verifier,
+            task,
+        }
+    }
+
+    /// `GET path` with the token; the status, `WWW-Authenticate` and body.
+    async fn call(&self, path: &str, token: &str) -> (u16, String, String) {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        let www = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, www, res.text().await.expect("body"))
+    }
+
+    async fn status(&self, path: &str, token: &str) -> u16 {
+        self.call(path, token).await.0
+    }
+}
+
+fn trusting(issuer: &str) -> VerifierBuilder {
+    Verifier::builder().issuer(issuer).audience(AUD)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_every_algorithm_and_client_authentication_are_accepted() {
+    require_idp!();
+    let tmp = TempDir::new();
+    let idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+    let api = Api::start(trusting(&idp.issuer)).await;
+
+    for (client, alg, kid) in [
+        ("rs256-basic", Algorithm::RS256, "rsa-1"),
+        ("rs256-post", Algorithm::RS256, "rsa-1"),
+        ("es256-basic", Algorithm::ES256, "ec-1"),
+        ("es256-post", Algorithm::ES256, "ec-1"),
+        ("eddsa-basic", Algorithm::EdDSA, "ed-1"),
+        ("eddsa-post", Algorithm::EdDSA, "ed-1"),
+    ] {
+        let response = idp.token_response(client, AUD, SCOPES).await;
+        let token = access_token(&response);
+        let (header, payload) = decode(&token);
+        assert_eq!(header["typ"], "at+jwt", "{client}");
+        assert_eq!(header["kid"], kid, "{client}");
+
+        // Through the API: the granted scopes open their routes, and only those.
+        let (status, _, body) = api.call("/api/directions?destination=Oslo", &token).await;
+        assert_eq!(status, 200, "{client}: {body}");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["requested_by"], client);
+        assert_eq!(body["destination"], "Oslo");
+        assert_eq!(api.status("/api/location/geocode", &token).await, 200);
+        let (status, www, _) = api.call("/api/location/reverse-geocode", &token).await;
+        assert_eq!(status, 403, "{client}");
+        assert!(www.contains("insufficient_scope"), "{www}");
+
+        // The claims, as issued.
+        let claims = api.verifier.verify(&token).await.expect("claims");
+        assert_eq!(claims.issuer(), idp.issuer);
+        assert_eq!(claims.audience(), [AUD]);
+        assert_eq!(claims.client_id(), Some(client));
+        assert_eq!(claims.subject(), Some(client));
+        assert_eq!(claims.algorithm(), alg);
+        assert_eq!(claims.key_id(), Some(kid));
+        assert_eq!(claims.jwt_id(), payload["jti"].as_str());
+        assert_eq!(Some(claims.expires_at()), payload["exp"].as_i64());
+        assert_eq!(claims.issued_at(), payload["iat"].as_i64());
+        let mut granted: Vec<&str> = response["scope"]
+            .as_str()
+            .expect("scope")
+            .split(' ')
+            .collect();
+        granted.sort_unstable();
+        assert_eq!(claims.scopes().iter().collect::<Vec<_>>(), granted);
+        assert_eq!(payload["scope"], response["scope"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_another_resource_is_refused() {
+    require_idp!();
+    let tmp = TempDir::new();
+    let idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+    let api = Api::start(trusting(&idp.issuer)).await;
+
+    let good = idp.token("rs256-basic", SCOPES).await;
+    let other = access_token(
+        &idp.token_response("rs256-basic", "https://other.example/api", SCOPES)
+            .await,
+    );
+    assert_eq!(decode(&other).1["aud"], "https://other.example/api");
+    assert_eq!(api.status("/api/directions", &good).await, 200);
+    let (status, www, _) = api.call("/api/directions", &other).await;
+    assert_eq!(status, 401);
+    assert!(www.contains(r#"error="invalid_token""#), "{www}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_another_issuer_with_the_same_keys_is_refused() {
+    require_idp!();
+    let tmp = TempDir::new();
+    let idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+    // A second oidc-provider on its own port: same key pool, so same kids and signatures,
+    // but its own issuer identifier.
+    let other = Idp::start(IdpConfig::new(tmp.keys())).await;
+    assert_ne!(idp.issuer, other.issuer);
+    let api = Api::start(trusting(&idp.issuer)).await;
+
+    let token = other.token("rs256-basic", SCOPES).await;
+    let (header, payload) = decode(&token);
+    assert_eq!(header["kid"], "rsa-1");
+    assert_eq!(payload["iss"], other.issuer.as_str());
+    let (status, www, _) = api.call("/api/directions", &token).await;
+    assert_eq!(status, 401);
+    assert!(www.contains(r#"error="invalid_token""#), "{www}");
+    // The same request with the trusted issuer's token passes.
+    let token = idp.token("rs256-basic", SCOPES).await;
+    assert_eq!(api.status("/api/directions", &token).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_token_is_refused_once_expired() {
+    require_idp!();
+    let tmp = TempDir::new();
+    let idp = Idp::start(IdpConfig {
+        short_ttl: 3,
+        ..IdpConfig::new(tmp.keys())
+    })
+    .await;
+    let leeway = 1;
+    let api = Api::start(trusting(&idp.issuer).leeway(Duration::from_secs(leeway))).await;
+
+    let token = idp.token("short-lived", SCOPES).await;
+    let exp = decode(&token).1["exp"].as_i64().expect("exp");
+    assert!(exp - now() <= 3);
+    assert_eq!(api.status("/api/directions", &token).await, 200);
+
+    // Past `exp` plus the leeway (and a second for the clock's granularity).
+    let wait = exp + i64::try_from(leeway).expect("leeway") + 1 - now();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_secs(wait.unsigned_abs())).await;
+    }
+    let (status, www, _) = api.call("/api/directions", &token).await;
+    assert_eq!(status, 401, "accepted after exp {exp} at {}", now());
+    assert!(www.contains(r#"error="invalid_token""#), "{www}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_at_the_idp_needs_no_api_restart() {
+    require_idp!();
+    let tmp = TempDir::new();
+    let mut idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+    let (issuer, port) = (idp.issuer.clone(), idp.port);
+    let api = Api::start(trusting(&issuer)).await;
+
+    let before = idp.token("rs256-basic", SCOPES).await;
+    assert_eq!(decode(&before).0["kid"], "rsa-1");
+    assert_eq!(api.status("/api/directions", &before).await, 200);
+    let fetches = api.verifier.jwks_fetches();
+
+    // The IdP restarts with a new key published first (so it signs), the old one kept.
+    idp.stop();
+    let idp = Idp::start(IdpConfig {
+        port,
+        kids: "rsa-2,rsa-1,ec-1,ed-1",
+        ..IdpConfig::new(tmp.keys())
+    })
+    .await;
+    assert_eq!(idp.issuer, issuer);
+    let after = idp.token("rs256-basic", SCOPES).await;
+    assert_eq!(decode(&after).0["kid"], "rsa-2");
+    assert_eq!(api.status("/api/directions", &after).await, 200);
+    assert!(
+        api.verifier.jwks_fetches() > fetches,
+        "the new kid was fetched"
+    );
+    // Tokens under the old key stay valid while it is published.
+    assert_eq!(api.status("/api/directions", &before).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_idp_down_cached_keys_verify_and_a_new_key_waits_for_it() {
+    require_idp!();
+    let tmp = TempDir::new();
+    let mut idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+    let (issuer, port) = (idp.issuer.clone(), idp.port);
+    // Quick retries, so that the test does not wait out the default backoff.
+    let api = Api::start(
+        trusting(&issuer)
+            .fetch_backoff(Duration::from_millis(50), Duration::from_millis(200))
+            .unknown_kid_refresh(10, Duration::from_millis(100)),
+    )
+    .await;
+
+    let warm = idp.token("rs256-basic", SCOPES).await;
+    assert_eq!(api.status("/api/directions", &warm).await, 200);
+    // Tokens not yet seen by the API (so not in its verified-token cache).
+    let rs256 = idp.token("rs256-post", SCOPES).await;
+    let es256 = idp.token("es256-basic", SCOPES).await;
+    let eddsa = idp.token("eddsa-post", SCOPES).await;
+    // A token for the same issuer under a key the API has never seen (rsa-2), minted by a
+    // helper instance that only claims the issuer's name.
+    let mut minter = Idp::start(IdpConfig {
+        issuer: Some(issuer.clone()),
+        kids: "rsa-2",
+        ..IdpConfig::new(tmp.keys())
+    })
+    .await;
+    let fresh = minter.token("rs256-basic", SCOPES).await;
+    assert_eq!(decode(&fresh).0["kid"], "rsa-2");
+    minter.stop();
+    idp.stop();
+
+    for token in [&rs256, &es256, &eddsa] {
+        assert_eq!(api.status("/api/directions", token).await, 200);
+    }
+    for _ in 0..2 {
+        let (status, _, body) = api.call("/api/directions", &fresh).await;
+        assert_eq!(status, 503, "{body}");
+    }
+
+    // The IdP is back, now publishing the new key.
+    let _idp = Idp::start(IdpConfig {
+        port,
+        kids: "rsa-2,rsa-1,ec-1,ed-1",
+        ..IdpConfig::new(tmp.keys())
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = api.status("/api/directions", &fresh).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "while the key set is being fetched again");
+        assert!(Instant::now() < deadline, "the new key was never fetched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api.status("/api/directions", &warm).await, 200);
+}
