@@ -126,6 +126,22 @@ impl Scopes {
         self.0.insert(t);
     }
 
+    /// Adds the roles of a role claim (an array, or a space-separated string) as scopes.
+    /// Lenient, unlike scope claims: a role that is not a valid scope token (a name with a
+    /// space, say) is skipped, since no guard can require it, and any other shape is ignored.
+    pub(crate) fn extend_from_roles(&mut self, v: &Value) {
+        let roles: Vec<&str> = match v {
+            Value::String(s) => s.split(' ').collect(),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for role in roles {
+            if let Ok(t) = ScopeToken::new(role) {
+                self.insert(t);
+            }
+        }
+    }
+
     /// Adds the scopes of a claim value: a space-separated string or an array of tokens.
     pub(crate) fn extend_from_claim(&mut self, v: &Value) -> Result<(), InvalidScope> {
         match v {
@@ -385,12 +401,37 @@ fn opt_string(raw: &Map<String, Value>, name: &'static str) -> Result<Option<Str
     }
 }
 
+/// Where scopes are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScopeSource {
+    /// A top-level scope claim (`scope`, `scp`, `permissions`): a space-separated string or
+    /// an array of scope tokens. A value that is not one refuses the token.
+    Claim(String),
+    /// A role claim, by path (`roles`, `realm_access.roles`,
+    /// `resource_access.<client>.roles`): see [`claim_at`] and [`Scopes::extend_from_roles`].
+    Roles(String),
+}
+
+/// The value at `path` in `obj`: the member named `path` itself if there is one, else the
+/// path followed through nested objects, split at dots (`realm_access.roles`). Names that
+/// contain dots (`resource_access.my.app.roles`, a namespaced `https://example.com/roles`)
+/// are found too: every split is tried, the whole name first.
+pub(crate) fn claim_at<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = obj.get(path) {
+        return Some(v);
+    }
+    path.match_indices('.').find_map(|(i, _)| match obj.get(&path[..i]) {
+        Some(Value::Object(inner)) => claim_at(inner, &path[i + 1..]),
+        _ => None,
+    })
+}
+
 /// Reads the registered claims and the scopes of a verified payload.
 pub(crate) fn build_claims(
     raw: Map<String, Value>,
     algorithm: Algorithm,
     key_id: Option<String>,
-    scope_claims: &[String],
+    scope_sources: &[ScopeSource],
 ) -> Result<Claims, ClaimShape> {
     let issuer = opt_string(&raw, "iss")?.ok_or(ClaimShape::Missing("iss"))?;
     let expires_at = numeric_date(&raw, "exp")?.ok_or(ClaimShape::Missing("exp"))?;
@@ -413,14 +454,23 @@ pub(crate) fn build_claims(
         Some(_) => return Err(ClaimShape::Invalid("aud")),
     };
     let mut scopes = Scopes::default();
-    for name in scope_claims {
-        if let Some(v) = raw.get(name.as_str()) {
-            if v.is_null() {
-                continue;
+    for source in scope_sources {
+        match source {
+            ScopeSource::Claim(name) => {
+                if let Some(v) = raw.get(name.as_str()) {
+                    if v.is_null() {
+                        continue;
+                    }
+                    scopes
+                        .extend_from_claim(v)
+                        .map_err(|_| ClaimShape::Invalid("scope"))?;
+                }
             }
-            scopes
-                .extend_from_claim(v)
-                .map_err(|_| ClaimShape::Invalid("scope"))?;
+            ScopeSource::Roles(path) => {
+                if let Some(v) = claim_at(&raw, path) {
+                    scopes.extend_from_roles(v);
+                }
+            }
         }
     }
     Ok(Claims(Arc::new(ClaimsInner {
@@ -451,8 +501,36 @@ mod tests {
         }
     }
 
-    fn scope_claims() -> Vec<String> {
-        vec!["scope".into(), "scp".into()]
+    fn scope_claims() -> Vec<ScopeSource> {
+        vec![
+            ScopeSource::Claim("scope".into()),
+            ScopeSource::Claim("scp".into()),
+        ]
+    }
+
+    #[test]
+    fn roles_are_read_by_path_and_odd_ones_skipped() {
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 1,
+                "realm_access": {"roles": ["admin", "two words"]},
+                "resource_access": {"my.app": {"roles": ["maps:read"]}, "other": {"roles": ["x"]}},
+                "https://example.com/roles": "a b",
+                "roles": 7})),
+            Algorithm::RS256,
+            None,
+            &[
+                ScopeSource::Roles("realm_access.roles".into()),
+                ScopeSource::Roles("resource_access.my.app.roles".into()),
+                ScopeSource::Roles("https://example.com/roles".into()),
+                ScopeSource::Roles("roles".into()),
+                ScopeSource::Roles("absent.path".into()),
+            ],
+        )
+        .expect("claims");
+        assert_eq!(
+            c.scopes().iter().collect::<Vec<_>>(),
+            ["a", "admin", "b", "maps:read"]
+        );
     }
 
     #[test]

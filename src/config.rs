@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::algorithm::{Algorithm, Family};
-use crate::claims::{Claims, is_scope_token};
+use crate::claims::{Claims, ScopeSource, is_scope_token};
 use crate::crypto::{self, Key, KeyMaterial};
 use crate::error::{AuthError, ConfigError};
 use crate::fetch::{self, Fetcher, RemoteSource};
@@ -99,6 +99,8 @@ pub struct VerifierBuilder {
     required_claims: Vec<String>,
     strict_rfc9068: bool,
     scope_claims: Vec<String>,
+    role_claims: Vec<String>,
+    audience_from_client_id: bool,
     allow_http: bool,
     client: Option<reqwest::Client>,
     max_token_bytes: usize,
@@ -147,6 +149,8 @@ impl Default for VerifierBuilder {
             required_claims: Vec::new(),
             strict_rfc9068: false,
             scope_claims: vec!["scope".into(), "scp".into()],
+            role_claims: Vec::new(),
+            audience_from_client_id: false,
             allow_http: false,
             client: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -270,7 +274,8 @@ impl VerifierBuilder {
     }
 
     /// The claims scopes are read from (replacing the default `scope` and `scp`). Each may
-    /// be a space-separated string or an array of scope tokens.
+    /// be a space-separated string or an array of scope tokens. Role paths added by
+    /// [`roles_as_scopes`](Self::roles_as_scopes) are kept.
     pub fn scope_claims<I, S>(mut self, claims: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -285,6 +290,67 @@ impl VerifierBuilder {
         if !self.scope_claims.iter().any(|c| c == "permissions") {
             self.scope_claims.push("permissions".into());
         }
+        self
+    }
+
+    /// Also grant the roles found at these claim paths as scopes, so that scope guards can
+    /// require them. A path is a claim name, or names of nested objects joined by dots:
+    ///
+    /// | provider | call |
+    /// |---|---|
+    /// | Microsoft Entra ID (app roles of client-credentials tokens) | `.roles_as_scopes(["roles"])` |
+    /// | Keycloak (realm and client roles) | `.roles_as_scopes(["realm_access.roles", "resource_access.<client>.roles"])` |
+    /// | Auth0 (roles added by an Action under a namespaced claim) | `.roles_as_scopes(["https://example.com/roles"])` |
+    ///
+    /// A name may itself contain dots (a Keycloak client `my.app`, a namespaced claim): the
+    /// whole name is tried first, then every split. A role claim is an array of names (or a
+    /// space-separated string); a role that is not a valid scope token (RFC 6749 §3.3, so no
+    /// spaces or quotes) is skipped, and a role claim of another shape is ignored: unlike
+    /// a malformed `scope`, neither refuses the token. Roles and scopes share one namespace,
+    /// so give roles names that cannot be mistaken for scopes if both are used.
+    ///
+    /// ```
+    /// use bearer_guard::Verifier;
+    /// let keycloak = Verifier::builder()
+    ///     .issuer("https://sso.example.com/realms/worldmappers")
+    ///     .audience("worldmappers")
+    ///     .roles_as_scopes(["realm_access.roles", "resource_access.worldmappers.roles"])
+    ///     .build();
+    /// assert!(keycloak.is_ok());
+    /// ```
+    pub fn roles_as_scopes<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for path in paths {
+            let path = path.into();
+            if !self.role_claims.contains(&path) {
+                self.role_claims.push(path);
+            }
+        }
+        self
+    }
+
+    /// Accept AWS Cognito access tokens, which carry no `aud`: a token without `aud` is
+    /// accepted when its `client_id` claim equals one of the configured
+    /// [audiences](Self::audience) (so configure the app client id as the audience). With
+    /// this option, a token whose `token_use` claim is present and not `"access"` is
+    /// refused, whatever its `aud`: Cognito ID tokens carry `aud` = the app client id and
+    /// `token_use: "id"`, and must not pass for access tokens. Tokens with an `aud` are
+    /// otherwise checked as usual.
+    ///
+    /// ```
+    /// use bearer_guard::Verifier;
+    /// let cognito = Verifier::builder()
+    ///     .issuer("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123")
+    ///     .audience("1example23456789") // the app client id
+    ///     .audience_from_client_id()
+    ///     .build();
+    /// assert!(cognito.is_ok());
+    /// ```
+    pub fn audience_from_client_id(mut self) -> Self {
+        self.audience_from_client_id = true;
         self
     }
 
@@ -465,6 +531,15 @@ impl VerifierBuilder {
                 });
             }
         }
+        for c in &self.role_claims {
+            if c.is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    what: "role claim",
+                    value: c.clone(),
+                    reason: "a claim path cannot be empty",
+                });
+            }
+        }
         for c in &self.required_claims {
             if c.is_empty() {
                 return Err(ConfigError::InvalidValue {
@@ -618,7 +693,13 @@ impl VerifierBuilder {
             max_age: self.max_age,
             required_claims: self.required_claims,
             strict_rfc9068: self.strict_rfc9068,
-            scope_claims: self.scope_claims,
+            scope_claims: self
+                .scope_claims
+                .into_iter()
+                .map(ScopeSource::Claim)
+                .chain(self.role_claims.into_iter().map(ScopeSource::Roles))
+                .collect(),
+            audience_from_client_id: self.audience_from_client_id,
             max_token_bytes: self.max_token_bytes,
             token_cache_entries: self.token_cache_entries,
             validators: self.validators,

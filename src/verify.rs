@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::algorithm::Algorithm;
-use crate::claims::{ClaimShape, Claims, UniqueObject, build_claims};
+use crate::claims::{ClaimShape, Claims, ScopeSource, UniqueObject, build_claims};
 use crate::config::{ClaimValidator, VerifierBuilder};
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::jwks::B64;
@@ -30,7 +30,8 @@ pub(crate) struct Settings {
     pub(crate) max_age: Option<Duration>,
     pub(crate) required_claims: Vec<String>,
     pub(crate) strict_rfc9068: bool,
-    pub(crate) scope_claims: Vec<String>,
+    pub(crate) scope_claims: Vec<ScopeSource>,
+    pub(crate) audience_from_client_id: bool,
     pub(crate) max_token_bytes: usize,
     pub(crate) token_cache_entries: u64,
     pub(crate) validators: Vec<ClaimValidator>,
@@ -381,19 +382,7 @@ impl Inner {
         if claims.issuer() != s.issuer {
             return Err(AuthError::invalid(InvalidTokenReason::WrongIssuer));
         }
-        if claims.audience().is_empty() {
-            return Err(AuthError::invalid_with(
-                InvalidTokenReason::MissingClaim,
-                "the token lacks the claim 'aud'",
-            ));
-        }
-        if !claims
-            .audience()
-            .iter()
-            .any(|a| s.audiences.iter().any(|c| c == a))
-        {
-            return Err(AuthError::invalid(InvalidTokenReason::WrongAudience));
-        }
+        self.check_audience(&claims)?;
         self.check_times(&claims, unix_now())?;
         let strict: &[&str] = if s.strict_rfc9068 {
             &["iat", "sub", "client_id", "jti"]
@@ -414,6 +403,42 @@ impl Inner {
         }
         self.run_validators(&claims)?;
         Ok(claims)
+    }
+
+    /// `aud` must name a configured audience; with `audience_from_client_id` (Cognito), a
+    /// token without `aud` may name one in `client_id` instead, and `token_use`, when
+    /// present, must be `access`.
+    fn check_audience(&self, claims: &Claims) -> Result<(), AuthError> {
+        let s = &self.s;
+        let accepted = |a: &str| s.audiences.iter().any(|c| c == a);
+        if s.audience_from_client_id {
+            if let Some(token_use) = claims.get("token_use") {
+                if token_use.as_str() != Some("access") {
+                    return Err(AuthError::invalid_with(
+                        InvalidTokenReason::InvalidClaim,
+                        "the token is not an access token (token_use)",
+                    ));
+                }
+            }
+        }
+        if claims.audience().is_empty() {
+            let client_id = claims.get("client_id").and_then(serde_json::Value::as_str);
+            return match client_id {
+                Some(c) if s.audience_from_client_id && accepted(c) => Ok(()),
+                Some(_) if s.audience_from_client_id => {
+                    Err(AuthError::invalid(InvalidTokenReason::WrongAudience))
+                }
+                _ => Err(AuthError::invalid_with(
+                    InvalidTokenReason::MissingClaim,
+                    "the token lacks the claim 'aud'",
+                )),
+            };
+        }
+        if claims.audience().iter().any(|a| accepted(a)) {
+            Ok(())
+        } else {
+            Err(AuthError::invalid(InvalidTokenReason::WrongAudience))
+        }
     }
 
     /// `exp`, `nbf`, `iat` and the maximum age, at `now` (seconds since the epoch).
