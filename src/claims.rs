@@ -420,10 +420,11 @@ pub(crate) fn claim_at<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'
     if let Some(v) = obj.get(path) {
         return Some(v);
     }
-    path.match_indices('.').find_map(|(i, _)| match obj.get(&path[..i]) {
-        Some(Value::Object(inner)) => claim_at(inner, &path[i + 1..]),
-        _ => None,
-    })
+    path.match_indices('.')
+        .find_map(|(i, _)| match obj.get(&path[..i]) {
+            Some(Value::Object(inner)) => claim_at(inner, &path[i + 1..]),
+            _ => None,
+        })
 }
 
 /// Reads the registered claims and the scopes of a verified payload.
