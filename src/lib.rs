@@ -89,6 +89,8 @@ pub mod metrics;
 pub mod multi;
 pub mod resource_metadata;
 pub mod validators;
+#[cfg(all(test, any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+mod wycheproof_tests;
 
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
