@@ -158,10 +158,10 @@ impl DefaultRejection {
         if let Some(scope) = error.required_scopes() {
             params.push(format!("scope=\"{}\"", sanitize(scope)));
         }
-        if let Some(url) = &s.resource_metadata {
-            if status_of(error.kind()) == StatusCode::UNAUTHORIZED {
-                params.push(format!("resource_metadata=\"{url}\""));
-            }
+        if let Some(url) = &s.resource_metadata
+            && status_of(error.kind()) == StatusCode::UNAUTHORIZED
+        {
+            params.push(format!("resource_metadata=\"{url}\""));
         }
         let value = if params.is_empty() {
             "Bearer".to_owned()
