@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::algorithm::Algorithm;
@@ -120,21 +119,42 @@ impl fmt::Debug for Verifier {
     }
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-    typ: Option<String>,
-    /// Whether the header has a `crit` member at all, `null` included: RFC 7515 §4.1.11
-    /// allows only a non-empty array of extensions the recipient understands, and this
-    /// library understands none.
-    #[serde(default, deserialize_with = "present")]
-    crit: bool,
+/// The JOSE header members this library reads. Every other member is ignored (in
+/// particular `jku`, `x5u`, `jwk` and `x5c` are never used to find keys).
+pub(crate) struct Header {
+    pub(crate) kid: Option<String>,
 }
 
-/// `true` for any JSON value, `null` included (a missing member gives the default, `false`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+/// Reads the header: a JSON object (RFC 7515 §4) with no duplicate member, a string `alg`,
+/// string `kid` and `typ` when present, and no `crit` member at all (not even `null`: RFC 7515
+/// §4.1.11 allows only a non-empty list of extensions the recipient understands, and this
+/// library understands none).
+pub(crate) fn read_header(
+    bytes: &[u8],
+    strict_rfc9068: bool,
+    allowed: &[Algorithm],
+) -> Result<(Header, Algorithm), AuthError> {
+    // RFC 7515 §4: UTF-8 JSON. (serde_json does not check the UTF-8 of strings it skips.)
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed())?;
+    let UniqueObject(mut map) = serde_json::from_str(text).map_err(|_| malformed())?;
+    let mut string = |name: &str| match map.remove(name) {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(malformed()),
+    };
+    let alg_name = string("alg")?.ok_or_else(malformed)?;
+    let kid = string("kid")?;
+    let typ = string("typ")?;
+    let alg = Algorithm::from_jose(&alg_name)
+        .filter(|a| allowed.contains(a))
+        .ok_or_else(|| AuthError::invalid(InvalidTokenReason::AlgorithmNotAllowed))?;
+    if map.contains_key("crit") {
+        return Err(AuthError::invalid(InvalidTokenReason::UnsupportedCritical));
+    }
+    if !typ_ok(typ.as_deref(), strict_rfc9068) {
+        return Err(AuthError::invalid(InvalidTokenReason::WrongType));
+    }
+    Ok((Header { kid }, alg))
 }
 
 pub(crate) fn unix_now() -> i64 {
@@ -342,19 +362,7 @@ impl Inner {
             return Err(malformed());
         }
         let header_bytes = B64.decode(h).map_err(|_| malformed())?;
-        // RFC 7515 §4: UTF-8 JSON. (serde_json does not check the UTF-8 of members it skips.)
-        let header_text = std::str::from_utf8(&header_bytes).map_err(|_| malformed())?;
-        let header: Header = serde_json::from_str(header_text).map_err(|_| malformed())?;
-        let alg_name = header.alg.as_deref().ok_or_else(malformed)?;
-        let alg = Algorithm::from_jose(alg_name)
-            .filter(|a| s.algorithms.contains(a))
-            .ok_or_else(|| AuthError::invalid(InvalidTokenReason::AlgorithmNotAllowed))?;
-        if header.crit {
-            return Err(AuthError::invalid(InvalidTokenReason::UnsupportedCritical));
-        }
-        if !typ_ok(header.typ.as_deref(), s.strict_rfc9068) {
-            return Err(AuthError::invalid(InvalidTokenReason::WrongType));
-        }
+        let (header, alg) = read_header(&header_bytes, s.strict_rfc9068, &s.algorithms)?;
         Ok(Parsed {
             header,
             alg,
@@ -536,6 +544,15 @@ mod tests {
         assert!(!typ_ok(Some("JWT"), true));
         assert!(!typ_ok(None, true));
         assert!(!typ_ok(Some("id_token+jwt"), false));
+    }
+
+    #[test]
+    fn a_header_must_be_a_json_object() {
+        let all = Algorithm::DEFAULT_ALLOWED;
+        assert!(read_header(br#"["RS256",null,null]"#, false, &all).is_err());
+        assert!(read_header(br#"{"alg":"RS256","alg":"RS256"}"#, false, &all).is_err());
+        assert!(read_header(br#"{"alg":"RS256","kid":7}"#, false, &all).is_err());
+        assert!(read_header(br#"{"alg":"RS256","kid":"a"}"#, false, &all).is_ok());
     }
 
     #[test]

@@ -31,13 +31,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::algorithm::Algorithm;
 use crate::config::{DEFAULT_MAX_KEYS, DEFAULT_MAX_TOKEN_BYTES};
 use crate::crypto::{Key, KeyMaterial};
 use crate::jwks::{B64, parse_jwk, parse_jwk_set};
+use crate::verify::read_header;
+use crate::{AuthErrorKind, InvalidTokenReason};
 
 const JWS_FILE: &str = include_str!("../tests/vectors/wycheproof/json_web_signature_test.json");
 const JWK_FILE: &str = include_str!("../tests/vectors/wycheproof/json_web_key_test.json");
@@ -75,25 +76,6 @@ type Outcome = Result<(), Reject>;
 
 /// The keys of a group, or why they could not be loaded.
 type Keys = Result<Vec<Arc<Key>>, String>;
-
-/// The JOSE header as `Verifier::parse` reads it (the same derived struct): a duplicated
-/// known member fails the derived deserializer; unknown members are ignored; `crit` is
-/// refused whatever its value, `null` included.
-#[derive(Deserialize)]
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-    /// Unused here, but kept so that a duplicated `typ` is refused as in production.
-    #[allow(dead_code)]
-    typ: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    crit: bool,
-}
-
-/// `true` for any JSON value, `null` included (a missing member gives the default, `false`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
-}
 
 /// The allow-list: every algorithm the active backend supports.
 fn allowed() -> Vec<Algorithm> {
@@ -193,14 +175,14 @@ fn check(token: &str, keys: &Keys, allowed: &[Algorithm]) -> Outcome {
         return Err(Reject::Malformed);
     }
     let header_bytes = B64.decode(h).map_err(|_| Reject::Malformed)?;
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| Reject::Malformed)?;
-    let alg_name = header.alg.as_deref().ok_or(Reject::Malformed)?;
-    let alg = Algorithm::from_jose(alg_name)
-        .filter(|a| allowed.contains(a))
-        .ok_or(Reject::AlgorithmNotAllowed)?;
-    if header.crit {
-        return Err(Reject::Critical);
-    }
+    // The header is read exactly as production reads it.
+    let (header, alg) = read_header(&header_bytes, false, allowed).map_err(|e| match e.kind() {
+        AuthErrorKind::InvalidToken(InvalidTokenReason::AlgorithmNotAllowed) => {
+            Reject::AlgorithmNotAllowed
+        }
+        AuthErrorKind::InvalidToken(InvalidTokenReason::UnsupportedCritical) => Reject::Critical,
+        _ => Reject::Malformed,
+    })?;
     let key = lookup(keys, header.kid.as_deref(), alg).ok_or(Reject::UnknownKey)?;
     if key.alg() != alg {
         return Err(Reject::KeyAlgorithmMismatch);
