@@ -13,7 +13,8 @@
 //   IDP_KEYS        private key pool file, created and filled on first use (default
 //                   ./keys.private.json). Kids: rsa-1, rsa-2 (RS256), ec-1, ec-2 (ES256),
 //                   ed-1, ed-2 (EdDSA, Ed25519). Share one file between instances to give them
-//                   the same keys.
+//                   the same keys. An entry may also be given as {"alg", "pem"} (a PKCS#8
+//                   private key) to make the IdP sign with a key the test knows.
 //   IDP_KIDS        kids to publish, in order (default rsa-1,ec-1,ed-1). Tokens of an
 //                   algorithm are signed with the first published key of that algorithm.
 //   IDP_TTL         access-token lifetime, seconds (default 600)
@@ -59,6 +60,12 @@ const POOL = ['rsa-1', 'rsa-2', 'ec-1', 'ec-2', 'ed-1', 'ed-2'];
 
 async function keyPool() {
   const pool = fs.existsSync(keysFile) ? JSON.parse(fs.readFileSync(keysFile, 'utf8')) : {};
+  for (const [kid, entry] of Object.entries(pool)) {
+    if (typeof entry.pem === 'string') {
+      const key = await jose.importPKCS8(entry.pem, entry.alg, { extractable: true });
+      pool[kid] = { ...(await jose.exportJWK(key)), kid, alg: entry.alg, use: 'sig' };
+    }
+  }
   const missing = POOL.filter((kid) => !pool[kid]);
   for (const kid of missing) {
     const { alg, options } = KINDS[kid.split('-')[0]];

@@ -6,7 +6,15 @@
 //! Without them every test here passes after printing why it was skipped, unless
 //! `BEARER_GUARD_INTEROP=require` is set (as `.ci/interop` does), which turns a skip into a
 //! failure.
-#![cfg(all(feature = "axum", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+//!
+//! `express_parity` also runs the 39 requests of the express-oauth2-jwt-bearer behaviour
+//! matrix and, with `BEARER_GUARD_WRITE_COMPARISON=1`, rewrites the table in
+//! docs/COMPARISON.md.
+#![cfg(all(
+    feature = "axum",
+    feature = "dev-issuer",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))]
 
 #[path = "../examples/world_mappers/app.rs"]
 mod app;
@@ -20,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bearer_guard::{Algorithm, Verifier, VerifierBuilder};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The World Mappers API's identifier at the IdP (an RFC 8707 resource indicator).
 const AUD: &str = "https://worldmappers.example/api";
@@ -97,6 +105,7 @@ struct IdpConfig {
     issuer: Option<String>,
     kids: &'static str,
     short_ttl: u64,
+    scopes: String,
 }
 
 impl IdpConfig {
@@ -107,6 +116,7 @@ impl IdpConfig {
             issuer: None,
             kids: "rsa-1,ec-1,ed-1",
             short_ttl: 1,
+            scopes: app::SCOPES.join(" "),
         }
     }
 }
@@ -134,7 +144,7 @@ impl Idp {
             .env("IDP_KEYS", &config.keys)
             .env("IDP_KIDS", config.kids)
             .env("IDP_SHORT_TTL", config.short_ttl.to_string())
-            .env("IDP_SCOPES", app::SCOPES.join(" "))
+            .env("IDP_SCOPES", &config.scopes)
             .env_remove("IDP_ISSUER")
             .env_remove("IDP_RESOURCES")
             .stdin(Stdio::null())
@@ -201,11 +211,10 @@ impl Idp {
     /// authenticating as the client's name says (`-basic`: HTTP Basic, `-post`: form fields).
     async fn token_response(&self, client: &str, resource: &str, scope: &str) -> Value {
         let secret = format!("{client}-secret");
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("resource", resource),
-            ("scope", scope),
-        ];
+        let mut form = vec![("grant_type", "client_credentials"), ("resource", resource)];
+        if !scope.is_empty() {
+            form.push(("scope", scope));
+        }
         let mut req = reqwest::Client::new().post(self.token_endpoint());
         if client.ends_with("-post") {
             form.push(("client_id", client));
@@ -229,6 +238,11 @@ impl Idp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One access token (see [`Idp::token_response`]).
+async fn get(idp: &Idp, client: &str, resource: &str, scope: &str) -> String {
+    access_token(&idp.token_response(client, resource, scope).await)
 }
 
 impl Drop for Idp {
@@ -536,4 +550,384 @@ async fn with_the_idp_down_cached_keys_verify_and_a_new_key_waits_for_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(api.status("/api/directions", &warm).await, 200);
+}
+
+// ---- parity with express-oauth2-jwt-bearer ---------------------------------------------------
+
+/// The audience of the reference API in the express matrix.
+const PARITY_AUD: &str = "https://api.example.com/";
+
+/// The 39 cases of the express-oauth2-jwt-bearer 1.10.0 behaviour matrix (its instance
+/// `dpop-off`: plain RFC 6750 Bearer; `default` and `json` answer with the same statuses),
+/// with express's status and bearer-guard's (asserted, so the table cannot go stale).
+const PARITY: [(&str, u16, u16); 39] = [
+    ("no Authorization header", 401, 401),
+    ("`Authorization: Bearer` (no token)", 400, 400),
+    ("`Authorization: Bearer ` (trailing space)", 400, 400),
+    ("`Authorization: Basic dXNlcjpwYXNz`", 400, 401),
+    (
+        "`Authorization: Token <valid jwt>` (unknown scheme)",
+        400,
+        401,
+    ),
+    ("`Authorization: <valid jwt>` (no scheme)", 400, 401),
+    ("garbage token `Bearer abc`", 401, 401),
+    ("garbage 3-part token `Bearer a.b.c`", 401, 401),
+    ("`Bearer  <valid>` (two spaces)", 400, 400),
+    ("`bearer <valid>` (lower-case scheme)", 200, 200),
+    ("`BEARER <valid>` (upper-case scheme)", 200, 200),
+    ("expired: IdP token, ttl 2 s, used ~9 s later", 401, 200),
+    ("expired: forged, exp = now-3600 (rsa-1)", 401, 401),
+    ("no exp claim (forged)", 401, 401),
+    ("nbf = now+3600 (forged)", 401, 401),
+    ("iat = now+3600 (forged)", 200, 401),
+    (
+        "wrong audience: IdP token for resource=https://other.example/",
+        401,
+        401,
+    ),
+    ("aud = [other, API] array (forged)", 200, 200),
+    (
+        "wrong issuer: second oidc-provider, same keys (its own issuer)",
+        401,
+        401,
+    ),
+    (
+        "wrong issuer: forged iss, key rsa-1 (served by the IdP)",
+        401,
+        401,
+    ),
+    (
+        "foreign issuer: a third oidc-provider with its own keys (express: oauth2-mock-server)",
+        401,
+        401,
+    ),
+    ("alg none, signature part empty (`h.p.`)", 401, 401),
+    ("alg none, two parts only (`h.p`)", 401, 401),
+    (
+        "HS256 keyed with the RSA public key (alg confusion)",
+        401,
+        401,
+    ),
+    ("kid rsa-2: valid key pair, not in JWKS", 401, 401),
+    ("no kid in header (forged, rsa-1)", 200, 200),
+    ("kid ec-1 on an RS256 token", 401, 401),
+    ("tampered payload (signature mismatch)", 401, 401),
+    ("typ `JWT` instead of `at+jwt` (forged)", 200, 200),
+    ("no typ header (forged)", 200, 200),
+    ("valid, scope `write:maps` only (lacks read:maps)", 403, 403),
+    ("valid, no scope claim", 403, 403),
+    (
+        "valid, no scope claim, route without requiredScopes (/api/me)",
+        200,
+        200,
+    ),
+    ("valid RS256, scope `read:maps write:maps`", 200, 200),
+    ("valid ES256, scope `read:maps`", 200, 200),
+    ("valid EdDSA, scope `read:maps`", 200, 200),
+    ("valid token in `?access_token=` query, no header", 200, 401),
+    ("token both in header and in query", 400, 200),
+    (
+        "two Authorization headers: `Bearer abc`, then `Bearer <valid>`",
+        401,
+        400,
+    ),
+];
+
+/// The reference API's routes, protected by the layer with its defaults: `GET /api/maps`
+/// needs `read:maps`, `GET /api/me` any valid token.
+async fn parity_api(issuer: &str) -> Api {
+    use axum::routing::get;
+    let verifier = trusting(issuer)
+        .audience(PARITY_AUD)
+        .build()
+        .expect("verifier");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = axum::Router::new()
+        .route(
+            "/api/maps",
+            get(|c: bearer_guard::Claims| async move {
+                axum::Json(json!({"maps": ["north", "south"], "sub": c.subject()}))
+            })
+            .route_layer(bearer_guard::require_scopes(["read:maps"])),
+        )
+        .route(
+            "/api/me",
+            // Express echoes the whole header and payload; the stable part suffices here.
+            get(|c: bearer_guard::Claims| async move {
+                axum::Json(json!({"sub": c.subject(), "client_id": c.client_id(),
+                    "scope": c.scopes().to_string()}))
+            }),
+        )
+        .layer(bearer_guard::JwtAuthLayer::new(verifier.clone()));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Api {
+        base,
+        verifier,
+        task,
+    }
+}
+
+/// The SPKI PEM of a public JWK, by `jose` (the HS256 confusion secret).
+fn spki_pem(jwk: &Value) -> String {
+    let out = Command::new("node")
+        .args([
+            "--input-type=module",
+            "-e",
+            "import * as jose from 'jose'; \
+             const k = await jose.importJWK(JSON.parse(process.env.JWK), 'RS256'); \
+             process.stdout.write(await jose.exportSPKI(k));",
+        ])
+        .env("JWK", jwk.to_string())
+        .current_dir(interop_dir())
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("pem")
+}
+
+fn b64_json(v: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_parity() {
+    use bearer_guard::dev_issuer::SigningKey;
+    require_idp!();
+    let tmp = TempDir::new();
+    // The IdP signs with the crate's development keys, so that the test can forge tokens
+    // under the very keys the IdP publishes.
+    let pem = |name: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/dev_issuer/keys/{name}.pem")),
+        )
+        .expect("dev key")
+    };
+    let pool = json!({
+        "rsa-1": {"alg": "RS256", "pem": pem("rsa-1")},
+        "rsa-2": {"alg": "RS256", "pem": pem("rsa-2")},
+        "ec-1": {"alg": "ES256", "pem": pem("ec256-1")},
+        "ed-1": {"alg": "EdDSA", "pem": pem("ed-1")},
+    });
+    std::fs::write(tmp.keys(), pool.to_string()).expect("key pool");
+    let config = IdpConfig {
+        short_ttl: 2,
+        scopes: "read:maps write:maps".into(),
+        ..IdpConfig::new(tmp.keys())
+    };
+    let idp = Idp::start(config.clone()).await;
+    let idp2 = Idp::start(config.clone()).await;
+    let foreign_dir = TempDir::new();
+    let foreign = Idp::start(IdpConfig {
+        scopes: "read:maps write:maps".into(),
+        ..IdpConfig::new(foreign_dir.keys())
+    })
+    .await;
+    let api = parity_api(&idp.issuer).await;
+
+    let started = Instant::now();
+    let short = get(&idp, "short-lived", PARITY_AUD, "read:maps").await;
+    let valid = get(&idp, "rs256-basic", PARITY_AUD, "read:maps write:maps").await;
+    let es256 = get(&idp, "es256-basic", PARITY_AUD, "read:maps").await;
+    let eddsa = get(&idp, "eddsa-basic", PARITY_AUD, "read:maps").await;
+    let write_only = get(&idp, "rs256-basic", PARITY_AUD, "write:maps").await;
+    let no_scope = get(&idp, "rs256-basic", PARITY_AUD, "").await;
+    let wrong_aud = get(&idp, "rs256-basic", "https://other.example/", "read:maps").await;
+    let from_idp2 = get(&idp2, "rs256-basic", PARITY_AUD, "read:maps").await;
+    let from_foreign = get(&foreign, "rs256-basic", PARITY_AUD, "read:maps").await;
+
+    let rsa1 = SigningKey::from_pool(Algorithm::RS256, 0, "rsa-1").expect("rsa-1");
+    let rsa2 = SigningKey::from_pool(Algorithm::RS256, 1, "rsa-2").expect("rsa-2");
+    let t = now();
+    let forge = |key: &SigningKey, header: Value, claims: Value| {
+        let mut h = json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid()});
+        let mut c = json!({
+            "jti": format!("forged-{}", rand_suffix()), "sub": "rs256-basic", "iat": t,
+            "exp": t + 3600, "scope": "read:maps", "client_id": "rs256-basic",
+            "iss": idp.issuer, "aud": PARITY_AUD,
+        });
+        merge(&mut h, header);
+        merge(&mut c, claims);
+        key.sign_raw(h.to_string().as_bytes(), c.to_string().as_bytes())
+            .expect("sign")
+    };
+    let forged_expired = forge(&rsa1, json!({}), json!({"iat": t - 7200, "exp": t - 3600}));
+    let forged_aud_array = forge(
+        &rsa1,
+        json!({}),
+        json!({"aud": ["https://other.example/", PARITY_AUD]}),
+    );
+    let forged_nbf = forge(&rsa1, json!({}), json!({"nbf": t + 3600}));
+    let forged_typ_jwt = forge(&rsa1, json!({"typ": "JWT"}), json!({}));
+    let forged_no_typ = forge(&rsa1, json!({"typ": null}), json!({}));
+    let forged_unknown_kid = forge(&rsa2, json!({}), json!({}));
+    let forged_no_kid = forge(&rsa1, json!({"kid": null}), json!({}));
+    let forged_wrong_iss = forge(&rsa1, json!({}), json!({"iss": "http://127.0.0.1:9"}));
+    let forged_no_exp = forge(&rsa1, json!({}), json!({"exp": null}));
+    let forged_iat_future = forge(&rsa1, json!({}), json!({"iat": t + 3600}));
+
+    let parts: Vec<&str> = valid.split('.').collect();
+    let (h, p, sig) = (parts[0], parts[1], parts[2]);
+    let none_header = b64_json(&json!({"alg": "none", "typ": "at+jwt"}));
+    let alg_none = format!("{none_header}.{p}.");
+    let alg_none_two_parts = format!("{none_header}.{p}");
+    let rsa1_public = rsa1.public_jwk();
+    let confusion_key = SigningKey::hmac(
+        Algorithm::HS256,
+        spki_pem(&json!({"kty": "RSA", "n": rsa1_public["n"], "e": rsa1_public["e"]})).as_bytes(),
+        "rsa-1",
+    )
+    .expect("hmac");
+    let payload = decode(&valid).1;
+    let hs256 = confusion_key
+        .sign_raw(
+            json!({"alg": "HS256", "typ": "at+jwt", "kid": "rsa-1"})
+                .to_string()
+                .as_bytes(),
+            payload.to_string().as_bytes(),
+        )
+        .expect("hs256");
+    let mut tampered_payload = payload.clone();
+    tampered_payload["scope"] = json!("read:maps write:maps admin");
+    let tampered = format!("{h}.{}.{sig}", b64_json(&tampered_payload));
+    let kid_mismatch = format!(
+        "{}.{p}.{sig}",
+        b64_json(&json!({"alg": "RS256", "typ": "at+jwt", "kid": "ec-1"}))
+    );
+
+    // As express's harness does: wait out the short-lived token (2 s) plus express's 5 s
+    // clock tolerance.
+    if let Some(left) = Duration::from_secs(9).checked_sub(started.elapsed()) {
+        tokio::time::sleep(left).await;
+    }
+
+    let bearer = |t: &str| vec![format!("Bearer {t}")];
+    let requests: Vec<(String, Vec<String>)> = vec![
+        ("/api/maps".into(), vec![]),
+        ("/api/maps".into(), vec!["Bearer".into()]),
+        ("/api/maps".into(), vec!["Bearer ".into()]),
+        ("/api/maps".into(), vec!["Basic dXNlcjpwYXNz".into()]),
+        ("/api/maps".into(), vec![format!("Token {valid}")]),
+        ("/api/maps".into(), vec![valid.clone()]),
+        ("/api/maps".into(), bearer("abc")),
+        ("/api/maps".into(), bearer("a.b.c")),
+        ("/api/maps".into(), vec![format!("Bearer  {valid}")]),
+        ("/api/maps".into(), vec![format!("bearer {valid}")]),
+        ("/api/maps".into(), vec![format!("BEARER {valid}")]),
+        ("/api/maps".into(), bearer(&short)),
+        ("/api/maps".into(), bearer(&forged_expired)),
+        ("/api/maps".into(), bearer(&forged_no_exp)),
+        ("/api/maps".into(), bearer(&forged_nbf)),
+        ("/api/maps".into(), bearer(&forged_iat_future)),
+        ("/api/maps".into(), bearer(&wrong_aud)),
+        ("/api/maps".into(), bearer(&forged_aud_array)),
+        ("/api/maps".into(), bearer(&from_idp2)),
+        ("/api/maps".into(), bearer(&forged_wrong_iss)),
+        ("/api/maps".into(), bearer(&from_foreign)),
+        ("/api/maps".into(), bearer(&alg_none)),
+        ("/api/maps".into(), bearer(&alg_none_two_parts)),
+        ("/api/maps".into(), bearer(&hs256)),
+        ("/api/maps".into(), bearer(&forged_unknown_kid)),
+        ("/api/maps".into(), bearer(&forged_no_kid)),
+        ("/api/maps".into(), bearer(&kid_mismatch)),
+        ("/api/maps".into(), bearer(&tampered)),
+        ("/api/maps".into(), bearer(&forged_typ_jwt)),
+        ("/api/maps".into(), bearer(&forged_no_typ)),
+        ("/api/maps".into(), bearer(&write_only)),
+        ("/api/maps".into(), bearer(&no_scope)),
+        ("/api/me".into(), bearer(&no_scope)),
+        ("/api/maps".into(), bearer(&valid)),
+        ("/api/maps".into(), bearer(&es256)),
+        ("/api/maps".into(), bearer(&eddsa)),
+        (format!("/api/maps?access_token={valid}"), vec![]),
+        (format!("/api/maps?access_token={valid}"), bearer(&valid)),
+        (
+            "/api/maps".into(),
+            vec!["Bearer abc".into(), format!("Bearer {valid}")],
+        ),
+    ];
+    assert_eq!(requests.len(), PARITY.len());
+
+    let client = reqwest::Client::new();
+    let mut table = String::from(
+        "| # | case | express | bearer-guard | | bearer-guard `WWW-Authenticate` | bearer-guard body |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    let mut mismatches = Vec::new();
+    for (i, ((path, auth), (name, express, expected))) in
+        requests.iter().zip(PARITY.iter()).enumerate()
+    {
+        let mut req = client.get(format!("{}{path}", api.base));
+        for value in auth {
+            req = req.header("authorization", value);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let www = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| "—".to_owned(), |v| format!("`{v}`"));
+        let body = res.text().await.expect("body");
+        let body = if body.is_empty() {
+            "—".to_owned()
+        } else {
+            let short: String = body.chars().take(100).collect();
+            let more = if short.len() < body.len() { "…" } else { "" };
+            format!("`{}{more}`", short.replace('|', "\\|"))
+        };
+        if status != *expected {
+            mismatches.push(format!("#{} {name}: {status}, expected {expected}", i + 1));
+        }
+        let same = if status == *express {
+            "same"
+        } else {
+            "**differs**"
+        };
+        table.push_str(&format!(
+            "| {} | {name} | {express} | {status} | {same} | {www} | {body} |\n",
+            i + 1
+        ));
+    }
+    eprintln!("{table}");
+
+    if std::env::var("BEARER_GUARD_WRITE_COMPARISON").as_deref() == Ok("1") {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/COMPARISON.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/COMPARISON.md");
+        let (start, end) = ("<!-- table:start -->\n", "<!-- table:end -->");
+        let a = doc.find(start).expect("table start marker") + start.len();
+        let b = doc.find(end).expect("table end marker");
+        let updated = format!("{}{table}{}", &doc[..a], &doc[b..]);
+        std::fs::write(&path, updated).expect("write docs/COMPARISON.md");
+    }
+    assert!(mismatches.is_empty(), "answers changed: {mismatches:#?}");
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
+        for (k, v) in from {
+            if v.is_null() {
+                into.remove(&k);
+            } else {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> u128 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+        + u128::from(N.fetch_add(1, Ordering::Relaxed))
 }
