@@ -419,15 +419,15 @@ impl Inner {
     fn check_audience(&self, claims: &Claims) -> Result<(), AuthError> {
         let s = &self.s;
         let accepted = |a: &str| s.audiences.iter().any(|c| c == a);
-        if s.audience_from_client_id {
-            if let Some(token_use) = claims.get("token_use") {
-                if token_use.as_str() != Some("access") {
-                    return Err(AuthError::invalid_with(
-                        InvalidTokenReason::InvalidClaim,
-                        "the token is not an access token (token_use)",
-                    ));
-                }
-            }
+        if s.audience_from_client_id
+            && claims
+                .get("token_use")
+                .is_some_and(|u| u.as_str() != Some("access"))
+        {
+            return Err(AuthError::invalid_with(
+                InvalidTokenReason::InvalidClaim,
+                "the token is not an access token (token_use)",
+            ));
         }
         if claims.audience().is_empty() {
             let client_id = claims.get("client_id").and_then(serde_json::Value::as_str);
