@@ -10,7 +10,7 @@
 //! ```
 //! # #[cfg(all(feature = "dev-issuer", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use bearer_guard::client::{AddBearerLayer, ClientCredentials, OAuthErrorCode, TokenErrorKind};
 //! use bearer_guard::dev_issuer::DevIssuer;
 //! use tower::{ServiceBuilder, ServiceExt};
