@@ -34,18 +34,38 @@
 //! [`Verifier::multi`](crate::Verifier::multi)); labels never carry token content.
 //!
 //! ```
-//! # #[cfg(feature = "metrics")]
-//! # fn f() {
-//! // For example with metrics-exporter-prometheus:
-//! // PrometheusBuilder::new().install()?;
-//! assert_eq!(bearer_guard::metrics::REQUESTS_TOTAL, "bearer_guard_requests_total");
+//! # #[cfg(all(feature = "metrics", feature = "aws-lc-rs"))]
+//! # fn main() {
+//! use bearer_guard::{Verifier, metrics::VERIFICATION_DURATION};
+//! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+//!
+//! // An application installs its exporter once (`metrics::set_global_recorder`, or e.g.
+//! // metrics-exporter-prometheus); here a test recorder, for this thread only.
+//! let recorder = DebuggingRecorder::new();
+//! let snapshotter = recorder.snapshotter();
+//! let verifier = Verifier::builder()
+//!     .issuer("https://issuer.example/")
+//!     .audience("urn:worldmappers")
+//!     .hmac_secret(b"an-example-secret-of-at-least-32-bytes!!")
+//!     .build()
+//!     .unwrap();
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! metrics::with_local_recorder(&recorder, || {
+//!     rt.block_on(async { assert!(verifier.verify("not-a-jwt").await.is_err()) })
+//! });
+//!
+//! let timed = snapshotter.snapshot().into_vec().into_iter().find(|(key, ..)| {
+//!     key.key().name() == VERIFICATION_DURATION
+//!         && key.key().labels().any(|l| l.key() == "outcome" && l.value() == "invalid_token")
+//! });
+//! assert!(matches!(timed, Some((.., DebugValue::Histogram(v))) if v.len() == 1));
 //! # }
+//! # #[cfg(not(all(feature = "metrics", feature = "aws-lc-rs")))]
+//! # fn main() {}
 //! ```
 
 use crate::claims::Claims;
 use crate::error::AuthError;
-#[cfg(feature = "metrics")]
-use crate::error::AuthErrorKind;
 
 /// Counter of decisions, labelled `outcome` (and `reason` for `invalid_token`).
 pub const REQUESTS_TOTAL: &str = "bearer_guard_requests_total";
@@ -124,7 +144,7 @@ pub(crate) fn anonymous() {
 pub(crate) fn rejected(error: &AuthError) {
     #[cfg(feature = "metrics")]
     match error.kind() {
-        AuthErrorKind::InvalidToken(reason) => ::metrics::counter!(
+        crate::AuthErrorKind::InvalidToken(reason) => ::metrics::counter!(
             REQUESTS_TOTAL,
             "outcome" => "invalid_token",
             "reason" => reason.as_str()

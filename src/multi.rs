@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, InvalidTokenReason};
@@ -192,11 +192,39 @@ impl Verifier {
     }
 }
 
-/// The claims object, for its `iss` only (duplicate `iss` members are refused).
-#[derive(Deserialize)]
+/// The claims object, for its `iss` only: a JSON object (nothing else), whose other members
+/// are skipped; a duplicate `iss` is refused.
 struct Peek {
-    #[serde(default)]
     iss: Option<serde_json::Value>,
+}
+
+impl<'de> Deserialize<'de> for Peek {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Peek;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Peek, A::Error> {
+                let mut iss = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "iss" {
+                        if iss.is_some() {
+                            return Err(de::Error::duplicate_field("iss"));
+                        }
+                        iss = Some(map.next_value::<serde_json::Value>()?);
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Peek { iss })
+            }
+        }
+        d.deserialize_map(ObjectVisitor)
+    }
 }
 
 /// The token's `iss`, read from the payload without verifying anything.
@@ -306,6 +334,11 @@ mod tests {
     fn the_issuer_is_read_from_the_payload() {
         assert_eq!(
             unverified_issuer(&token(r#"{"iss":"https:\/\/a.example\/","aud":"x"}"#)).ok(),
+            Some("https://a.example/".to_owned())
+        );
+        // An escaped member name is the same name.
+        assert_eq!(
+            unverified_issuer(&token(r#"{"\u0069ss":"https://a.example/"}"#)).ok(),
             Some("https://a.example/".to_owned())
         );
     }

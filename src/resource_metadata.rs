@@ -199,7 +199,8 @@ impl ProtectedResourceMetadata {
 
     /// The `200 OK` `application/json` answer serving the document.
     pub fn response<B: From<Bytes>>(&self) -> Response<B> {
-        let body = Bytes::from(self.to_json().to_string());
+        // Serialized from the struct: `resource` first, as in the RFC's examples.
+        let body = Bytes::from(serde_json::to_vec(self).unwrap_or_default());
         let mut res = Response::new(B::from(body));
         *res.status_mut() = StatusCode::OK;
         res.headers_mut()
