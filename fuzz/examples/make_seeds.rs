@@ -1,0 +1,133 @@
+//! Writes the seed corpora in `corpus/<target>/` (run from `fuzz/`:
+//! `cargo run --example make_seeds`). Tokens expire in 2100, so the seeds stay valid.
+
+use std::path::Path;
+
+use bearer_guard::Algorithm;
+use bearer_guard::dev_issuer::{SigningKey, jwk_set};
+use serde_json::json;
+
+const ISS: &str = "https://issuer.fuzz/";
+const AUD: &str = "urn:fuzz";
+const SECRET: &[u8] = b"fuzzing-secret-of-32-bytes-long!";
+const EXP: i64 = 4_102_444_800;
+
+fn write(target: &str, name: &str, bytes: impl AsRef<[u8]>) {
+    let dir = Path::new("corpus").join(target);
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    std::fs::write(dir.join(name), bytes).expect("write seed");
+}
+
+fn main() {
+    let rs = SigningKey::from_pool(Algorithm::RS256, 0, "rs").expect("pool key");
+    let ed = SigningKey::from_pool(Algorithm::EdDSA, 0, "ed").expect("pool key");
+    let ec = SigningKey::from_pool(Algorithm::ES256, 0, "ec").expect("pool key");
+    let ps = SigningKey::from_pool(Algorithm::PS256, 1, "ps").expect("pool key");
+    let hs = SigningKey::hmac(Algorithm::HS256, SECRET, "hs").expect("hmac key");
+    let claims = json!({
+        "iss": ISS, "aud": AUD, "exp": EXP, "iat": 1_700_000_000, "nbf": 1_700_000_000,
+        "sub": "fuzz@clients", "client_id": "fuzz", "jti": "j1", "scope": "read write:maps",
+    });
+
+    // verify_token: real tokens of each fixed key, and near misses.
+    write("verify_token", "rs256", rs.sign(&claims).expect("sign"));
+    write("verify_token", "eddsa", ed.sign(&claims).expect("sign"));
+    write("verify_token", "hs256", hs.sign(&claims).expect("sign"));
+    write(
+        "verify_token",
+        "rs256-no-kid",
+        rs.sign_raw(br#"{"alg":"RS256"}"#, claims.to_string().as_bytes())
+            .expect("sign"),
+    );
+    write(
+        "verify_token",
+        "hs256-scp-array",
+        hs.sign(&json!({"iss": ISS, "aud": [AUD, "other"], "exp": EXP, "scp": ["a", "b"]}))
+            .expect("sign"),
+    );
+    write(
+        "verify_token",
+        "alg-none",
+        "eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2lzc3Vlci5mdXp6LyJ9.",
+    );
+    write("verify_token", "es256", ec.sign(&claims).expect("sign"));
+
+    // verify_claims: header \n payload.
+    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "hs"}).to_string();
+    let cases = [
+        ("full", claims.clone()),
+        (
+            "floats-and-arrays",
+            json!({"iss": ISS, "aud": ["x", AUD], "exp": 4.1e9, "iat": 1.5e9, "scp": ["a", "b:c"], "permissions": ["p"]}),
+        ),
+        ("minimal", json!({"iss": ISS, "aud": AUD, "exp": EXP})),
+        (
+            "nested",
+            json!({"iss": ISS, "aud": AUD, "exp": EXP, "ext": {"a": [1, {"b": null}], "c": "d"}}),
+        ),
+    ];
+    for (name, c) in cases {
+        write("verify_claims", name, format!("{header}\n{c}"));
+    }
+    write(
+        "verify_claims",
+        "bare-payload",
+        json!({"iss": ISS, "aud": AUD, "exp": EXP, "azp": "x"}).to_string(),
+    );
+    write(
+        "verify_claims",
+        "crit",
+        format!(
+            r#"{{"alg":"HS256","crit":["b64"],"b64":false}}{}{claims}"#,
+            '\n'
+        ),
+    );
+
+    // jwks: real sets and near misses.
+    write("jwks", "all", jwk_set([&rs, &ed, &ec, &ps]).to_string());
+    write("jwks", "rsa", jwk_set([&rs]).to_string());
+    let mut no_alg = ec.public_jwk();
+    no_alg.as_object_mut().expect("object").remove("alg");
+    write(
+        "jwks",
+        "mixed",
+        json!({"keys": [
+            no_alg,
+            {"kty": "oct", "k": "AAAA", "kid": "o"},
+            {"kty": "XYZ", "kid": "x"},
+            {"kty": "OKP", "crv": "X25519", "x": "AAAA"},
+            ed.public_jwk(),
+            ed.public_jwk(),
+            {"kty": "RSA", "n": "AQAB", "e": "AQAB", "use": "enc"},
+            {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA", "key_ops": ["verify"]},
+        ]})
+        .to_string(),
+    );
+
+    // authorization: header values.
+    for (name, v) in [
+        ("bearer", "Bearer abc.def.ghi".to_owned()),
+        ("lower", "bearer a-b_c~d+e/f==".to_owned()),
+        ("basic", "Basic dXNlcjpwYXNz".to_owned()),
+        ("double-space", "Bearer  abc".to_owned()),
+        ("empty", "Bearer ".to_owned()),
+        (
+            "real",
+            format!("Bearer {}", hs.sign(&claims).expect("sign")),
+        ),
+        ("cookie", "theme=dark; at=abc.def; at=x".to_owned()),
+    ] {
+        write("authorization", name, v);
+    }
+
+    // scopes.
+    for (name, v) in [
+        ("two", "directions geocode:location"),
+        ("spaces", "  a   b  "),
+        ("odd", "!#$%&'()*+,-./:;<=>?@[]^_`{|}~"),
+        ("invalid", "a \"b\" c\\d"),
+        ("empty", ""),
+    ] {
+        write("scopes", name, v);
+    }
+}
