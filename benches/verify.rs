@@ -1,6 +1,11 @@
 //! `Verifier::verify` cold and warm, with the backend's raw signature check beside it as the
 //! floor. See BENCHMARKS.md for the command, the machine and the figures.
 //!
+//! ```sh
+//! cargo bench --bench verify                    # wall time
+//! BENCH_CLOCK=cpu cargo bench --bench verify    # the thread's CPU time (a busy machine)
+//! ```
+//!
 //! For each of RS256, PS256, ES256, EdDSA and HS256:
 //!
 //! - `raw`: the backend alone (aws-lc-rs `ParsedPublicKey::verify_sig`, or `hmac::verify`)
@@ -18,13 +23,15 @@
 //! - `jsonwebtoken_decode`: jsonwebtoken's `decode` with a `DecodingKey` made once, for
 //!   comparison (it re-parses the RSA key on every call).
 
+use std::cell::LazyCell;
 use std::hint::black_box;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bearer_guard::Algorithm;
 use bearer_guard::Verifier;
 use bearer_guard::dev_issuer::{SigningKey, jwk_set};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BenchmarkId, Criterion};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
@@ -162,7 +169,44 @@ mod raw {
     }
 }
 
-fn per_algorithm(c: &mut Criterion) {
+/// What the benches of one algorithm need, made only when one of them runs (a filter given
+/// on the command line skips the others' setup).
+struct Setup {
+    toks: Vec<String>,
+    #[cfg(feature = "aws-lc-rs")]
+    floor: (raw::Floor, Vec<u8>, Vec<u8>),
+    cold: Verifier,
+    warm: Verifier,
+}
+
+impl Setup {
+    fn new(rt: &Runtime, alg: Algorithm, count: usize) -> Self {
+        let key = signing_key(alg);
+        let toks = tokens(&key, count);
+        #[cfg(feature = "aws-lc-rs")]
+        let floor = {
+            let floor = raw::Floor::new(&key);
+            let (message, signature) = raw::Floor::split(&toks[0]);
+            assert!(floor.verify(&message, &signature), "the floor verifies");
+            (floor, message, signature)
+        };
+        let cold = verifier(&key, 0);
+        for t in &toks {
+            rt.block_on(cold.verify(t)).expect("a valid token");
+        }
+        let warm = verifier(&key, bearer_guard::DEFAULT_TOKEN_CACHE_ENTRIES);
+        rt.block_on(warm.verify(&toks[0])).expect("a valid token");
+        Self {
+            toks,
+            #[cfg(feature = "aws-lc-rs")]
+            floor,
+            cold,
+            warm,
+        }
+    }
+}
+
+fn per_algorithm<M: Measurement + 'static>(c: &mut Criterion<M>) {
     let rt = runtime();
     for alg in [
         Algorithm::RS256,
@@ -171,38 +215,29 @@ fn per_algorithm(c: &mut Criterion) {
         Algorithm::EdDSA,
         Algorithm::HS256,
     ] {
-        let key = signing_key(alg);
-        let toks = tokens(&key, 64);
+        let setup = LazyCell::new(|| Setup::new(&rt, alg, 64));
         let mut group = c.benchmark_group(format!("verify/{alg}"));
 
         #[cfg(feature = "aws-lc-rs")]
-        {
-            let floor = raw::Floor::new(&key);
-            let (message, signature) = raw::Floor::split(&toks[0]);
-            assert!(floor.verify(&message, &signature), "the floor verifies");
-            group.bench_function("raw", |b| {
-                b.iter(|| floor.verify(black_box(&message), black_box(&signature)));
-            });
-        }
+        group.bench_function("raw", |b| {
+            let (floor, message, signature) = &setup.floor;
+            b.iter(|| floor.verify(black_box(message), black_box(signature)));
+        });
 
-        let cold = verifier(&key, 0);
-        for t in &toks {
-            rt.block_on(cold.verify(t)).expect("a valid token");
-        }
         let mut i = 0;
         group.bench_function("cold", |b| {
+            let s = &*setup;
             b.to_async(&rt).iter(|| {
-                i = (i + 1) % toks.len();
-                let fut = cold.verify(black_box(&toks[i]));
+                i = (i + 1) % s.toks.len();
+                let fut = s.cold.verify(black_box(&s.toks[i]));
                 async move { fut.await.expect("valid") }
             });
         });
 
-        let warm = verifier(&key, bearer_guard::DEFAULT_TOKEN_CACHE_ENTRIES);
-        rt.block_on(warm.verify(&toks[0])).expect("a valid token");
         group.bench_function("warm", |b| {
+            let s = &*setup;
             b.to_async(&rt).iter(|| {
-                let fut = warm.verify(black_box(&toks[0]));
+                let fut = s.warm.verify(black_box(&s.toks[0]));
                 async move { fut.await.expect("valid") }
             });
         });
@@ -211,18 +246,18 @@ fn per_algorithm(c: &mut Criterion) {
 }
 
 /// RS256 with the cache on but missing, and jsonwebtoken's `decode` for comparison.
-fn rs256_extra(c: &mut Criterion) {
+fn rs256_extra<M: Measurement + 'static>(c: &mut Criterion<M>) {
     let rt = runtime();
     let key = signing_key(Algorithm::RS256);
     let mut group = c.benchmark_group("verify/RS256");
 
-    let toks = tokens(&key, 4096);
-    let small = verifier(&key, 64);
+    let miss = LazyCell::new(|| (tokens(&key, 4096), verifier(&key, 64)));
     let mut i = 0;
     group.bench_with_input(
         BenchmarkId::new("miss", "4096 tokens, 64 entries"),
         &(),
         |b, ()| {
+            let (toks, small) = &*miss;
             b.to_async(&rt).iter(|| {
                 i = (i + 1) % toks.len();
                 let fut = small.verify(black_box(&toks[i]));
@@ -232,17 +267,17 @@ fn rs256_extra(c: &mut Criterion) {
     );
 
     #[cfg(feature = "aws-lc-rs")]
-    jsonwebtoken_decode(&mut group, &key, &toks[..64]);
+    jsonwebtoken_decode(&mut group, &key);
     group.finish();
 }
 
 /// jsonwebtoken 11's `decode` on aws-lc-rs, its `DecodingKey` made once.
 #[cfg(feature = "aws-lc-rs")]
-fn jsonwebtoken_decode(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+fn jsonwebtoken_decode<M: Measurement>(
+    group: &mut criterion::BenchmarkGroup<'_, M>,
     key: &SigningKey,
-    toks: &[String],
 ) {
+    let toks = LazyCell::new(|| tokens(key, 64));
     // With both backends compiled in, jsonwebtoken needs one chosen.
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     let jwk = key.public_jwk();
@@ -264,5 +299,55 @@ fn jsonwebtoken_decode(
     });
 }
 
-criterion_group!(benches, per_algorithm, rs256_extra);
-criterion_main!(benches);
+/// The CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`): time the thread spent
+/// waiting for a core that other processes held is not counted, so figures taken on a busy
+/// shared machine stay close to those of an idle one. Chosen with `BENCH_CLOCK=cpu`.
+struct ThreadCpu;
+
+/// Lends its duration formatting to [`ThreadCpu`].
+static WALL: WallTime = WallTime;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> Self::Intermediate {
+        cpu_time::ThreadTime::now()
+    }
+
+    fn end(&self, start: Self::Intermediate) -> Self::Value {
+        start.elapsed()
+    }
+
+    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
+        *a + *b
+    }
+
+    fn zero(&self) -> Self::Value {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WALL.formatter()
+    }
+}
+
+fn main() {
+    if std::env::var("BENCH_CLOCK").is_ok_and(|v| v == "cpu") {
+        let mut c = Criterion::default()
+            .with_measurement(ThreadCpu)
+            .configure_from_args();
+        per_algorithm(&mut c);
+        rs256_extra(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = Criterion::default().configure_from_args();
+        per_algorithm(&mut c);
+        rs256_extra(&mut c);
+        c.final_summary();
+    }
+}
