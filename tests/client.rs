@@ -769,6 +769,65 @@ async fn both_authentication_methods_work_with_the_dev_issuer() {
     dev.shutdown().await;
 }
 
+#[tokio::test]
+async fn private_key_jwt_sends_a_signed_assertion() {
+    logs();
+    let stub = Stub::start([], Reply::Token(3600)).await;
+    let source = ClientCredentials::builder()
+        .token_endpoint(&stub.url)
+        .client_id(CLIENT_ID)
+        .private_key_jwt(
+            bearer_guard::Algorithm::ES256,
+            include_str!("../src/dev_issuer/keys/ec256-1.pem"),
+        )
+        .private_key_id("gift-deliveries-key")
+        .audience(AUD)
+        .build()
+        .expect("source");
+    assert!(!format!("{source:?}").contains("PRIVATE KEY"));
+    source.token().await.expect("token");
+    source.invalidate(&source.token().await.expect("token"));
+    source.token().await.expect("token");
+
+    // What the authorization server would check, with the client's registered public key.
+    let public = bearer_guard::dev_issuer::SigningKey::from_pool(
+        bearer_guard::Algorithm::ES256,
+        0,
+        "gift-deliveries-key",
+    )
+    .expect("pool key");
+    let verifier = Verifier::builder()
+        .issuer(CLIENT_ID)
+        .audience(&stub.url)
+        .jwks_json(bearer_guard::dev_issuer::jwk_set([&public]).to_string())
+        .build()
+        .expect("verifier");
+    let mut jtis = HashSet::new();
+    for (auth, body) in stub.seen() {
+        assert_eq!(auth, None);
+        let form = form(&body);
+        let get = |k: &str| {
+            form.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(get("client_id"), CLIENT_ID);
+        assert_eq!(get("client_secret"), "");
+        assert_eq!(
+            get("client_assertion_type"),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        let claims = verifier
+            .verify(&get("client_assertion"))
+            .await
+            .expect("a valid assertion");
+        assert_eq!(claims.subject(), Some(CLIENT_ID));
+        assert!(jtis.insert(claims.jwt_id().expect("jti").to_owned()));
+    }
+    assert_eq!(jtis.len(), 2, "a new assertion per request");
+}
+
 // ---------------------------------------------------------------------------------------
 // Secrets stay secret.
 

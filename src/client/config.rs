@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::endpoint::{Endpoint, Target};
+use super::assertion::AssertionKey;
+use super::endpoint::{Credential, Endpoint, Target};
 use super::source::ClientCredentials;
 use super::token::Secret;
+use crate::algorithm::Algorithm;
 use crate::claims::is_scope_token;
 use crate::error::ConfigError;
 use crate::fetch;
@@ -40,6 +42,9 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     /// HTTP Basic with the form-urlencoded client id and secret.
     ClientSecretBasic,
+    /// A JWT signed with the client's private key (RFC 7523), set up with
+    /// [`ClientCredentialsBuilder::private_key_jwt`].
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -48,6 +53,7 @@ impl ClientAuthMethod {
         match self {
             Self::ClientSecretPost => "client_secret_post",
             Self::ClientSecretBasic => "client_secret_basic",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -91,6 +97,9 @@ pub struct ClientCredentialsBuilder {
     issuer: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
+    private_key: Option<(Algorithm, Secret)>,
+    private_key_id: Option<String>,
+    assertion_audience: Option<String>,
     auth_method: Option<ClientAuthMethod>,
     audience: Option<String>,
     resources: Vec<String>,
@@ -116,6 +125,9 @@ impl fmt::Debug for ClientCredentialsBuilder {
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
+            .field("private_key", &self.private_key)
+            .field("private_key_id", &self.private_key_id)
+            .field("assertion_audience", &self.assertion_audience)
             .field("auth_method", &self.auth_method)
             .field("audience", &self.audience)
             .field("resources", &self.resources)
@@ -133,6 +145,9 @@ impl Default for ClientCredentialsBuilder {
             issuer: None,
             client_id: None,
             client_secret: None,
+            private_key: None,
+            private_key_id: None,
+            assertion_audience: None,
             auth_method: None,
             audience: None,
             resources: Vec::new(),
@@ -189,10 +204,42 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// How the client authenticates. Default: `client_secret_post`, or
-    /// `client_secret_basic` when the discovered metadata lists only that one.
+    /// How the client authenticates with its secret. Default: `client_secret_post`, or
+    /// `client_secret_basic` when the discovered metadata lists only that one. For
+    /// `private_key_jwt`, use [`private_key_jwt`](Self::private_key_jwt).
     pub fn auth_method(mut self, method: ClientAuthMethod) -> Self {
         self.auth_method = Some(method);
+        self
+    }
+
+    /// Authenticates with `private_key_jwt` (RFC 7523) instead of a secret: each token
+    /// request carries a new JWT assertion (`iss` and `sub` the client id, a random `jti`,
+    /// 60 s lifetime) signed with this PEM private key (PKCS#8, or PKCS#1 / SEC1) and
+    /// `algorithm` (RS*, PS*, ES256, ES384 or EdDSA). Needs a crypto backend. The key never
+    /// appears in `Debug` output.
+    pub fn private_key_jwt(
+        mut self,
+        algorithm: Algorithm,
+        private_key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        let pem = String::from_utf8_lossy(private_key_pem.as_ref()).into_owned();
+        self.private_key = Some((algorithm, Secret::new(pem)));
+        self.auth_method = Some(ClientAuthMethod::PrivateKeyJwt);
+        self
+    }
+
+    /// The `kid` header of the `private_key_jwt` assertions (the id of the key registered
+    /// with the authorization server).
+    pub fn private_key_id(mut self, kid: impl Into<String>) -> Self {
+        self.private_key_id = Some(kid.into());
+        self
+    }
+
+    /// The `aud` of the `private_key_jwt` assertions. Default: the [issuer](Self::issuer)
+    /// when one is configured (Auth0 expects `https://{tenant domain}/`), else the token
+    /// endpoint URL.
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        self.assertion_audience = Some(audience.into());
         self
     }
 
@@ -326,9 +373,38 @@ impl ClientCredentialsBuilder {
                 "contains control characters",
             ));
         }
-        let secret = match &self.client_secret {
-            Some(s) if !s.expose().is_empty() => s.clone(),
-            _ => return Err(invalid("client_secret", "", "is missing or empty")),
+        let credential = match (&self.private_key, self.auth_method) {
+            (Some((alg, pem)), Some(ClientAuthMethod::PrivateKeyJwt)) => {
+                let key = AssertionKey::from_pem(
+                    *alg,
+                    pem.expose().as_bytes(),
+                    self.private_key_id.clone(),
+                )?;
+                let audience = match (&self.assertion_audience, &target) {
+                    (Some(a), _) => a.clone(),
+                    (None, Target::Issuer(issuer)) => issuer.clone(),
+                    (None, Target::Endpoint(url)) => url.to_string(),
+                };
+                Credential::Assertion { key, audience }
+            }
+            (_, Some(ClientAuthMethod::PrivateKeyJwt)) => {
+                return Err(invalid(
+                    "auth_method",
+                    "private_key_jwt",
+                    "needs a key: use `.private_key_jwt(algorithm, pem)`",
+                ));
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    "auth_method",
+                    self.auth_method.map_or("", ClientAuthMethod::as_str),
+                    "a private_key_jwt key was also given: choose one method",
+                ));
+            }
+            (None, _) => match &self.client_secret {
+                Some(s) if !s.expose().is_empty() => Credential::Secret(s.clone()),
+                _ => return Err(invalid("client_secret", "", "is missing or empty")),
+            },
         };
         if self.audience.as_deref() == Some("") {
             return Err(ConfigError::EmptyAudience);
@@ -437,7 +513,7 @@ impl ClientCredentialsBuilder {
                 http,
                 target,
                 client_id,
-                secret,
+                credential,
                 auth_method: self.auth_method,
                 form,
                 allow_http: self.allow_http,
@@ -627,6 +703,37 @@ mod tests {
                 .is_err()
         );
         assert!(base().max_response_bytes(10).build().is_err());
+    }
+
+    #[test]
+    fn private_key_jwt_needs_a_key_and_excludes_other_methods() {
+        let e = base()
+            .auth_method(ClientAuthMethod::PrivateKeyJwt)
+            .build()
+            .err();
+        assert!(
+            matches!(
+                e,
+                Some(ConfigError::InvalidValue {
+                    what: "auth_method",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        let e = ClientCredentialsBuilder::new()
+            .token_endpoint("https://idp.example.com/oauth/token")
+            .client_id("svc")
+            .private_key_jwt(Algorithm::RS256, "not a pem")
+            .build()
+            .err();
+        assert!(
+            matches!(
+                e,
+                Some(ConfigError::InvalidKey { .. } | ConfigError::NoCryptoBackend)
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

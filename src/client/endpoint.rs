@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
+use super::assertion::{AssertionKey, JWT_BEARER};
 use super::config::ClientAuthMethod;
 use super::error::{TokenError, TokenErrorKind, clean_remote};
 use super::token::{AccessToken, Secret};
@@ -28,6 +29,15 @@ pub(super) enum Target {
     Issuer(String),
 }
 
+/// How the client proves who it is.
+#[derive(Debug)]
+pub(super) enum Credential {
+    /// A client secret (`client_secret_post` or `client_secret_basic`).
+    Secret(Secret),
+    /// A private key (`private_key_jwt`), and the assertions' audience.
+    Assertion { key: AssertionKey, audience: String },
+}
+
 /// What discovery found.
 #[derive(Debug, Clone)]
 pub(super) struct Discovered {
@@ -40,7 +50,7 @@ pub(super) struct Endpoint {
     pub(super) http: reqwest::Client,
     pub(super) target: Target,
     pub(super) client_id: String,
-    pub(super) secret: Secret,
+    pub(super) credential: Credential,
     /// `None`: chosen from the metadata, `client_secret_post` by default.
     pub(super) auth_method: Option<ClientAuthMethod>,
     /// The form parameters besides `grant_type` and the credentials.
@@ -81,7 +91,7 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("target", &self.target)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.secret)
+            .field("credential", &self.credential)
             .field("auth_method", &self.auth_method)
             .field("form", &self.form)
             .field("timeout", &self.timeout)
@@ -169,9 +179,20 @@ impl Endpoint {
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "client_credentials");
-            if auth == ClientAuthMethod::ClientSecretPost {
-                form.append_pair("client_id", &self.client_id);
-                form.append_pair("client_secret", self.secret.expose());
+            match &self.credential {
+                Credential::Secret(secret) if auth == ClientAuthMethod::ClientSecretPost => {
+                    form.append_pair("client_id", &self.client_id);
+                    form.append_pair("client_secret", secret.expose());
+                }
+                Credential::Secret(_) => {}
+                Credential::Assertion { key, audience } => {
+                    form.append_pair("client_id", &self.client_id);
+                    form.append_pair("client_assertion_type", JWT_BEARER);
+                    form.append_pair(
+                        "client_assertion",
+                        &key.assertion(&self.client_id, audience)?,
+                    );
+                }
             }
             for (name, value) in &self.form {
                 form.append_pair(name, value);
@@ -184,8 +205,10 @@ impl Endpoint {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body(body);
-        if auth == ClientAuthMethod::ClientSecretBasic {
-            req = req.header(AUTHORIZATION, basic(&self.client_id, &self.secret)?);
+        if let (Credential::Secret(secret), ClientAuthMethod::ClientSecretBasic) =
+            (&self.credential, auth)
+        {
+            req = req.header(AUTHORIZATION, basic(&self.client_id, secret)?);
         }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
@@ -254,6 +277,14 @@ impl Endpoint {
 
     /// The token endpoint and the authentication method.
     async fn resolve(&self) -> Result<(Url, ClientAuthMethod), TokenError> {
+        let (url, method) = self.resolve_endpoint().await?;
+        match self.credential {
+            Credential::Assertion { .. } => Ok((url, ClientAuthMethod::PrivateKeyJwt)),
+            Credential::Secret(_) => Ok((url, method)),
+        }
+    }
+
+    async fn resolve_endpoint(&self) -> Result<(Url, ClientAuthMethod), TokenError> {
         let issuer = match &self.target {
             Target::Endpoint(url) => {
                 return Ok((

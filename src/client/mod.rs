@@ -65,8 +65,12 @@
 //! `POST` to the token endpoint, `application/x-www-form-urlencoded`, with
 //! `grant_type=client_credentials` and the configured `audience` (Auth0), `resource`s
 //! (RFC 8707), `scope`, `organization` and extra parameters. The client authenticates with
-//! [`ClientAuthMethod::ClientSecretPost`] (id and secret in the body, the default) or
-//! [`ClientAuthMethod::ClientSecretBasic`]. The endpoint is configured, or discovered from the
+//! [`ClientAuthMethod::ClientSecretPost`] (id and secret in the body, the default),
+//! [`ClientAuthMethod::ClientSecretBasic`], or a private key
+//! ([`private_key_jwt`](ClientCredentialsBuilder::private_key_jwt), RFC 7523: a new signed
+//! assertion per request). Servers that enforce the method registered for the client (as
+//! oidc-provider does, with `client_secret_basic` by default) need it set explicitly. The
+//! endpoint is configured, or discovered from the
 //! issuer (OIDC discovery, then RFC 8414). The answer must be a JSON token response with a
 //! `Bearer` `token_type` (or none).
 //!
@@ -144,6 +148,7 @@
 //!   discovered) endpoint only.
 //! - Response bodies are capped (64 KiB) and every request has a timeout (10 s).
 
+mod assertion;
 mod config;
 mod endpoint;
 mod error;
