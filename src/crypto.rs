@@ -184,7 +184,8 @@ fn bit_len(be: &[u8]) -> usize {
 #[cfg(feature = "aws-lc-rs")]
 enum Verifier {
     Public(aws_lc_rs::signature::ParsedPublicKey),
-    Hmac(aws_lc_rs::hmac::Key),
+    // Boxed: an HMAC key is much larger than a parsed public key handle.
+    Hmac(Box<aws_lc_rs::hmac::Key>),
 }
 
 #[cfg(feature = "aws-lc-rs")]
@@ -214,7 +215,7 @@ impl Verifier {
                     Algorithm::HS512 => hmac::HMAC_SHA512,
                     _ => hmac::HMAC_SHA256,
                 };
-                return Ok(Self::Hmac(hmac::Key::new(h, &secret)));
+                return Ok(Self::Hmac(Box::new(hmac::Key::new(h, &secret))));
             }
         };
         let bytes = match material {

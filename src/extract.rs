@@ -130,15 +130,15 @@ pub fn bearer_token<'a>(
                     continue;
                 };
                 for pair in header.split(';') {
-                    if let Some((k, v)) = pair.trim().split_once('=') {
-                        if k == name {
-                            if found.is_some() {
-                                return Err(AuthError::malformed_request(
-                                    "the token cookie appears twice",
-                                ));
-                            }
-                            found = Some(v);
+                    if let Some((k, v)) = pair.trim().split_once('=')
+                        && k == name
+                    {
+                        if found.is_some() {
+                            return Err(AuthError::malformed_request(
+                                "the token cookie appears twice",
+                            ));
                         }
+                        found = Some(v);
                     }
                 }
             }

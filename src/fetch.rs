@@ -263,10 +263,10 @@ pub(crate) fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
             if name.eq_ignore_ascii_case("no-cache") || name.eq_ignore_ascii_case("no-store") {
                 return Some(Duration::ZERO);
             }
-            if name.eq_ignore_ascii_case("max-age") {
-                if let Some(secs) = arg.and_then(|a| a.parse::<u64>().ok()) {
-                    out = Some(Duration::from_secs(secs));
-                }
+            if name.eq_ignore_ascii_case("max-age")
+                && let Some(secs) = arg.and_then(|a| a.parse::<u64>().ok())
+            {
+                out = Some(Duration::from_secs(secs));
             }
         }
     }

@@ -103,10 +103,10 @@ fn drop_duplicate_kids(out: &mut ParsedJwks) {
 pub(crate) fn parse_jwk(jwk: &Value, allowed: &[Algorithm]) -> Result<Key, String> {
     let obj = jwk.as_object().ok_or("not a JSON object")?;
     let kty = str_field(obj, "kty")?.ok_or("no \"kty\"")?;
-    if let Some(u) = str_field(obj, "use")? {
-        if u != "sig" {
-            return Err(format!("\"use\" is {:?}, not \"sig\"", truncate(u, 32)));
-        }
+    if let Some(u) = str_field(obj, "use")?
+        && u != "sig"
+    {
+        return Err(format!("\"use\" is {:?}, not \"sig\"", truncate(u, 32)));
     }
     if let Some(ops) = obj.get("key_ops") {
         let ops = ops.as_array().ok_or("\"key_ops\" is not an array")?;

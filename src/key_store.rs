@@ -92,10 +92,10 @@ impl Snapshot {
         if kid.len() > MAX_REMEMBERED_KID_LEN {
             return;
         }
-        if let Ok(mut a) = self.absent.lock() {
-            if a.len() < MAX_ABSENT_KIDS {
-                a.insert(kid.to_owned());
-            }
+        if let Ok(mut a) = self.absent.lock()
+            && a.len() < MAX_ABSENT_KIDS
+        {
+            a.insert(kid.to_owned());
         }
     }
 
@@ -189,6 +189,8 @@ enum Decision {
         authoritative: bool,
     },
     Done(Option<Outcome>),
+    /// A newer key set than the one the caller searched is in place: search it first.
+    LookAgain,
     Backoff(Duration),
     RateLimited,
 }
@@ -269,15 +271,14 @@ impl KeyStore {
                 }
                 Lookup::Missing => {}
             }
-            if snap.loaded {
-                if let Some(kid) = kid {
-                    if snap.is_absent(kid) {
-                        return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
-                    }
-                }
+            if snap.loaded
+                && let Some(kid) = kid
+                && snap.is_absent(kid)
+            {
+                return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
             }
             // An unknown key: refresh (or join a refresh) if allowed.
-            match self.decide(seen, snap.loaded) {
+            match self.decide(seen, snap.generation, snap.loaded) {
                 Decision::Wait {
                     mut rx,
                     authoritative,
@@ -289,6 +290,7 @@ impl KeyStore {
                     joined_earlier = true;
                 }
                 Decision::Done(o) => break o,
+                Decision::LookAgain => {}
                 Decision::Backoff(retry) => {
                     return Err(AuthError::keys_unavailable(Some(retry)));
                 }
@@ -310,10 +312,10 @@ impl KeyStore {
             }
         }
         let result = self.lookup_final(&snap, kid, alg);
-        if result.is_err() {
-            if let Some(kid) = kid {
-                snap.remember_absent(kid);
-            }
+        if result.is_err()
+            && let Some(kid) = kid
+        {
+            snap.remember_absent(kid);
         }
         result
     }
@@ -335,7 +337,7 @@ impl KeyStore {
         }
     }
 
-    fn decide(&self, seen: u64, rate_limited: bool) -> Decision {
+    fn decide(&self, seen: u64, looked_at: u64, rate_limited: bool) -> Decision {
         let Some(remote) = &self.inner.remote else {
             return Decision::Done(None);
         };
@@ -351,11 +353,16 @@ impl KeyStore {
         if c.last_seq > seen {
             return Decision::Done(c.last.clone());
         }
+        // A fetch finished between the caller's lookup and now (it stores its key set before
+        // it clears `inflight` under this lock): the caller has not searched that set yet.
+        if self.inner.snapshot.load().generation != looked_at {
+            return Decision::LookAgain;
+        }
         let now = Instant::now();
-        if let Some(t) = c.next_retry {
-            if now < t {
-                return Decision::Backoff(t - now);
-            }
+        if let Some(t) = c.next_retry
+            && now < t
+        {
+            return Decision::Backoff(t - now);
         }
         if rate_limited {
             let p = &remote.policy;

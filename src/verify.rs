@@ -456,15 +456,15 @@ impl Inner {
         if now >= claims.expires_at().saturating_add(leeway) {
             return Err(AuthError::invalid(InvalidTokenReason::Expired));
         }
-        if let Some(nbf) = claims.not_before() {
-            if now.saturating_add(leeway) < nbf {
-                return Err(AuthError::invalid(InvalidTokenReason::NotYetValid));
-            }
+        if let Some(nbf) = claims.not_before()
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(AuthError::invalid(InvalidTokenReason::NotYetValid));
         }
-        if let Some(iat) = claims.issued_at() {
-            if iat > now.saturating_add(leeway) {
-                return Err(AuthError::invalid(InvalidTokenReason::IssuedInFuture));
-            }
+        if let Some(iat) = claims.issued_at()
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(AuthError::invalid(InvalidTokenReason::IssuedInFuture));
         }
         if let Some(max_age) = s.max_age {
             let Some(iat) = claims.issued_at() else {

@@ -93,10 +93,10 @@ fn secret_key(jwk: &Value, allowed: &[Algorithm]) -> Result<Key, String> {
     if obj.get("kty").and_then(Value::as_str) != Some("oct") {
         return Err("not an oct key".into());
     }
-    if let Some(u) = obj.get("use") {
-        if u.as_str() != Some("sig") {
-            return Err(format!("\"use\" is {u}, not \"sig\""));
-        }
+    if let Some(u) = obj.get("use")
+        && u.as_str() != Some("sig")
+    {
+        return Err(format!("\"use\" is {u}, not \"sig\""));
     }
     if let Some(ops) = obj.get("key_ops") {
         let ops = ops.as_array().ok_or("\"key_ops\" is not an array")?;

@@ -54,7 +54,10 @@ fn recorded<T, F: Future<Output = T>>(test: impl FnOnce() -> F) -> (Recorded, T)
     (Recorded(values), out)
 }
 
-struct Recorded(Vec<(String, Vec<(String, String)>, DebugValue)>);
+/// A metric's name, its sorted labels, and its value.
+type Entry = (String, Vec<(String, String)>, DebugValue);
+
+struct Recorded(Vec<Entry>);
 
 impl Recorded {
     fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<&DebugValue> {
