@@ -966,7 +966,21 @@ async fn the_layer_sends_the_token_and_retries_once_after_invalid_token() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(source.token_requests(), 2);
 
-    // A body is replayed as it was.
+    dev.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_retry_replays_the_body() {
+    logs();
+    let dev = dev_issuer(None).await;
+    let api = Api::start(&dev).await;
+    let source = for_dev(&dev).build().expect("source");
+    let client = AddBearerLayer::new(source.clone()).layer(http_service());
+    let res = client
+        .clone()
+        .oneshot(api.get("/api/directions"))
+        .await
+        .expect("call");
     api.revoke(&text(&res));
     let hits = api.hits();
     let post = http::Request::post(format!("{}/api/directions", api.url))
@@ -976,7 +990,7 @@ async fn the_layer_sends_the_token_and_retries_once_after_invalid_token() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(text(&res), "{\"destination\":\"Lapland\"}");
     assert_eq!(api.hits(), hits + 2);
-    assert_eq!(source.token_requests(), 3);
+    assert_eq!(source.token_requests(), 2);
     dev.shutdown().await;
 }
 
@@ -1001,6 +1015,27 @@ async fn a_second_refusal_is_returned_as_it_is() {
     );
     assert_eq!(api.hits(), 2, "one retry only");
     assert_eq!(source.token_requests(), 2);
+    dev.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_refusing_every_token_costs_one_renewal_per_interval() {
+    logs();
+    let dev = dev_issuer(None).await;
+    let api = Api::start(&dev).await;
+    api.revoke("*");
+    let source = for_dev(&dev).build().expect("source");
+    let client = AddBearerLayer::new(source.clone()).layer(http_service());
+    for _ in 0..5 {
+        let res = client
+            .clone()
+            .oneshot(api.get("/api/directions"))
+            .await
+            .expect("call");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(source.token_requests(), 2, "one forced renewal");
+    assert_eq!(api.hits(), 6, "one retry, then none");
     dev.shutdown().await;
 }
 

@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use super::error::TokenError;
 use super::layer::BoxError;
-use super::source::ClientCredentials;
+use super::source::{ClientCredentials, Refusal};
 use super::token::AccessToken;
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send>>;
@@ -145,12 +145,15 @@ where
                     if !refuses_token(res.status(), res.headers()) {
                         return Poll::Ready(Ok(res));
                     }
-                    let dropped = this.source.invalidate(token);
+                    let refusal = this.source.refused(token);
                     tracing::debug!(
-                        dropped,
-                        retry = replay.is_some(),
+                        ?refusal,
+                        retry = replay.is_some() && refusal != Refusal::Kept,
                         "the server refused the access token (invalid_token)"
                     );
+                    if refusal == Refusal::Kept {
+                        return Poll::Ready(Ok(res));
+                    }
                     let Some(replay) = replay.take() else {
                         return Poll::Ready(Ok(res));
                     };

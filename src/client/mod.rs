@@ -114,7 +114,9 @@
 //! `UNAUTHENTICATED`) with a `WWW-Authenticate` Bearer challenge carrying
 //! `error="invalid_token"` (the token was revoked, its signing key retired, …), it drops the
 //! cached token and sends the request once more with a new one; a second refusal is returned
-//! as it is.
+//! as it is. Such forced renewals happen at most once per 10 s: a server that refuses every
+//! token (a wrong audience, say) costs at most one token request per 10 s, and meanwhile its
+//! `401` answers are returned without retry.
 //!
 //! Replaying needs a copy of the request, so the body must be replayable: by default
 //! ([`CloneBody`]) the service needs `B: Clone` (`String`, `Bytes`, `Full<Bytes>`, …) and

@@ -16,6 +16,20 @@ use super::token::AccessToken;
 const FIRST_COOLDOWN: Duration = Duration::from_secs(1);
 /// Longest pause between failed refreshes.
 const MAX_COOLDOWN: Duration = Duration::from_secs(30);
+/// At most one renewal forced by a resource server's refusal per this period.
+pub(super) const FORCED_RENEWAL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What [`ClientCredentials::refused`] did with a token a resource server refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// It was the cached token: dropped, the next caller gets a new one.
+    Dropped,
+    /// A newer token is cached, or a renewal is under way: nothing to drop.
+    Replaced,
+    /// It was the cached token, but a refusal already forced a renewal less than
+    /// [`FORCED_RENEWAL_INTERVAL`] ago: kept (the server refuses new tokens too).
+    Kept,
+}
 
 /// A client-credentials token source (RFC 6749 §4.4): asks the authorization server for an
 /// access token, caches it, and renews it shortly before it expires.
@@ -74,6 +88,8 @@ struct State {
     failures: u32,
     /// After a failure, no new refresh before this.
     cooldown_until: Option<Instant>,
+    /// When a refusal last dropped the cached token.
+    last_forced: Option<Instant>,
 }
 
 /// What a caller of `token` does after looking at the state.
@@ -235,7 +251,7 @@ impl ClientCredentials {
     /// Drops `token` from the cache, if it is the cached one (a newer token is kept): the
     /// next [`token`](Self::token) call asks for a new one. For a token the resource server
     /// refused with `invalid_token` (the [`AddBearer`](super::AddBearer) middleware does this
-    /// by itself). Returns whether the token was dropped.
+    /// by itself, at most once per 10 s). Returns whether the token was dropped.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
         let mut state = self.state();
         if state.token.as_ref().is_some_and(|t| t.same_token(token)) {
@@ -243,6 +259,27 @@ impl ClientCredentials {
             true
         } else {
             false
+        }
+    }
+
+    /// Drops `token`, which a resource server refused, unless a newer one is cached or a
+    /// refusal already forced a renewal within [`FORCED_RENEWAL_INTERVAL`].
+    pub(super) fn refused(&self, token: &AccessToken) -> Refusal {
+        let now = Instant::now();
+        let mut state = self.state();
+        match &state.token {
+            Some(t) if t.same_token(token) => {
+                if state
+                    .last_forced
+                    .is_some_and(|at| now < at + FORCED_RENEWAL_INTERVAL)
+                {
+                    return Refusal::Kept;
+                }
+                state.token = None;
+                state.last_forced = Some(now);
+                Refusal::Dropped
+            }
+            _ => Refusal::Replaced,
         }
     }
 
