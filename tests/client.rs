@@ -1174,3 +1174,191 @@ fn a_tonic_channel_can_be_wrapped(channel: tonic::transport::Channel, source: Cl
 }
 
 use tower::Layer as _;
+
+// ---------------------------------------------------------------------------------------
+// Interop: oidc-provider (panva, OpenID Certified), from interop/ (see tests/interop.rs).
+// Skipped, with a message, when `node` or interop/node_modules is missing, unless
+// BEARER_GUARD_INTEROP=require.
+
+mod oidc_provider {
+    use std::io::{BufRead, BufReader};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use bearer_guard::Verifier;
+    use bearer_guard::client::{
+        ClientAuthMethod, ClientCredentials, ClientCredentialsBuilder, OAuthErrorCode,
+        TokenErrorKind,
+    };
+
+    /// The World Mappers API's identifier at the IdP (an RFC 8707 resource indicator).
+    const RESOURCE: &str = "https://worldmappers.example/api";
+
+    fn interop_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
+    }
+
+    fn available() -> bool {
+        let node = Command::new("node")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let why = if !node {
+            "`node` is not on PATH"
+        } else if !interop_dir()
+            .join("node_modules")
+            .join("oidc-provider")
+            .is_dir()
+        {
+            "interop/node_modules is missing (run `npm ci` in interop/)"
+        } else {
+            return true;
+        };
+        assert!(
+            std::env::var("BEARER_GUARD_INTEROP").as_deref() != Ok("require"),
+            "interop test cannot run: {why}"
+        );
+        eprintln!("SKIPPED: the client interop test needs oidc-provider: {why}");
+        false
+    }
+
+    /// A running oidc-provider with a private key pool; killed (and the pool removed) on drop.
+    struct Idp {
+        child: Child,
+        issuer: String,
+        keys_dir: PathBuf,
+    }
+
+    impl Drop for Idp {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.keys_dir);
+        }
+    }
+
+    fn start() -> Idp {
+        let keys_dir = std::env::temp_dir().join(format!(
+            "bearer-guard-client-interop-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&keys_dir).expect("temp dir");
+        let mut child = Command::new("node")
+            .arg("idp.mjs")
+            .current_dir(interop_dir())
+            .env("IDP_PORT", "0")
+            .env("IDP_KEYS", keys_dir.join("keys.private.json"))
+            .env("IDP_SHORT_TTL", "2")
+            .env_remove("IDP_ISSUER")
+            .env_remove("IDP_RESOURCES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn node interop/idp.mjs");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(json) = line.strip_prefix("READY ") {
+                    let _ = tx.send(json.to_owned());
+                }
+            }
+        });
+        let mut idp = Idp {
+            child,
+            issuer: String::new(),
+            keys_dir,
+        };
+        let ready = rx
+            .recv_timeout(Duration::from_secs(90))
+            .expect("the IdP did not start");
+        let ready: serde_json::Value = serde_json::from_str(&ready).expect("READY json");
+        idp.issuer = ready["issuer"].as_str().expect("issuer").to_owned();
+        idp
+    }
+
+    fn client(idp: &Idp, id: &str) -> ClientCredentialsBuilder {
+        ClientCredentials::builder()
+            .issuer(&idp.issuer)
+            .client_id(id)
+            .client_secret(format!("{id}-secret"))
+            .resource(RESOURCE)
+    }
+
+    #[tokio::test]
+    async fn tokens_from_oidc_provider_are_cached_renewed_and_accepted() {
+        super::logs();
+        if !available() {
+            return;
+        }
+        let idp = tokio::task::spawn_blocking(start).await.expect("start");
+        let verifier = Verifier::builder()
+            .issuer(&idp.issuer)
+            .audience(RESOURCE)
+            .build()
+            .expect("verifier");
+
+        // Discovery, client_secret_basic, a scope; cached.
+        let basic = client(&idp, "es256-basic")
+            .auth_method(ClientAuthMethod::ClientSecretBasic)
+            .scope("directions")
+            .build()
+            .expect("source");
+        let token = basic.token().await.expect("token");
+        for _ in 0..5 {
+            assert_eq!(basic.token().await.expect("token"), token);
+        }
+        assert_eq!(basic.token_requests(), 1);
+        let claims = verifier.verify(token.secret()).await.expect("accepted");
+        assert_eq!(claims.client_id(), Some("es256-basic"));
+        assert!(claims.scopes().contains("directions"));
+        assert!(!claims.scopes().contains("geocode:location"));
+
+        // client_secret_post (the default).
+        let post = client(&idp, "rs256-post").build().expect("source");
+        let token = post.token().await.expect("token");
+        verifier.verify(token.secret()).await.expect("accepted");
+
+        // An EdDSA-signing client, both ways.
+        for method in [
+            ClientAuthMethod::ClientSecretPost,
+            ClientAuthMethod::ClientSecretBasic,
+        ] {
+            let eddsa = client(&idp, "eddsa-basic")
+                .auth_method(method)
+                .build()
+                .expect("source");
+            let token = eddsa.token().await.expect("token");
+            verifier.verify(token.secret()).await.expect("accepted");
+        }
+
+        let wrong_secret = client(&idp, "rs256-post")
+            .client_secret("nope")
+            .build()
+            .expect("source");
+        let e = wrong_secret.token().await.expect_err("refused");
+        assert_eq!(
+            e.kind(),
+            TokenErrorKind::OAuth(OAuthErrorCode::InvalidClient),
+            "{e}"
+        );
+
+        // A 2 s token is renewed after 1 s.
+        let short = client(&idp, "short-lived")
+            .auth_method(ClientAuthMethod::ClientSecretBasic)
+            .build()
+            .expect("source");
+        let first = short.token().await.expect("token");
+        assert_eq!(first.lifetime(), Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let second = short.token().await.expect("token");
+        assert_ne!(first, second);
+        assert_eq!(short.token_requests(), 2);
+        verifier.verify(second.secret()).await.expect("accepted");
+    }
+}

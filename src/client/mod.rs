@@ -68,9 +68,8 @@
 //! [`ClientAuthMethod::ClientSecretPost`] (id and secret in the body, the default),
 //! [`ClientAuthMethod::ClientSecretBasic`], or a private key
 //! ([`private_key_jwt`](ClientCredentialsBuilder::private_key_jwt), RFC 7523: a new signed
-//! assertion per request). Servers that enforce the method registered for the client (as
-//! oidc-provider does, with `client_secret_basic` by default) need it set explicitly. The
-//! endpoint is configured, or discovered from the
+//! assertion per request). A server that enforces the method registered for the client
+//! needs it set explicitly. The endpoint is configured, or discovered from the
 //! issuer (OIDC discovery, then RFC 8414). The answer must be a JSON token response with a
 //! `Bearer` `token_type` (or none).
 //!
