@@ -131,6 +131,13 @@
 //!     .service(channel);
 //! let mut client = RoutesClient::new(channel);
 //!
+//! // A hyper-util client with `Full<Bytes>` bodies (Clone): the retry works as it is.
+//! let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+//!     .build_http::<Full<Bytes>>();
+//! let client = ServiceBuilder::new()
+//!     .layer(AddBearerLayer::new(source.clone()))
+//!     .service(client);
+//!
 //! // A reqwest-based service: in-memory bodies are replayed, streams are not.
 //! let layer = AddBearerLayer::new(source)
 //!     .replay(|b: &reqwest::Body| b.as_bytes().map(|b| reqwest::Body::from(b.to_vec())));
