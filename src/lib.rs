@@ -129,3 +129,8 @@ pub use scope::{
     require_any_scope, require_scopes,
 };
 pub use verify::{MAX_CACHED_TOKEN_BYTES, Verifier};
+
+/// The README's code blocks, compiled as doc tests so that the quick start stays true.
+#[cfg(all(doctest, feature = "axum", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
