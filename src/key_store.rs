@@ -446,6 +446,11 @@ impl KeyStore {
         self.inner.snapshot.load().all.iter().any(|k| k.id() == id)
     }
 
+    /// Counts the key sets loaded so far: changes whenever the held keys may have changed.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.snapshot.load().generation
+    }
+
     /// The current freshness.
     pub(crate) fn health(&self) -> KeyHealth {
         let snap = self.inner.snapshot.load();

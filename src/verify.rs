@@ -5,11 +5,12 @@
 //! signature; claims.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 
 use crate::algorithm::Algorithm;
 use crate::claims::{ClaimShape, Claims, ScopeSource, UniqueObject, build_claims};
@@ -40,12 +41,90 @@ pub(crate) struct Settings {
 /// One issuer's configuration and verified-token cache.
 pub(crate) struct Inner {
     s: Settings,
-    cache: Option<moka::sync::Cache<[u8; 32], Arc<CacheEntry>>>,
+    cache: Option<TokenCache>,
+}
+
+/// The verified-token cache: verified claims by token, each tied to the key that verified it.
+///
+/// Keyed by the whole token string, compared whole; the hash reads only the token's last
+/// [`HASHED_TAIL`] bytes (a hash of the whole string would cost as much as the rest of a hit).
+/// A collision therefore costs one string comparison, never a wrong answer, and cannot be
+/// aimed at: the hasher is seeded per cache, and only verified tokens are stored, whose
+/// last bytes are signature bytes no one can choose.
+struct TokenCache {
+    entries: moka::sync::Cache<TokenKey, Arc<CacheEntry>>,
+    /// The key set's generation when the cache last purged entries of vanished keys.
+    purged_at: AtomicU64,
 }
 
 struct CacheEntry {
     claims: Claims,
     key_id: u64,
+}
+
+/// How many of a token's last bytes the cache hashes.
+const HASHED_TAIL: usize = 32;
+
+fn hash_token<H: Hasher>(token: &str, state: &mut H) {
+    let bytes = token.as_bytes();
+    state.write_usize(bytes.len());
+    state.write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+}
+
+/// A cached token (the key the cache owns).
+#[derive(PartialEq, Eq)]
+struct TokenKey(Box<str>);
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(&self.0, state);
+    }
+}
+
+/// A token looked up, borrowed.
+struct TokenRef<'a>(&'a str);
+
+impl Hash for TokenRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(self.0, state);
+    }
+}
+
+impl moka::Equivalent<TokenKey> for TokenRef<'_> {
+    fn equivalent(&self, key: &TokenKey) -> bool {
+        *self.0 == *key.0
+    }
+}
+
+impl TokenCache {
+    fn new(entries: u64, leeway: u64) -> Self {
+        Self {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(entries)
+                .expire_after(ExpireAtExp { leeway })
+                .support_invalidation_closures()
+                .build(),
+            purged_at: AtomicU64::new(0),
+        }
+    }
+
+    /// When the key set changed since the last call, drops every entry whose key left it
+    /// (rotation, revocation). A hit checks its key anyway, so this frees memory early rather
+    /// than deciding anything; moka applies it in its housekeeping. Costs one atomic load
+    /// when nothing changed.
+    fn purge_vanished_keys(&self, keys: &KeyStore) {
+        let generation = keys.generation();
+        if self.purged_at.load(Ordering::Relaxed) == generation
+            || self.purged_at.swap(generation, Ordering::Relaxed) == generation
+        {
+            return;
+        }
+        let keys = keys.clone();
+        // Fails only when invalidation closures are off, and they are on.
+        let _ = self
+            .entries
+            .invalidate_entries_if(move |_, entry| !keys.holds_key(entry.key_id));
+    }
 }
 
 /// Verifies OAuth 2.0 JWT access tokens for one issuer. Cheap to clone (an `Arc`); clones
@@ -184,12 +263,8 @@ impl Verifier {
     }
 
     pub(crate) fn from_settings(s: Settings) -> Self {
-        let cache = (s.token_cache_entries > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(s.token_cache_entries)
-                .expire_after(ExpireAtExp { leeway: s.leeway })
-                .build()
-        });
+        let cache =
+            (s.token_cache_entries > 0).then(|| TokenCache::new(s.token_cache_entries, s.leeway));
         Self::from_repr(Repr::One(Arc::new(Inner { s, cache })))
     }
 
@@ -306,10 +381,10 @@ impl Inner {
         if token.len() > s.max_token_bytes {
             return Err(AuthError::invalid(InvalidTokenReason::TooLarge));
         }
-        let cache_key = match &self.cache {
+        let cache = match &self.cache {
             Some(cache) if token.len() <= MAX_CACHED_TOKEN_BYTES => {
-                let h: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-                let hit = cache.get(&h);
+                cache.purge_vanished_keys(&s.keys);
+                let hit = cache.entries.get(&TokenRef(token));
                 crate::metrics::token_cache(hit.is_some());
                 if let Some(hit) = hit {
                     if s.keys.holds_key(hit.key_id) {
@@ -317,9 +392,9 @@ impl Inner {
                         self.run_validators(&hit.claims)?;
                         return Ok(hit.claims.clone());
                     }
-                    cache.invalidate(&h);
+                    cache.entries.invalidate(&TokenRef(token));
                 }
-                Some(h)
+                Some(cache)
             }
             _ => None,
         };
@@ -336,9 +411,9 @@ impl Inner {
             return Err(AuthError::invalid(InvalidTokenReason::BadSignature));
         }
         let claims = self.claims(&parsed, key.kid())?;
-        if let (Some(h), Some(cache)) = (cache_key, &self.cache) {
-            cache.insert(
-                h,
+        if let Some(cache) = cache {
+            cache.entries.insert(
+                TokenKey(token.into()),
                 Arc::new(CacheEntry {
                     claims: claims.clone(),
                     key_id: key.id(),
@@ -515,10 +590,10 @@ struct ExpireAtExp {
     leeway: u64,
 }
 
-impl moka::Expiry<[u8; 32], Arc<CacheEntry>> for ExpireAtExp {
+impl moka::Expiry<TokenKey, Arc<CacheEntry>> for ExpireAtExp {
     fn expire_after_create(
         &self,
-        _key: &[u8; 32],
+        _key: &TokenKey,
         value: &Arc<CacheEntry>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
@@ -558,6 +633,39 @@ mod tests {
     #[test]
     fn sanitize_replaces_forbidden_characters() {
         assert_eq!(sanitize("a\"b\\c\né"), "a?b?c??");
+    }
+
+    #[test]
+    fn a_cache_key_and_its_borrowed_lookup_agree() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let token = format!("{}.{}.{}", "h".repeat(40), "p".repeat(300), "s".repeat(342));
+        let owned = TokenKey(token.as_str().into());
+        assert_eq!(hasher.hash_one(&owned), hasher.hash_one(TokenRef(&token)));
+        assert!(moka::Equivalent::equivalent(&TokenRef(&token), &owned));
+    }
+
+    #[test]
+    fn tokens_sharing_their_last_bytes_are_distinct_keys() {
+        let a = format!("{}.{}", "a".repeat(100), "s".repeat(HASHED_TAIL));
+        let b = format!("{}.{}", "b".repeat(100), "s".repeat(HASHED_TAIL));
+        let cache = TokenCache::new(10, 0);
+        let claims = crate::claims::build_claims(
+            serde_json::json!({"iss": "i", "exp": unix_now() + 600})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            Algorithm::HS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        cache.entries.insert(
+            TokenKey(a.as_str().into()),
+            Arc::new(CacheEntry { claims, key_id: 1 }),
+        );
+        assert!(cache.entries.get(&TokenRef(&a)).is_some());
+        assert!(cache.entries.get(&TokenRef(&b)).is_none());
     }
 
     fn assert_send_sync<T: Send + Sync>() {}
