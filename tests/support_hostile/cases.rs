@@ -165,6 +165,8 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     let mut t = Table { cases: Vec::new() };
     let c = claims(&json!({}));
     let h_rs = header("RS256", "rsa-rs");
+    // Most claim-level cases are signed with Ed25519: fast with either backend, even unoptimized.
+    let h_ed = header("EdDSA", "ed");
     let good = sign(&k.rs, &c);
     let (good_msg, good_sig) = good.rsplit_once('.').expect("jwt");
     let rs_sig = unb64(good_sig);
@@ -405,7 +407,7 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     for kid in &kids {
         t.token(
             format!("kid {:?}", super::truncate(kid, 40)),
-            &jwt(&k.rs, &header("RS256", kid), &c),
+            &jwt(&k.ed, &header("EdDSA", kid), &c),
             why(R::UnknownKey),
         );
     }
@@ -417,7 +419,7 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     ] {
         t.token(
             name,
-            &jwt(&k.rs, &json!({"alg": "RS256", "kid": kid}), &c),
+            &jwt(&k.ed, &json!({"alg": "EdDSA", "kid": kid}), &c),
             why(R::Malformed),
         );
     }
@@ -740,12 +742,12 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         ),
         (
             "header with a byte-order mark",
-            [b"\xef\xbb\xbf".as_slice(), h_rs.to_string().as_bytes()].concat(),
+            [b"\xef\xbb\xbf".as_slice(), h_ed.to_string().as_bytes()].concat(),
             c.to_string().into_bytes(),
         ),
         (
             "header in UTF-16",
-            h_rs.to_string()
+            h_ed.to_string()
                 .encode_utf16()
                 .flat_map(u16::to_le_bytes)
                 .collect(),
@@ -775,22 +777,22 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         ),
         (
             "header with trailing garbage",
-            [h_rs.to_string().as_bytes(), b"x"].concat(),
+            [h_ed.to_string().as_bytes(), b"x"].concat(),
             c.to_string().into_bytes(),
         ),
         (
             "header a JSON array of the header",
-            format!("[{h_rs}]").into_bytes(),
+            format!("[{h_ed}]").into_bytes(),
             c.to_string().into_bytes(),
         ),
         (
             "payload not UTF-8",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             vec![0xff, 0xfe, 0xfd],
         ),
         (
             "payload with an invalid UTF-8 string",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             c.to_string()
                 .replace("deliveries", "deli\u{1}ries")
                 .into_bytes()
@@ -800,44 +802,44 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         ),
         (
             "payload an array",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             b"[]".to_vec(),
         ),
         (
             "payload a string",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             b"\"admin\"".to_vec(),
         ),
         (
             "payload a number",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             b"1".to_vec(),
         ),
         (
             "payload null",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             b"null".to_vec(),
         ),
         (
             "payload an array of the claims",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             format!("[{c}]").into_bytes(),
         ),
         (
             "payload with trailing garbage",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             format!("{c}{{}}").into_bytes(),
         ),
         (
             "payload with a lone surrogate",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             c.to_string()
                 .replace("gift-deliveries", "\\ud800")
                 .into_bytes(),
         ),
         (
             "payload empty object",
-            h_rs.to_string().into_bytes(),
+            h_ed.to_string().into_bytes(),
             b"{}".to_vec(),
         ),
     ];
@@ -847,7 +849,7 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         } else {
             why(R::Malformed)
         };
-        t.token(name, &sign_raw(&k.rs, &h, &p), expect);
+        t.token(name, &sign_raw(&k.ed, &h, &p), expect);
     }
 
     // --- exp / nbf / iat of every odd type and size
@@ -956,13 +958,13 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         ),
     ];
     for (name, extra, expect) in time_cases {
-        t.token(name, &sign(&k.rs, &claims(&extra)), expect);
+        t.token(name, &sign(&k.ed, &claims(&extra)), expect);
     }
     t.token(
         "exp 1e400 (not a finite number)",
         &sign_raw(
-            &k.rs,
-            h_rs.to_string().as_bytes(),
+            &k.ed,
+            h_ed.to_string().as_bytes(),
             format!("{{\"iss\":\"{ISS}\",\"aud\":\"{AUD}\",\"exp\":1e400}}").as_bytes(),
         ),
         why(R::Malformed),
@@ -991,7 +993,7 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     ] {
         t.token(
             name,
-            &sign_raw(&k.rs, h_rs.to_string().as_bytes(), payload.as_bytes()),
+            &sign_raw(&k.ed, h_ed.to_string().as_bytes(), payload.as_bytes()),
             why(R::Malformed),
         );
     }
@@ -1019,15 +1021,15 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     ] {
         t.token(
             name,
-            &sign_raw(&k.rs, h.as_bytes(), c.to_string().as_bytes()),
+            &sign_raw(&k.ed, h.as_bytes(), c.to_string().as_bytes()),
             why(R::Malformed),
         );
     }
     t.token(
         "duplicate keys nested inside a custom claim (only the top level matters)",
         &sign_raw(
-            &k.rs,
-            h_rs.to_string().as_bytes(),
+            &k.ed,
+            h_ed.to_string().as_bytes(),
             format!("{{{base},\"ext\":{{\"a\":1,\"a\":2}}}}").as_bytes(),
         ),
         Expect::Accepted,
@@ -1120,7 +1122,7 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
             claim_invalid("scope"),
         ),
     ] {
-        t.token(name, &sign(&k.rs, &claims(&extra)), expect);
+        t.token(name, &sign(&k.ed, &claims(&extra)), expect);
     }
     for (name, extra, expect) in [
         ("scope granted", json!({}), Expect::Accepted),
@@ -1159,14 +1161,14 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         t.add_at(
             "/directions",
             format!("guarded route, {name}"),
-            vec![bearer(&sign(&k.rs, &claims(&extra)))],
+            vec![bearer(&sign(&k.ed, &claims(&extra)))],
             expect,
         );
     }
 
     // --- very large tokens and very many claims
     let limit = bearer_guard::DEFAULT_MAX_TOKEN_BYTES;
-    let (at_limit, over_limit) = tokens_around(&k.rs, limit);
+    let (at_limit, over_limit) = tokens_around(&k.ed, limit);
     t.token(
         "a token of exactly the size limit",
         &at_limit,
@@ -1196,13 +1198,13 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     }
     t.token(
         "700 claims",
-        &sign(&k.rs, &claims(&Value::Object(many))),
+        &sign(&k.ed, &claims(&Value::Object(many))),
         Expect::Accepted,
     );
     let scopes: Vec<String> = (0..1500).map(|i| format!("s{i}")).collect();
     t.token(
         "1,500 scopes",
-        &sign(&k.rs, &claims(&json!({"scope": scopes.join(" ")}))),
+        &sign(&k.ed, &claims(&json!({"scope": scopes.join(" ")}))),
         Expect::Accepted,
     );
     let auds: Vec<String> = (0..1000)
@@ -1211,7 +1213,7 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         .collect();
     t.token(
         "1,001 audiences",
-        &sign(&k.rs, &claims(&json!({"aud": auds}))),
+        &sign(&k.ed, &claims(&json!({"aud": auds}))),
         Expect::Accepted,
     );
 
@@ -1242,11 +1244,11 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     ] {
         t.token(
             name,
-            &sign_raw(&k.rs, h_rs.to_string().as_bytes(), payload.as_bytes()),
+            &sign_raw(&k.ed, h_ed.to_string().as_bytes(), payload.as_bytes()),
             expect,
         );
     }
-    let hs = h_rs.to_string();
+    let hs = h_ed.to_string();
     let hs = &hs[..hs.len() - 1];
     for (name, h, expect) in [
         (
@@ -1278,7 +1280,7 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
     ] {
         t.token(
             name,
-            &sign_raw(&k.rs, h.as_bytes(), c.to_string().as_bytes()),
+            &sign_raw(&k.ed, h.as_bytes(), c.to_string().as_bytes()),
             expect,
         );
     }
