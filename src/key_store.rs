@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -56,6 +57,8 @@ struct Snapshot {
     loaded_at: Option<SystemTime>,
     /// When to refresh in the background.
     refresh_due: Option<Instant>,
+    /// SHA-256 of the JWK Set document the keys were parsed from.
+    body_hash: Option<[u8; 32]>,
     absent: Mutex<HashSet<String>>,
 }
 
@@ -96,6 +99,21 @@ impl Snapshot {
             && a.len() < MAX_ABSENT_KIDS
         {
             a.insert(kid.to_owned());
+        }
+    }
+
+    /// The same keys, loaded again now (a 304 or an identical document).
+    fn renewed(&self, etag: Option<String>, ttl: Duration) -> Self {
+        Self {
+            by_kid: self.by_kid.clone(),
+            all: self.all.clone(),
+            loaded: true,
+            generation: self.generation + 1,
+            etag,
+            loaded_at: Some(SystemTime::now()),
+            refresh_due: Some(Instant::now() + ttl.mul_f64(0.8)),
+            body_hash: self.body_hash,
+            absent: Mutex::default(),
         }
     }
 
@@ -516,18 +534,21 @@ impl Inner {
         match remote.fetcher.fetch_jwks(etag).await {
             Ok(JwksResponse::NotModified { max_age }) => {
                 let ttl = remote.ttl(max_age);
-                let next = Snapshot {
-                    by_kid: current.by_kid.clone(),
-                    all: current.all.clone(),
-                    loaded: true,
-                    generation: current.generation + 1,
-                    etag: current.etag.clone(),
-                    loaded_at: Some(SystemTime::now()),
-                    refresh_due: Some(Instant::now() + ttl.mul_f64(0.8)),
-                    absent: Mutex::default(),
-                };
+                let next = current.renewed(current.etag.clone(), ttl);
                 tracing::debug!(ttl_secs = ttl.as_secs(), "JWKS not modified");
                 self.snapshot.store(Arc::new(next));
+                Outcome::Loaded
+            }
+            Ok(JwksResponse::Body {
+                bytes,
+                etag,
+                max_age,
+            }) if current.loaded && current.body_hash == Some(Sha256::digest(&bytes).into()) => {
+                // The same document again: keep the same keys, so that the verified-token
+                // cache (tied to each key's identity) survives the refresh.
+                let ttl = remote.ttl(max_age);
+                self.snapshot.store(Arc::new(current.renewed(etag, ttl)));
+                tracing::debug!(ttl_secs = ttl.as_secs(), "JWKS unchanged");
                 Outcome::Loaded
             }
             Ok(JwksResponse::Body {
@@ -551,6 +572,7 @@ impl Inner {
                     next.etag = etag;
                     next.loaded_at = Some(SystemTime::now());
                     next.refresh_due = Some(Instant::now() + ttl.mul_f64(0.8));
+                    next.body_hash = Some(Sha256::digest(&bytes).into());
                     tracing::debug!(
                         keys = next.all.len(),
                         ttl_secs = ttl.as_secs(),
