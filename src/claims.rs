@@ -1,11 +1,12 @@
 //! Verified claims and scopes.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -215,7 +216,25 @@ struct ClaimsInner {
     scopes: Scopes,
     algorithm: Algorithm,
     key_id: Option<String>,
-    raw: Value,
+    raw: RawClaims,
+}
+
+/// Every claim as JSON: the payload's text, parsed into a [`Value`] the first time a claim
+/// is asked for by name (most requests only need the registered claims and the scopes,
+/// which are read in the verifier's single pass). Shared by every clone, so parsed at most
+/// once per verified token.
+struct RawClaims {
+    text: Box<str>,
+    value: OnceLock<Value>,
+}
+
+impl RawClaims {
+    fn value(&self) -> &Value {
+        // The text passed `read_claims` (a JSON object, every value parsed as `Value` would
+        // parse it), so this cannot fail; `Null` is only a defensive answer.
+        self.value
+            .get_or_init(|| serde_json::from_str(&self.text).unwrap_or(Value::Null))
+    }
 }
 
 /// The error of [`Claims::deserialize`].
@@ -292,12 +311,12 @@ impl Claims {
 
     /// One claim by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.raw.get(name)
+        self.0.raw.value().get(name)
     }
 
     /// Every claim, as a JSON object.
     pub fn as_json(&self) -> &Value {
-        &self.0.raw
+        self.0.raw.value()
     }
 
     /// Deserializes the claims into your own type.
@@ -310,7 +329,7 @@ impl Claims {
     /// # }
     /// ```
     pub fn deserialize<C: DeserializeOwned>(&self) -> Result<C, ClaimsError> {
-        C::deserialize(&self.0.raw).map_err(ClaimsError)
+        C::deserialize(self.0.raw.value()).map_err(ClaimsError)
     }
 
     /// The time `exp` denotes.
@@ -377,30 +396,6 @@ pub(crate) enum ClaimShape {
 /// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
 const MAX_DATE: f64 = 253_402_300_799.0;
 
-fn numeric_date(raw: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ClaimShape> {
-    match raw.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            let f = n.as_f64().ok_or(ClaimShape::Invalid(name))?;
-            if !(-MAX_DATE..=MAX_DATE).contains(&f) {
-                return Err(ClaimShape::Invalid(name));
-            }
-            // `as` is exact here: the value is finite and within i64 range.
-            #[allow(clippy::cast_possible_truncation)]
-            Ok(Some(f.floor() as i64))
-        }
-        Some(_) => Err(ClaimShape::Invalid(name)),
-    }
-}
-
-fn opt_string(raw: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ClaimShape> {
-    match raw.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ClaimShape::Invalid(name)),
-    }
-}
-
 /// Where scopes are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ScopeSource {
@@ -427,53 +422,163 @@ pub(crate) fn claim_at<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<&'
         })
 }
 
-/// Reads the registered claims and the scopes of a verified payload.
+/// Why a payload was refused by [`read_claims`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadError {
+    /// Not a JSON object, or a member name appears twice.
+    Malformed,
+    /// A claim has the wrong shape, or a required one is missing.
+    Shape(ClaimShape),
+}
+
+/// Reads a verified payload (the JSON text of the claims) in one pass: the registered
+/// claims and the scope sources into [`Claims`], every other member checked as JSON and
+/// skipped, its text kept for [`Claims::get`]. Refuses what [`UniqueObject`] refuses.
+pub(crate) fn read_claims(
+    payload: String,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    scope_sources: &[ScopeSource],
+) -> Result<Claims, ReadError> {
+    let fields = {
+        let mut de = serde_json::Deserializer::from_str(&payload);
+        let fields = Wanted(scope_sources)
+            .deserialize(&mut de)
+            .map_err(|_| ReadError::Malformed)?;
+        de.end().map_err(|_| ReadError::Malformed)?;
+        fields
+    };
+    let raw = RawClaims {
+        text: payload.into_boxed_str(),
+        value: OnceLock::new(),
+    };
+    assemble(fields, raw, algorithm, key_id, scope_sources).map_err(ReadError::Shape)
+}
+
+/// Reads the registered claims and the scopes of a verified payload already parsed.
+#[cfg(test)]
 pub(crate) fn build_claims(
     raw: Map<String, Value>,
     algorithm: Algorithm,
     key_id: Option<String>,
     scope_sources: &[ScopeSource],
 ) -> Result<Claims, ClaimShape> {
-    let issuer = opt_string(&raw, "iss")?.ok_or(ClaimShape::Missing("iss"))?;
-    let expires_at = numeric_date(&raw, "exp")?.ok_or(ClaimShape::Missing("exp"))?;
-    let not_before = numeric_date(&raw, "nbf")?;
-    let issued_at = numeric_date(&raw, "iat")?;
-    let subject = opt_string(&raw, "sub")?;
-    let jwt_id = opt_string(&raw, "jti")?;
-    let client_id = match opt_string(&raw, "client_id")? {
-        Some(c) => Some(c),
-        None => opt_string(&raw, "azp")?,
+    let wanted = Wanted(scope_sources);
+    let mut fields = Fields::default();
+    for (name, value) in &raw {
+        fields.keep(&wanted, name, value.clone());
+    }
+    let parsed = RawClaims {
+        text: Box::default(),
+        value: OnceLock::from(Value::Object(raw)),
     };
-    let audience = match raw.get("aud") {
+    assemble(fields, parsed, algorithm, key_id, scope_sources)
+}
+
+/// The registered claims [`assemble`] reads, in the order of [`Fields::registered`].
+const REGISTERED: [&str; 9] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "azp",
+];
+
+/// The members of a payload that [`assemble`] reads.
+#[derive(Default)]
+struct Fields {
+    /// The registered claims, by their index in [`REGISTERED`].
+    registered: [Option<Value>; 9],
+    /// The top-level members the scope sources may read.
+    scope_members: Map<String, Value>,
+}
+
+impl Fields {
+    fn keep(&mut self, wanted: &Wanted<'_>, name: &str, value: Value) {
+        let registered = REGISTERED.iter().position(|r| *r == name);
+        if wanted.for_scopes(name) {
+            if let Some(i) = registered {
+                self.registered[i] = Some(value.clone());
+            }
+            self.scope_members.insert(name.to_owned(), value);
+        } else if let Some(i) = registered {
+            self.registered[i] = Some(value);
+        }
+    }
+
+    fn take(&mut self, name: &'static str) -> Option<Value> {
+        let i = REGISTERED.iter().position(|r| *r == name)?;
+        self.registered[i].take()
+    }
+
+    fn take_string(&mut self, name: &'static str) -> Result<Option<String>, ClaimShape> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ClaimShape::Invalid(name)),
+        }
+    }
+
+    fn numeric_date(&mut self, name: &'static str) -> Result<Option<i64>, ClaimShape> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                let f = n.as_f64().ok_or(ClaimShape::Invalid(name))?;
+                if !(-MAX_DATE..=MAX_DATE).contains(&f) {
+                    return Err(ClaimShape::Invalid(name));
+                }
+                // `as` is exact here: the value is finite and within i64 range.
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(Some(f.floor() as i64))
+            }
+            Some(_) => Err(ClaimShape::Invalid(name)),
+        }
+    }
+}
+
+/// Builds [`Claims`] from the members read, taking their strings rather than copying them.
+fn assemble(
+    mut fields: Fields,
+    raw: RawClaims,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    scope_sources: &[ScopeSource],
+) -> Result<Claims, ClaimShape> {
+    // Scopes are read first, but their error is reported after those of the registered
+    // claims (the order in which the claims were always checked).
+    let scopes = read_scopes(&fields.scope_members, scope_sources);
+    let issuer = fields
+        .take_string("iss")?
+        .ok_or(ClaimShape::Missing("iss"))?;
+    let expires_at = fields
+        .numeric_date("exp")?
+        .ok_or(ClaimShape::Missing("exp"))?;
+    let not_before = fields.numeric_date("nbf")?;
+    let issued_at = fields.numeric_date("iat")?;
+    let subject = fields.take_string("sub")?;
+    let jwt_id = fields.take_string("jti")?;
+    let client_id = match fields.take_string("client_id")? {
+        Some(c) => Some(c),
+        None => fields.take_string("azp")?,
+    };
+    let audience = match fields.take("aud") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::String(s)) => vec![s],
         Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
             .collect::<Option<Vec<_>>>()
             .ok_or(ClaimShape::Invalid("aud"))?,
         Some(_) => return Err(ClaimShape::Invalid("aud")),
     };
-    let mut scopes = Scopes::default();
-    for source in scope_sources {
-        match source {
-            ScopeSource::Claim(name) => {
-                if let Some(v) = raw.get(name.as_str()) {
-                    if v.is_null() {
-                        continue;
-                    }
-                    scopes
-                        .extend_from_claim(v)
-                        .map_err(|_| ClaimShape::Invalid("scope"))?;
-                }
-            }
-            ScopeSource::Roles(path) => {
-                if let Some(v) = claim_at(&raw, path) {
-                    scopes.extend_from_roles(v);
-                }
-            }
-        }
-    }
+    let scopes = scopes?;
     Ok(Claims(Arc::new(ClaimsInner {
         issuer,
         subject,
@@ -486,8 +591,171 @@ pub(crate) fn build_claims(
         scopes,
         algorithm,
         key_id,
-        raw: Value::Object(raw),
+        raw,
     })))
+}
+
+fn read_scopes(
+    members: &Map<String, Value>,
+    sources: &[ScopeSource],
+) -> Result<Scopes, ClaimShape> {
+    let mut scopes = Scopes::default();
+    for source in sources {
+        match source {
+            ScopeSource::Claim(name) => {
+                if let Some(v) = members.get(name.as_str()) {
+                    if v.is_null() {
+                        continue;
+                    }
+                    scopes
+                        .extend_from_claim(v)
+                        .map_err(|_| ClaimShape::Invalid("scope"))?;
+                }
+            }
+            ScopeSource::Roles(path) => {
+                if let Some(v) = claim_at(members, path) {
+                    scopes.extend_from_roles(v);
+                }
+            }
+        }
+    }
+    Ok(scopes)
+}
+
+/// The one pass of [`read_claims`]: a JSON object whose registered claims and the members
+/// the scope sources may read are parsed as [`Value`]s, every other member parsed and
+/// dropped as it goes; no member name may appear twice.
+struct Wanted<'s>(&'s [ScopeSource]);
+
+impl Wanted<'_> {
+    /// Whether a scope source may read the top-level member `name`.
+    fn for_scopes(&self, name: &str) -> bool {
+        self.0.iter().any(|source| match source {
+            ScopeSource::Claim(claim) => claim == name,
+            // `claim_at` looks up the whole path, then every part before a dot.
+            ScopeSource::Roles(path) => {
+                path == name || path.match_indices('.').any(|(i, _)| &path[..i] == name)
+            }
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Wanted<'_> {
+    type Value = Fields;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Fields, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Wanted<'_> {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        let mut names = Vec::new();
+        while let Some(Name(name)) = a.next_key()? {
+            if REGISTERED.contains(&&*name) || self.for_scopes(&name) {
+                fields.keep(&self, &name, a.next_value::<Value>()?);
+            } else {
+                a.next_value::<Skip>()?;
+            }
+            names.push(name);
+        }
+        // Duplicates are looked for once all names are known: sorting keeps it O(n log n)
+        // whatever the payload.
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(serde::de::Error::custom("duplicate member"));
+        }
+        Ok(fields)
+    }
+}
+
+/// A member name, borrowed from the payload when it has no escapes.
+pub(crate) struct Name<'de>(pub(crate) Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Any JSON value, checked exactly as parsing it into a [`Value`] would check it (strings
+/// decoded, numbers in range, nesting limited), then dropped.
+pub(crate) struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_none<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Skip, D::Error> {
+        Skip::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Skip, A::Error> {
+        while a.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Skip, A::Error> {
+        while a.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
 }
 
 #[cfg(test)]
@@ -600,6 +868,62 @@ mod tests {
             &[],
         );
         assert_eq!(r.err(), Some(ClaimShape::Invalid("aud")));
+    }
+
+    fn read(text: &str) -> Result<Claims, ReadError> {
+        read_claims(text.to_owned(), Algorithm::RS256, None, &scope_claims())
+    }
+
+    #[test]
+    fn one_pass_reading_gives_what_parsing_the_whole_payload_gives() {
+        let v = json!({
+            "iss": "i", "sub": "s", "aud": ["a", "b"], "exp": 10.5, "nbf": 1, "iat": 2,
+            "jti": "j", "azp": "c", "scope": "x y", "scp": ["z"],
+            "org": {"id": [1, "two", null, true]}, "note": "caf\u{e9}",
+        });
+        let one = read(&v.to_string()).expect("claims");
+        let whole =
+            build_claims(obj(v.clone()), Algorithm::RS256, None, &scope_claims()).expect("claims");
+        assert_eq!(format!("{one:?}"), format!("{whole:?}"));
+        assert_eq!(one.client_id(), Some("c"));
+        assert_eq!(one.jwt_id(), Some("j"));
+        assert_eq!(one.not_before(), Some(1));
+        assert_eq!(one.as_json(), &v);
+        assert_eq!(one.get("org"), Some(&json!({"id": [1, "two", null, true]})));
+    }
+
+    #[test]
+    fn one_pass_reading_refuses_what_parsing_the_whole_payload_refuses() {
+        for bad in [
+            r#"{"iss":"i","exp":1,"x":1,"x":2}"#,
+            r#"{"iss":"i","exp":1,"x":"\ud800"}"#,
+            r#"{"iss":"i","exp":1,"x":1e400}"#,
+            r#"{"iss":"i","exp":1} x"#,
+            r#"["iss","i"]"#,
+            r#"{"iss":"i","exp":1,"x":[1,}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<UniqueObject>(bad).is_err(),
+                "{bad} parses whole"
+            );
+            assert_eq!(read(bad).err(), Some(ReadError::Malformed), "{bad}");
+        }
+        assert_eq!(
+            read(r#"{"iss":"i","exp":"1"}"#).err(),
+            Some(ReadError::Shape(ClaimShape::Invalid("exp")))
+        );
+        assert_eq!(
+            read(r#"{"exp":1,"scope":"a b"}"#).err(),
+            Some(ReadError::Shape(ClaimShape::Missing("iss")))
+        );
+    }
+
+    #[test]
+    fn one_pass_reading_finds_nested_roles() {
+        let sources = [ScopeSource::Roles("resource_access.my.app.roles".into())];
+        let text = r#"{"iss":"i","exp":1,"resource_access":{"my.app":{"roles":["r1"]}}}"#;
+        let c = read_claims(text.to_owned(), Algorithm::RS256, None, &sources).expect("claims");
+        assert!(c.scopes().contains("r1"));
     }
 
     #[test]

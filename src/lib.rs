@@ -38,12 +38,15 @@
 //! ## Verified-token cache
 //!
 //! M2M clients reuse one token for hours, so a verified token is remembered (keyed by the
-//! SHA-256 of the whole token, bounded by [`VerifierBuilder::token_cache`], 10,000 entries by
-//! default). On a hit the time claims (`exp`, `nbf`, `iat`, maximum age) and custom
-//! validators are checked again; an entry expires at the token's `exp` and is dropped as soon
-//! as its key leaves the key set (rotation or revocation). The trade-off: a cached token stays
+//! whole token string, compared whole, bounded by [`VerifierBuilder::token_cache`], 10,000
+//! entries by default). On a hit the time claims (`exp`, `nbf`, `iat`, maximum age) and custom
+//! validators are checked again; an entry expires at the token's `exp`, a hit whose key has
+//! left the key set (rotation or revocation) is refused and dropped, and each new key set
+//! purges the entries of the keys that left it. The trade-off: a cached token stays
 //! accepted until its `exp` or its key's removal, exactly as an uncached one would be, since
-//! JWT access tokens cannot be revoked otherwise. Tokens over 8 KiB are not cached.
+//! JWT access tokens cannot be revoked otherwise. Tokens over 8 KiB are not cached; each
+//! entry holds the token and its claims, so the cache's memory is bounded by its size in
+//! entries (BENCHMARKS.md has the figures).
 //!
 //! ## Limits and defaults
 //!

@@ -4,6 +4,7 @@
 //! fails them never causes a JWKS fetch); key lookup; `alg` equal to the key's bound algorithm;
 //! signature; claims.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -11,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::algorithm::Algorithm;
-use crate::claims::{ClaimShape, Claims, ScopeSource, UniqueObject, build_claims};
+use crate::claims::{ClaimShape, Claims, Name, ReadError, ScopeSource, Skip, read_claims};
 use crate::config::{ClaimValidator, VerifierBuilder};
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::jwks::B64;
@@ -215,25 +217,133 @@ pub(crate) fn read_header(
 ) -> Result<(Header, Algorithm), AuthError> {
     // RFC 7515 §4: UTF-8 JSON. (serde_json does not check the UTF-8 of strings it skips.)
     let text = std::str::from_utf8(bytes).map_err(|_| malformed())?;
-    let UniqueObject(mut map) = serde_json::from_str(text).map_err(|_| malformed())?;
-    let mut string = |name: &str| match map.remove(name) {
-        None => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(malformed()),
-    };
-    let alg_name = string("alg")?.ok_or_else(malformed)?;
-    let kid = string("kid")?;
-    let typ = string("typ")?;
+    // One pass, borrowing the members read; it refuses what parsing the header into a
+    // `UniqueObject` would refuse.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let fields = HeaderFields::deserialize(&mut de).map_err(|_| malformed())?;
+    de.end().map_err(|_| malformed())?;
+    fn string(m: Member<'_>) -> Result<Option<Cow<'_, str>>, AuthError> {
+        match m {
+            Member::Absent => Ok(None),
+            Member::Str(s) => Ok(Some(s)),
+            Member::Other => Err(malformed()),
+        }
+    }
+    let alg_name = string(fields.alg)?.ok_or_else(malformed)?;
+    let kid = string(fields.kid)?;
+    let typ = string(fields.typ)?;
     let alg = Algorithm::from_jose(&alg_name)
         .filter(|a| allowed.contains(a))
         .ok_or_else(|| AuthError::invalid(InvalidTokenReason::AlgorithmNotAllowed))?;
-    if map.contains_key("crit") {
+    if fields.crit {
         return Err(AuthError::invalid(InvalidTokenReason::UnsupportedCritical));
     }
     if !typ_ok(typ.as_deref(), strict_rfc9068) {
         return Err(AuthError::invalid(InvalidTokenReason::WrongType));
     }
-    Ok((Header { kid }, alg))
+    Ok((
+        Header {
+            kid: kid.map(Cow::into_owned),
+        },
+        alg,
+    ))
+}
+
+/// The header members [`read_header`] reads; every other member is checked as JSON and
+/// skipped. A member name that appears twice fails the whole header.
+#[derive(Default)]
+struct HeaderFields<'a> {
+    alg: Member<'a>,
+    kid: Member<'a>,
+    typ: Member<'a>,
+    crit: bool,
+}
+
+/// One header member: absent, a string (borrowed when it has no escapes), or anything else.
+#[derive(Default)]
+enum Member<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for HeaderFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(HeaderVisitor)
+    }
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = HeaderFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut fields = HeaderFields::default();
+        let mut names = Vec::new();
+        while let Some(Name(name)) = a.next_key()? {
+            match &*name {
+                "alg" => fields.alg = a.next_value()?,
+                "kid" => fields.kid = a.next_value()?,
+                "typ" => fields.typ = a.next_value()?,
+                other => {
+                    fields.crit |= other == "crit";
+                    a.next_value::<Skip>()?;
+                }
+            }
+            names.push(name);
+        }
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(serde::de::Error::custom("duplicate member"));
+        }
+        Ok(fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Member<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
+                Ok(Member::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
+                Ok(Member::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
+                Ok(Member::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Member<'de>, E> {
+                Ok(Member::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Member<'de>, E> {
+                Ok(Member::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Member<'de>, E> {
+                Ok(Member::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Member<'de>, E> {
+                Ok(Member::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Member<'de>, A::Error> {
+                Skip.visit_seq(a).map(|_| Member::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Member<'de>, A::Error> {
+                Skip.visit_map(a).map(|_| Member::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 pub(crate) fn unix_now() -> i64 {
@@ -450,14 +560,15 @@ impl Inner {
     fn claims(&self, parsed: &Parsed<'_>, kid: Option<&str>) -> Result<Claims, AuthError> {
         let s = &self.s;
         let payload = B64.decode(parsed.payload).map_err(|_| malformed())?;
-        let UniqueObject(raw) = serde_json::from_slice(&payload).map_err(|_| malformed())?;
-        let claims = build_claims(raw, parsed.alg, kid.map(str::to_owned), &s.scope_claims)
-            .map_err(|shape| match shape {
-                ClaimShape::Missing(name) => AuthError::invalid_with(
+        let payload = String::from_utf8(payload).map_err(|_| malformed())?;
+        let claims = read_claims(payload, parsed.alg, kid.map(str::to_owned), &s.scope_claims)
+            .map_err(|e| match e {
+                ReadError::Malformed => malformed(),
+                ReadError::Shape(ClaimShape::Missing(name)) => AuthError::invalid_with(
                     InvalidTokenReason::MissingClaim,
                     format!("the token lacks the claim '{name}'"),
                 ),
-                ClaimShape::Invalid(name) => AuthError::invalid_with(
+                ReadError::Shape(ClaimShape::Invalid(name)) => AuthError::invalid_with(
                     InvalidTokenReason::InvalidClaim,
                     format!("the token's claim '{name}' is invalid"),
                 ),
@@ -628,6 +739,49 @@ mod tests {
         assert!(read_header(br#"{"alg":"RS256","alg":"RS256"}"#, false, &all).is_err());
         assert!(read_header(br#"{"alg":"RS256","kid":7}"#, false, &all).is_err());
         assert!(read_header(br#"{"alg":"RS256","kid":"a"}"#, false, &all).is_ok());
+    }
+
+    #[test]
+    fn the_header_reader_refuses_what_a_unique_object_refuses() {
+        use crate::error::AuthErrorKind;
+        let all = Algorithm::DEFAULT_ALLOWED;
+        let reason = |h: &str| match read_header(h.as_bytes(), false, &all) {
+            Ok((header, alg)) => Ok((header.kid, alg)),
+            Err(e) => Err(e.kind()),
+        };
+        let malformed = Err(AuthErrorKind::InvalidToken(InvalidTokenReason::Malformed));
+        for bad in [
+            r#"{"alg":"RS256","x":"\ud800"}"#,
+            r#"{"alg":"RS256","x":1,"x":2}"#,
+            r#"{"alg":"RS256"} x"#,
+            r#"{"alg":null}"#,
+            r#"{"alg":"RS256","typ":null}"#,
+            r#"{"alg":"RS256","kid":["a"]}"#,
+            r#"{"kid":"a"}"#,
+            r#"{"alg":"RS256","x":[1,}"#,
+        ] {
+            assert_eq!(reason(bad), malformed, "{bad}");
+        }
+        assert_eq!(
+            reason(r#"{"alg":"RS256","crit":null}"#),
+            Err(AuthErrorKind::InvalidToken(
+                InvalidTokenReason::UnsupportedCritical
+            ))
+        );
+        assert_eq!(
+            reason(r#"{"alg":"none"}"#),
+            Err(AuthErrorKind::InvalidToken(
+                InvalidTokenReason::AlgorithmNotAllowed
+            ))
+        );
+        assert_eq!(
+            reason(r#"{"alg":"RS256","typ":"id+jwt"}"#),
+            Err(AuthErrorKind::InvalidToken(InvalidTokenReason::WrongType))
+        );
+        assert_eq!(
+            reason(r#"{"alg":"RS\u0032\u0035\u0036","kid":"k\u0031","x":{"y":1,"y":2}}"#),
+            Ok((Some("k1".to_owned()), Algorithm::RS256))
+        );
     }
 
     #[test]
