@@ -389,6 +389,12 @@ impl KeyStore {
             c.bucket = (c.bucket + elapsed * per_sec).min(f64::from(p.unknown_kid_burst));
             c.bucket_at = now;
             if c.bucket < 1.0 {
+                // While the issuer is failing, an unknown key may well be a new one that
+                // could not be fetched: that is "keys unavailable", not a bad token.
+                if c.failures > 0 {
+                    let until_next = p.unknown_kid_cooldown.mul_f64((1.0 - c.bucket).max(0.0));
+                    return Decision::Backoff(until_next);
+                }
                 return Decision::RateLimited;
             }
             c.bucket -= 1.0;

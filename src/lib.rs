@@ -45,8 +45,8 @@
 //! purges the entries of the keys that left it. The trade-off: a cached token stays
 //! accepted until its `exp` or its key's removal, exactly as an uncached one would be, since
 //! JWT access tokens cannot be revoked otherwise. Tokens over 8 KiB are not cached; each
-//! entry holds the token and its claims, so the cache's memory is bounded by its size in
-//! entries (BENCHMARKS.md has the figures).
+//! entry holds the token and its claims (about 2 KiB for a typical token), so the cache's
+//! memory is bounded by its size in entries.
 //!
 //! ## Limits and defaults
 //!
@@ -134,6 +134,10 @@ pub use scope::{
 pub use verify::{MAX_CACHED_TOKEN_BYTES, Verifier};
 
 /// The README's code blocks, compiled as doc tests so that the quick start stays true.
-#[cfg(all(doctest, feature = "axum", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -323,6 +323,26 @@ async fn a_new_kid_during_an_outage_is_keys_unavailable_not_unknown_key() {
 }
 
 #[tokio::test]
+async fn a_new_kid_during_an_outage_is_keys_unavailable_even_once_the_refresh_allowance_is_spent() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .unknown_kid_refresh(1, Duration::from_secs(60))
+        .fetch_backoff(Duration::from_millis(50), Duration::from_millis(50))
+        .build()
+        .expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    server.reply(Reply::Status(500));
+    // The one unknown-kid refresh allowed fails: keys unavailable.
+    assert_keys_unavailable(v.verify(&token(&k2())).await);
+    // Past the backoff, with no allowance left, the issuer is still failing: still
+    // "keys unavailable" (503), not "unknown key" (401).
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_keys_unavailable(v.verify(&token(&k2())).await);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn keys_are_unavailable_when_none_was_ever_fetched() {
     let server = Server::start(&[&k1()]).await;
     server.reply(Reply::Status(503));
