@@ -7,21 +7,25 @@
 # Installs wrk (Debian's package) if missing, builds the examples in release, mints tokens
 # with examples/mint_tokens.rs (a development issuer, which then serves the keys: the API
 # finds them by discovery, as in production), and reports req/s, p50/p99 latency and the
-# server's CPU time per request for:
-#   1. the public route GET /healthz;
+# server's CPU time per request (and the capacity ratios it gives, which hold even when wrk,
+# not the server, sets the pace on a shared machine) for:
+#   1. the public route GET /healthz (also with the protected requests' Authorization header,
+#      which separates the cost of the bigger request from the layer's);
 #   2. a protected route (GET /api/location/geocode) with one repeated token;
 #   3. the same with TOKENS distinct valid tokens in turn (cache on, default size);
 #   4. the same with the verified-token cache off (TOKEN_CACHE=0): every request verifies;
 #   5. a flood of FLOOD_TOKENS distinct tokens with the cache at each of MEMORY_CACHES
 #      entries (more tokens than entries: nearly every request misses), with the server's
 #      peak RSS (VmHWM) after it.
-# Ratios are to the public route of the same run. With FLOOR=1 (default) it also runs the
-# criterion bench of aws-lc-rs's raw RS256 verify on the server's core, and compares the
-# auth cost of case 4 (CPU per request above the public route's) with it.
+# Ratios are to the public route measured in the same round, seconds before. With FLOOR=1
+# (default) it also runs the criterion bench of aws-lc-rs's raw RS256 verify on the server's
+# core, and compares the cost of case 4 (CPU per request above the public route's) with it.
 #
 # Environment: DURATION (default 10s), WARMUP (default 2s), CONNS (default 32),
 # TOKENS (default 2000), FLOOD_TOKENS (default 20000), MEMORY_CACHES (default "1000 10000"),
-# SERVER_CPU (default 0), LOAD_CPU (default 1), PORT (default 7301), FLOOR (default 1).
+# SERVER_CPU (default 0), LOAD_CPU (default 1), PORT (default 7301), FLOOR (default 1),
+# ROUNDS (default 3: cases 1-4 run that many times, each beside its own public-route run; the
+# machine may be shared, so the summary gives the median of the rounds' ratios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +39,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-7301}
 FLOOR=${FLOOR:-1}
+ROUNDS=${ROUNDS:-3}
 BASE=http://127.0.0.1:$PORT
 PROTECTED=$BASE/api/location/geocode
 TICK=$(getconf CLK_TCK)
@@ -109,53 +114,79 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   CPU_US=$(awk -v d=$((t1 - t0)) -v t="$TICK" -v n="$reqs" 'BEGIN {printf "%.2f", d / t * 1e6 / n}')
-  printf '| %-46s | %9.0f | %8s | %8s | %7s | %s |\n' "$label" "$RPS" "$p50" "$p99" "$CPU_US" "${non2xx:-0}"
+  local busy
+  busy=$(awk -v r="$RPS" -v c="$CPU_US" 'BEGIN {printf "%.0f%%", r * c / 1e4}')
+  printf '| %-50s | %9.0f | %8s | %8s | %7s | %5s | %s |\n' "$label" "$RPS" "$p50" "$p99" "$CPU_US" "$busy" "${non2xx:-0}"
 }
 
 header() {
-  printf '| %-46s | %9s | %8s | %8s | %7s | %s |\n' case "req/s" p50 p99 "CPU µs" "non-2xx"
-  echo "|---|---|---|---|---|---|"
+  printf '| %-50s | %9s | %8s | %8s | %7s | %5s | %s |\n' case "req/s" p50 p99 "CPU µs" busy "non-2xx"
+  echo "|---|---|---|---|---|---|---|"
 }
 
 hwm_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER/status"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER/status"; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# server: world_mappers (release) on CPU $SERVER_CPU; wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU (after a $WARMUP warm-up); RS256 tokens; CPU µs = server CPU time per request"
+echo "# server: world_mappers (release) on CPU $SERVER_CPU; wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU (after a $WARMUP warm-up); RS256 tokens"
+echo "# CPU µs = the server's CPU time per request; busy = the share of its core it used (under ~95 %, wrk, not the server, set the pace)"
 echo
+# ratio A B: A / B with 3 decimals. median X...: the median of its arguments.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a - b}'; }
+
+# Each round measures the public route next to the cases it is compared with, so that a
+# ratio compares two runs a few seconds apart; the summary gives the median over rounds.
+R_REPEAT=() R_DISTINCT=() R_OFF=() C_REPEAT=() C_DISTINCT=() C_OFF=() C_HEADER=() PUBLIC_CPUS=()
+K_REPEAT=() K_DISTINCT=() K_OFF=()
+# capacity A B: the req/s ratio of two cases on a saturated core, from their CPU per request.
+capacity() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b / a}'; }
 header
 start_server ""
-run "GET /healthz (public)" "$BASE/healthz"
-PUBLIC_RPS=$RPS PUBLIC_CPU=$CPU_US
-run "protected, one repeated token" "$PROTECTED" -H "Authorization: Bearer $ONE"
-REPEAT_RPS=$RPS REPEAT_CPU=$CPU_US
-TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct tokens (cache on)" "$PROTECTED" -s scripts/tokens.lua
-DISTINCT_RPS=$RPS DISTINCT_CPU=$CPU_US
+for r in $(seq 1 "$ROUNDS"); do
+  run "GET /healthz (public), round $r" "$BASE/healthz"
+  p_rps=$RPS p_cpu=$CPU_US
+  PUBLIC_CPUS+=("$p_cpu")
+  run "GET /healthz with the token's header, round $r" "$BASE/healthz" -H "Authorization: Bearer $ONE"
+  C_HEADER+=("$(minus "$CPU_US" "$p_cpu")")
+  run "protected, one repeated token, round $r" "$PROTECTED" -H "Authorization: Bearer $ONE"
+  R_REPEAT+=("$(ratio "$RPS" "$p_rps")") C_REPEAT+=("$(minus "$CPU_US" "$p_cpu")")
+  K_REPEAT+=("$(capacity "$CPU_US" "$p_cpu")")
+  TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct tokens, round $r" "$PROTECTED" -s scripts/tokens.lua
+  R_DISTINCT+=("$(ratio "$RPS" "$p_rps")") C_DISTINCT+=("$(minus "$CPU_US" "$p_cpu")")
+  K_DISTINCT+=("$(capacity "$CPU_US" "$p_cpu")")
+done
 start_server 0
-TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct tokens, cache off" "$PROTECTED" -s scripts/tokens.lua
-OFF_RPS=$RPS OFF_CPU=$CPU_US
-run "GET /healthz (public), again" "$BASE/healthz"
-PUBLIC2_RPS=$RPS PUBLIC2_CPU=$CPU_US
+for r in $(seq 1 "$ROUNDS"); do
+  run "GET /healthz (public), cache off, round $r" "$BASE/healthz"
+  p_rps=$RPS p_cpu=$CPU_US
+  TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct, cache off, round $r" "$PROTECTED" -s scripts/tokens.lua
+  R_OFF+=("$(ratio "$RPS" "$p_rps")") C_OFF+=("$(minus "$CPU_US" "$p_cpu")")
+  K_OFF+=("$(capacity "$CPU_US" "$p_cpu")")
+done
 
 echo
-echo "Ratios to the public route (req/s), one run:"
-awk -v p="$PUBLIC_RPS" -v a="$REPEAT_RPS" -v b="$DISTINCT_RPS" -v c="$OFF_RPS" -v p2="$PUBLIC2_RPS" 'BEGIN {
-  printf "  repeated token:            %.3f  (target >= 0.95, aim 0.97)\n", a / p
-  printf "  %d distinct tokens, cache: %.3f\n", '"$TOKENS"', b / p
-  printf "  distinct tokens, no cache: %.3f\n", c / p
-  printf "  public route, second run:  %.3f  (the noise between two runs of the same case)\n", p2 / p
-}'
-echo "Auth cost, server CPU µs per request above the public route's (${PUBLIC_CPU} µs):"
-awk -v p="$PUBLIC_CPU" -v a="$REPEAT_CPU" -v b="$DISTINCT_CPU" -v c="$OFF_CPU" 'BEGIN {
-  printf "  repeated token: %.2f µs; distinct, cache on: %.2f µs; distinct, cache off: %.2f µs\n", a - p, b - p, c - p
-}'
+echo "Ratios to the public route's req/s, each within one round (median; the rounds):"
+echo "  repeated token:                 $(median "${R_REPEAT[@]}")  (${R_REPEAT[*]})  target >= 0.95, aim 0.97"
+echo "  $TOKENS distinct tokens, cache on: $(median "${R_DISTINCT[@]}")  (${R_DISTINCT[*]})"
+echo "  distinct tokens, cache off:     $(median "${R_OFF[@]}")  (${R_OFF[*]})"
+echo "  (a req/s ratio means something only when both runs kept the server's core busy: see 'busy')"
+echo "Capacity ratios, from the server's CPU per request (public / protected; median; the rounds):"
+echo "  repeated token:                 $(median "${K_REPEAT[@]}")  (${K_REPEAT[*]})"
+echo "  $TOKENS distinct tokens, cache on: $(median "${K_DISTINCT[@]}")  (${K_DISTINCT[*]})"
+echo "  distinct tokens, cache off:     $(median "${K_OFF[@]}")  (${K_OFF[*]})"
+echo "Server CPU µs per request above the public route's ($(median "${PUBLIC_CPUS[@]}") µs), median:"
+echo "  the token's header on /healthz $(median "${C_HEADER[@]}") µs; repeated token $(median "${C_REPEAT[@]}") µs;"
+echo "  distinct, cache on $(median "${C_DISTINCT[@]}") µs; distinct, cache off $(median "${C_OFF[@]}") µs"
+OFF_COST=$(median "${C_OFF[@]}")
 
 if [ "$FLOOR" = 1 ]; then
   FLOOR_OUT=$(taskset -c "$SERVER_CPU" cargo bench --quiet --bench verify -- --exact verify/RS256/raw 2>/dev/null || true)
   FLOOR_US=$(awk '/time:/ {v=$5; u=$6; if (u=="ns") v/=1000; if (u=="ms") v*=1000; print v; exit}' <<<"$FLOOR_OUT")
   if [ -n "$FLOOR_US" ]; then
-    awk -v f="$FLOOR_US" -v p="$PUBLIC_CPU" -v c="$OFF_CPU" 'BEGIN {
-      printf "Raw aws-lc-rs RS256 verify (criterion, CPU %s): %.2f µs; cache-off auth cost / raw verify: %.2f (target <= 1.1; includes the route'"'"'s handler and extractor difference)\n", "'"$SERVER_CPU"'", f, (c - p) / f
+    awk -v f="$FLOOR_US" -v c="$OFF_COST" 'BEGIN {
+      printf "Raw aws-lc-rs RS256 verify (criterion, CPU %s): %.2f µs; cache-off cost above the public route / raw verify: %.2f (target <= 1.1; includes the route'"'"'s handler and extractor)\n", "'"$SERVER_CPU"'", f, c / f
     }'
   else
     echo "Raw verify floor: the criterion bench did not run"
