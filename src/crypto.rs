@@ -264,7 +264,6 @@ impl Verifier {
     }
 
     fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        use jsonwebtoken::signature::Verifier as _;
         let Some(jwt_alg) = to_jwt(alg) else {
             return false;
         };

@@ -50,25 +50,35 @@
 //!
 //! ## Limits and defaults
 //!
-//! | what | default | why |
+//! | what | default (range) | why |
 //! |---|---|---|
-//! | token size | 16 KiB ([`DEFAULT_MAX_TOKEN_BYTES`]) | checked before any parsing: bounded work per request |
-//! | leeway | 30 s ([`DEFAULT_LEEWAY`]) | clock skew between issuer and API |
-//! | JWKS / metadata body | 512 KiB ([`DEFAULT_MAX_JWKS_BYTES`]) | a hostile or broken issuer cannot exhaust memory |
-//! | keys per JWKS | 100 ([`DEFAULT_MAX_KEYS`]) | bounded memory and lookup time |
-//! | fetch timeout | 5 s ([`DEFAULT_FETCH_TIMEOUT`]) | a slow issuer cannot hold requests |
-//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it | refresh often enough for rotation, rarely enough for the issuer |
+//! | token size | 16 KiB ([`DEFAULT_MAX_TOKEN_BYTES`]; 256 B – 1 MiB) | checked before any parsing: bounded work per request |
+//! | JSON nesting | 128 levels (header and payload) | serde_json's recursion limit: no stack exhaustion |
+//! | NumericDate (`exp`, `nbf`, `iat`) | up to 9999-12-31T23:59:59Z | a larger or non-numeric value is an invalid claim |
+//! | leeway | 30 s ([`DEFAULT_LEEWAY`]; 0 – 5 min) | clock skew between issuer and API |
+//! | RSA keys | 2048 – 8192 bits; exponent odd, not 1; no ROCA fingerprint | weak keys are refused when loaded |
+//! | HMAC secret | at least the hash size (32 / 48 / 64 bytes) | RFC 7518 §3.2 |
+//! | JWKS / metadata body | 512 KiB ([`DEFAULT_MAX_JWKS_BYTES`]; 1 KiB – 64 MiB) | a hostile or broken issuer cannot exhaust memory |
+//! | keys per JWKS | 100 ([`DEFAULT_MAX_KEYS`]; 1 – 10,000) | bounded memory and lookup time |
+//! | fetch timeout | 5 s for discovery + JWKS ([`DEFAULT_FETCH_TIMEOUT`]; 10 ms – 2 min); connect ≤ 3 s | a slow issuer cannot hold requests; only requests whose key is unknown ever wait on a fetch |
+//! | redirects | at most 5, same origin (scheme, host, port) only | another service cannot substitute keys |
+//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it; `no-cache`/`no-store` count as 0 | refresh often enough for rotation, rarely enough for the issuer |
+//! | ETag kept | up to 256 bytes | bounded memory |
 //! | background refresh | at 80 % of the TTL | new keys arrive before they are needed |
-//! | unknown-`kid` refresh | burst 2, then 1 per 30 s | rotation is accepted in-line; a flood of random `kid`s costs little |
-//! | absent `kid`s remembered | 1,024 per key set | bounded memory |
-//! | fetch retry | 1 s doubling to 60 s | an outage is not hammered |
+//! | unknown-`kid` refresh | burst 2, then 1 per 30 s | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) until it refills or the next TTL refresh (while the issuer is failing the answer is 503 instead) |
+//! | absent `kid`s remembered | 1,024 per key set, `kid`s up to 256 bytes; forgotten at each new key set | bounded memory |
+//! | fetch retry | 1 s doubling to 60 s, in the background after any failed fetch | an outage is not hammered |
+//! | `Retry-After` on 503 | the time to the next fetch attempt; 5 s when unknown | clients come back when it can help |
 //! | verified-token cache | 10,000 entries; tokens ≤ 8 KiB | bounded memory |
+//! | issuers per multi-issuer verifier | 32 ([`multi::MAX_ISSUERS`]) | bounded routing table |
 //!
 //! ## Deployment caveats
 //!
 //! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway.
 //! - The issuer string is compared exactly, trailing slash included.
 //! - Keys are fetched with Tokio: verification needs a Tokio runtime.
+//! - Proxies and HTTP servers have header-size limits of their own (nginx 8 KiB by default;
+//!   hyper answers 431 past about 400 KB) that can be lower than the 16 KiB token limit.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
