@@ -454,6 +454,21 @@ impl Verifier {
         timer.verified(&result);
         result
     }
+
+    /// What the verified-token cache answers for `token`, without verifying anything: `None`
+    /// when it holds no live entry for it (call [`verify`](Self::verify) then), else exactly
+    /// what `verify` would answer. Lets the layer answer a reused token without copying it or
+    /// boxing a future.
+    pub(crate) fn verify_cached(&self, token: &str) -> Option<Result<Claims, AuthError>> {
+        let Repr::One(inner) = &self.repr else {
+            return None;
+        };
+        let timer = crate::metrics::Timer::start();
+        let result = inner.cached(token)?;
+        crate::metrics::token_cache(true);
+        timer.verified(&result);
+        Some(result)
+    }
 }
 
 impl Inner {
@@ -498,9 +513,7 @@ impl Inner {
                 crate::metrics::token_cache(hit.is_some());
                 if let Some(hit) = hit {
                     if s.keys.holds_key(hit.key_id) {
-                        self.check_times(&hit.claims, unix_now())?;
-                        self.run_validators(&hit.claims)?;
-                        return Ok(hit.claims.clone());
+                        return self.answer(&hit);
                     }
                     cache.entries.invalidate(&TokenRef(token));
                 }
@@ -531,6 +544,25 @@ impl Inner {
             );
         }
         Ok(claims)
+    }
+
+    /// The cache's live entry for `token`, answered; `None` on a miss or when the entry's key
+    /// has left the key set (then `verify` drops it and verifies the token afresh).
+    fn cached(&self, token: &str) -> Option<Result<Claims, AuthError>> {
+        let cache = self.cache.as_ref()?;
+        if token.len() > MAX_CACHED_TOKEN_BYTES || token.len() > self.s.max_token_bytes {
+            return None;
+        }
+        cache.purge_vanished_keys(&self.s.keys);
+        let hit = cache.entries.get(&TokenRef(token))?;
+        self.s.keys.holds_key(hit.key_id).then(|| self.answer(&hit))
+    }
+
+    /// A cache hit's answer: the time claims and the validators are checked again.
+    fn answer(&self, hit: &CacheEntry) -> Result<Claims, AuthError> {
+        self.check_times(&hit.claims, unix_now())?;
+        self.run_validators(&hit.claims)?;
+        Ok(hit.claims.clone())
     }
 
     /// Structure, header, `alg` allow-list, `crit` and `typ`: everything checked before a key
