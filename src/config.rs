@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::algorithm::{Algorithm, Family};
-use crate::claims::{Claims, ScopeSource, is_scope_token};
+use crate::claims::{Claims, ScopeSource};
 use crate::crypto::{self, Key, KeyMaterial};
 use crate::error::{AuthError, ConfigError};
 use crate::fetch::{self, Fetcher, RemoteSource};
@@ -731,7 +731,13 @@ fn check_range(
     Ok(())
 }
 
-fn parse_url(what: &'static str, value: &str, allow_http: bool) -> Result<Url, ConfigError> {
+/// Parses an issuer, JWKS or token-endpoint URL: a host, no fragment, and `https` (or `http`
+/// to a loopback host, or anywhere when allowed).
+pub(crate) fn parse_url(
+    what: &'static str,
+    value: &str,
+    allow_http: bool,
+) -> Result<Url, ConfigError> {
     let url = Url::parse(value).map_err(|e| ConfigError::InvalidUrl {
         what,
         value: value.to_owned(),
@@ -742,6 +748,13 @@ fn parse_url(what: &'static str, value: &str, allow_http: bool) -> Result<Url, C
             what,
             value: value.to_owned(),
             reason: "no host".into(),
+        });
+    }
+    if url.fragment().is_some() {
+        return Err(ConfigError::InvalidUrl {
+            what,
+            value: value.to_owned(),
+            reason: "it has a fragment".into(),
         });
     }
     match fetch::check_scheme(&url, allow_http) {
@@ -755,19 +768,5 @@ fn parse_url(what: &'static str, value: &str, allow_http: bool) -> Result<Url, C
             value: value.to_owned(),
             reason: reason.into(),
         }),
-    }
-}
-
-/// Checks a scope string for guards and rejections.
-#[allow(dead_code)]
-pub(crate) fn check_scope(value: &str) -> Result<(), ConfigError> {
-    if is_scope_token(value) {
-        Ok(())
-    } else {
-        Err(ConfigError::InvalidValue {
-            what: "scope",
-            value: value.to_owned(),
-            reason: "not an RFC 6749 scope token",
-        })
     }
 }

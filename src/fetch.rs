@@ -208,7 +208,8 @@ impl Fetcher {
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+/// The first `max` characters of `s` (for log lines about issuer-supplied text).
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::algorithm::Algorithm;
 use crate::crypto::{Key, KeyMaterial};
+use crate::fetch::truncate;
 
 /// base64url without padding, strict (RFC 7515 §2, RFC 7517).
 pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -64,13 +65,6 @@ fn describe(jwk: &Value, index: usize) -> String {
         // The kid comes from the issuer, not from a token; keep logs short all the same.
         Some(kid) => format!("#{index} (kid {:?})", truncate(kid, 64)),
         None => format!("#{index}"),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

@@ -109,6 +109,24 @@ mod with_a_crypto_backend {
     }
 
     #[test]
+    fn a_jwks_uri_with_a_fragment_is_refused() {
+        let err = refused(
+            base().jwks_uri("https://issuer.test/jwks#keys"),
+            &["jwks_uri", "https://issuer.test/jwks#keys", "fragment"],
+        );
+        assert!(
+            matches!(
+                err,
+                ConfigError::InvalidUrl {
+                    what: "jwks_uri",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn an_http_issuer_on_a_remote_host_is_refused() {
         let err = refused(
             Verifier::builder()

@@ -12,8 +12,8 @@ use super::source::ClientCredentials;
 use super::token::Secret;
 use crate::algorithm::Algorithm;
 use crate::claims::is_scope_token;
+use crate::config::parse_url;
 use crate::error::ConfigError;
-use crate::fetch;
 
 /// Default timeout of one token request (or one discovery request).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -555,40 +555,6 @@ fn check_range(
         });
     }
     Ok(())
-}
-
-fn parse_url(what: &'static str, value: &str, allow_http: bool) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|e| ConfigError::InvalidUrl {
-        what,
-        value: value.to_owned(),
-        reason: e.to_string(),
-    })?;
-    if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(ConfigError::InvalidUrl {
-            what,
-            value: value.to_owned(),
-            reason: "no host".into(),
-        });
-    }
-    if url.fragment().is_some() {
-        return Err(ConfigError::InvalidUrl {
-            what,
-            value: value.to_owned(),
-            reason: "it has a fragment".into(),
-        });
-    }
-    match fetch::check_scheme(&url, allow_http) {
-        Ok(()) => Ok(url),
-        Err(_) if url.scheme() == "http" => Err(ConfigError::InsecureUrl {
-            what,
-            value: value.to_owned(),
-        }),
-        Err(reason) => Err(ConfigError::InvalidUrl {
-            what,
-            value: value.to_owned(),
-            reason: reason.into(),
-        }),
-    }
 }
 
 /// Timeouts, no redirects, a user agent.
