@@ -252,6 +252,18 @@ impl<S: Send + Sync, T: ScopeRequirement> FromRequestParts<S> for RequireScopes<
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Granted: no policy is built (it is needed only to answer a refusal).
+        if let Some(claims) = parts.extensions.get::<Claims>() {
+            let granted = claims.scopes();
+            let allowed = if T::ANY {
+                granted.contains_any(T::SCOPES.iter().copied())
+            } else {
+                T::SCOPES.iter().all(|s| granted.contains(s))
+            };
+            if allowed {
+                return Ok(Self(claims.clone(), PhantomData));
+            }
+        }
         let policy = if T::ANY {
             ScopePolicy::any_of(T::SCOPES)
         } else {

@@ -171,15 +171,18 @@ pub(crate) enum Guard {
 }
 
 pub(crate) fn guard(extensions: &http::Extensions, policy: &ScopePolicy) -> Guard {
-    let challenge = extensions.get::<DefaultRejection>().cloned();
-    match (extensions.get::<Claims>(), challenge) {
-        (Some(claims), challenge) => match policy.check(claims.scopes()) {
+    // The challenge is cloned only for a refusal.
+    let challenge = || extensions.get::<DefaultRejection>().cloned();
+    match extensions.get::<Claims>() {
+        Some(claims) => match policy.check(claims.scopes()) {
             Ok(()) => Guard::Allowed,
-            Err(e) => Guard::Denied(e, challenge.unwrap_or_default()),
+            Err(e) => Guard::Denied(e, challenge().unwrap_or_default()),
         },
         // Optional authentication let an anonymous request through.
-        (None, Some(challenge)) => Guard::Denied(AuthError::missing_token(), challenge),
-        (None, None) => Guard::NoLayer,
+        None => match challenge() {
+            Some(challenge) => Guard::Denied(AuthError::missing_token(), challenge),
+            None => Guard::NoLayer,
+        },
     }
 }
 

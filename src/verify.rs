@@ -67,8 +67,7 @@ struct CacheEntry {
 /// How many of a token's last bytes the cache hashes.
 const HASHED_TAIL: usize = 32;
 
-fn hash_token<H: Hasher>(token: &str, state: &mut H) {
-    let bytes = token.as_bytes();
+fn hash_token<H: Hasher>(bytes: &[u8], state: &mut H) {
     state.write_usize(bytes.len());
     state.write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
 }
@@ -79,12 +78,12 @@ struct TokenKey(Box<str>);
 
 impl Hash for TokenKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_token(&self.0, state);
+        hash_token(self.0.as_bytes(), state);
     }
 }
 
-/// A token looked up, borrowed.
-struct TokenRef<'a>(&'a str);
+/// A token looked up, borrowed (its bytes: the layer looks up a header's bytes).
+struct TokenRef<'a>(&'a [u8]);
 
 impl Hash for TokenRef<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -94,7 +93,7 @@ impl Hash for TokenRef<'_> {
 
 impl moka::Equivalent<TokenKey> for TokenRef<'_> {
     fn equivalent(&self, key: &TokenKey) -> bool {
-        *self.0 == *key.0
+        self.0 == key.0.as_bytes()
     }
 }
 
@@ -459,7 +458,7 @@ impl Verifier {
     /// when it holds no live entry for it (call [`verify`](Self::verify) then), else exactly
     /// what `verify` would answer. Lets the layer answer a reused token without copying it or
     /// boxing a future.
-    pub(crate) fn verify_cached(&self, token: &str) -> Option<Result<Claims, AuthError>> {
+    pub(crate) fn verify_cached(&self, token: &[u8]) -> Option<Result<Claims, AuthError>> {
         let Repr::One(inner) = &self.repr else {
             return None;
         };
@@ -509,13 +508,13 @@ impl Inner {
         let cache = match &self.cache {
             Some(cache) if token.len() <= MAX_CACHED_TOKEN_BYTES => {
                 cache.purge_vanished_keys(&s.keys);
-                let hit = cache.entries.get(&TokenRef(token));
+                let hit = cache.entries.get(&TokenRef(token.as_bytes()));
                 crate::metrics::token_cache(hit.is_some());
                 if let Some(hit) = hit {
                     if s.keys.holds_key(hit.key_id) {
                         return self.answer(&hit);
                     }
-                    cache.entries.invalidate(&TokenRef(token));
+                    cache.entries.invalidate(&TokenRef(token.as_bytes()));
                 }
                 Some(cache)
             }
@@ -535,6 +534,8 @@ impl Inner {
         }
         let claims = self.claims(&parsed, key.kid())?;
         if let Some(cache) = cache {
+            // What `extract::bearer_candidate` relies on.
+            debug_assert!(crate::extract::is_b64token(token));
             cache.entries.insert(
                 TokenKey(token.into()),
                 Arc::new(CacheEntry {
@@ -548,7 +549,7 @@ impl Inner {
 
     /// The cache's live entry for `token`, answered; `None` on a miss or when the entry's key
     /// has left the key set (then `verify` drops it and verifies the token afresh).
-    fn cached(&self, token: &str) -> Option<Result<Claims, AuthError>> {
+    fn cached(&self, token: &[u8]) -> Option<Result<Claims, AuthError>> {
         let cache = self.cache.as_ref()?;
         if token.len() > MAX_CACHED_TOKEN_BYTES || token.len() > self.s.max_token_bytes {
             return None;
@@ -827,8 +828,14 @@ mod tests {
         let hasher = std::collections::hash_map::RandomState::new();
         let token = format!("{}.{}.{}", "h".repeat(40), "p".repeat(300), "s".repeat(342));
         let owned = TokenKey(token.as_str().into());
-        assert_eq!(hasher.hash_one(&owned), hasher.hash_one(TokenRef(&token)));
-        assert!(moka::Equivalent::equivalent(&TokenRef(&token), &owned));
+        assert_eq!(
+            hasher.hash_one(&owned),
+            hasher.hash_one(TokenRef(token.as_bytes()))
+        );
+        assert!(moka::Equivalent::equivalent(
+            &TokenRef(token.as_bytes()),
+            &owned
+        ));
     }
 
     #[test]
@@ -850,8 +857,8 @@ mod tests {
             TokenKey(a.as_str().into()),
             Arc::new(CacheEntry { claims, key_id: 1 }),
         );
-        assert!(cache.entries.get(&TokenRef(&a)).is_some());
-        assert!(cache.entries.get(&TokenRef(&b)).is_none());
+        assert!(cache.entries.get(&TokenRef(a.as_bytes())).is_some());
+        assert!(cache.entries.get(&TokenRef(b.as_bytes())).is_none());
     }
 
     fn assert_send_sync<T: Send + Sync>() {}

@@ -192,6 +192,28 @@ async fn two_authorization_headers_are_400_invalid_request() {
 }
 
 #[tokio::test]
+async fn a_cached_token_in_a_malformed_header_is_still_400() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let t = token(json!({}));
+    // The first request verifies the token and caches it; the layer then answers it
+    // without the syntax checks, which must not let a malformed header through.
+    assert_eq!(
+        get_with(&s, "/me", &[&format!("Bearer {t}")]).await.status,
+        200
+    );
+    assert_eq!(
+        get_with(&s, "/me", &[&format!("bearer {t}")]).await.status,
+        200
+    );
+    for bad in [format!("Bearer  {t}"), format!("Bearer {t} x")] {
+        assert_eq!(get_with(&s, "/me", &[&bad]).await.status, 400, "{bad:?}");
+    }
+    let twice = [format!("Bearer {t}"), format!("Bearer {t}")];
+    let a = get_with(&s, "/me", &[&twice[0], &twice[1]]).await;
+    assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
 async fn two_tokens_in_one_header_are_400_invalid_request() {
     let s = serve(app(JwtAuthLayer::new(verifier()))).await;
     let a = get_with(&s, "/me", &["Bearer abc def"]).await;

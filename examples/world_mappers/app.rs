@@ -9,7 +9,7 @@ use bearer_guard::{
     Claims, JwtAuthLayer, KeyHealth, ProtectedResourceMetadata, RequireScopes, Verifier,
     require_scopes, scope_requirement,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The API's scopes.
@@ -66,13 +66,35 @@ pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
         .merge(api)
 }
 
-// The extractor style: the scope check is in the handler's signature.
-async fn geocode(_: RequireScopes<Geocode>) -> impl IntoResponse {
-    Json(json!({"lat": 47.6178819, "lng": -122.194041}))
+/// A place's coordinates.
+#[derive(Serialize)]
+struct Coordinates {
+    lat: f64,
+    lng: f64,
 }
 
-async fn reverse_geocode(_: RequireScopes<ReverseGeocode>) -> impl IntoResponse {
-    Json(json!({"street": "10900 NE 8th Street", "city": "Bellevue", "state": "Washington"}))
+/// A place's address.
+#[derive(Serialize)]
+struct Address {
+    city: &'static str,
+    state: &'static str,
+    street: &'static str,
+}
+
+// The extractor style: the scope check is in the handler's signature.
+async fn geocode(_: RequireScopes<Geocode>) -> Json<Coordinates> {
+    Json(Coordinates {
+        lat: 47.6178819,
+        lng: -122.194041,
+    })
+}
+
+async fn reverse_geocode(_: RequireScopes<ReverseGeocode>) -> Json<Address> {
+    Json(Address {
+        city: "Bellevue",
+        state: "Washington",
+        street: "10900 NE 8th Street",
+    })
 }
 
 #[derive(Deserialize)]

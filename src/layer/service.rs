@@ -7,7 +7,7 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use crate::AuthErrorKind;
-use crate::extract::{TokenSource, bearer_token};
+use crate::extract::{TokenSource, bearer_candidate, bearer_token};
 use crate::rejection::{DefaultRejection, Rejection, log};
 use crate::verify::Verifier;
 
@@ -96,29 +96,31 @@ where
         let shared = self.shared.clone();
         // The challenge marks that the layer ran, for guards, extractors and rejections.
         req.extensions_mut().insert(shared.challenge.clone());
-        let token = match bearer_token(req.headers(), &shared.source) {
-            Ok(token) => token,
-            // Anonymous.
-            Err(e) if e.kind() == AuthErrorKind::MissingToken && shared.optional => {
-                crate::metrics::anonymous();
-                return ResponseFuture::inner(inner.call(req));
-            }
-            Err(e) => {
-                log(&e);
-                let (head, _) = req.into_parts();
-                return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
-            }
-        };
-        // A reused token is answered from the verified-token cache right here: no copy of
-        // the token, no boxed future.
-        let token = match shared.verifier.verify_cached(token) {
-            None => token.to_owned(),
+        // A reused token is answered from the verified-token cache right here: no syntax
+        // checks (a cached token passed them), no copy of the token, no boxed future.
+        let cached = bearer_candidate(req.headers())
+            .and_then(|candidate| shared.verifier.verify_cached(candidate));
+        match cached {
             Some(Ok(claims)) => {
                 crate::metrics::accepted();
                 req.extensions_mut().insert(claims);
                 return ResponseFuture::inner(inner.call(req));
             }
             Some(Err(e)) => {
+                log(&e);
+                let (head, _) = req.into_parts();
+                return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
+            }
+            None => {}
+        }
+        let token = match bearer_token(req.headers(), &shared.source) {
+            Ok(token) => token.to_owned(),
+            // Anonymous.
+            Err(e) if e.kind() == AuthErrorKind::MissingToken && shared.optional => {
+                crate::metrics::anonymous();
+                return ResponseFuture::inner(inner.call(req));
+            }
+            Err(e) => {
                 log(&e);
                 let (head, _) = req.into_parts();
                 return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
