@@ -406,7 +406,81 @@ impl Measurement for ThreadCpu {
     }
 }
 
+/// `BENCH_PAIRED=1 cargo bench --bench verify`: the cold path and the floor measured in
+/// alternation rather than one after the other, so that a neighbour's load or a change of
+/// clock speed weighs on both alike. Each round times (in the thread's CPU time) one batch
+/// of the floor over 64 distinct tokens (each its own signing input and signature) and one
+/// batch of `verify` over the same tokens with the cache off, in alternating order; the
+/// ratio of each round is cold / floor. Prints the median and quartiles of the rounds'
+/// ratios and the median time per token of each side. `BENCH_ROUNDS` (default 600).
+#[cfg(feature = "aws-lc-rs")]
+fn paired(rt: &Runtime) {
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(600);
+    println!("paired: {rounds} rounds of 64 distinct tokens, thread CPU time");
+    println!("| algorithm | floor / token | cold / token | cold / floor: median | quartiles |");
+    println!("|---|---|---|---|---|");
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+        Algorithm::HS256,
+    ] {
+        let setup = Setup::new(rt, alg, 64);
+        let floor = &setup.floor.0;
+        let inputs: Vec<_> = setup.toks.iter().map(|t| raw::Floor::split(t)).collect();
+        let time_floor = || {
+            let start = cpu_time::ThreadTime::now();
+            for (message, signature) in &inputs {
+                assert!(floor.verify(black_box(message), black_box(signature)));
+            }
+            start.elapsed()
+        };
+        let time_cold = || {
+            let start = cpu_time::ThreadTime::now();
+            rt.block_on(async {
+                for t in &setup.toks {
+                    black_box(setup.cold.verify(black_box(t)).await).expect("valid");
+                }
+            });
+            start.elapsed()
+        };
+        let (mut ratios, mut floors, mut colds) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let (f, c) = if round % 2 == 0 {
+                (time_floor(), time_cold())
+            } else {
+                let c = time_cold();
+                (time_floor(), c)
+            };
+            ratios.push(c.as_secs_f64() / f.as_secs_f64());
+            floors.push(f.as_secs_f64() / 64.0);
+            colds.push(c.as_secs_f64() / 64.0);
+        }
+        let quantile = |v: &mut Vec<f64>, q: f64| {
+            v.sort_by(f64::total_cmp);
+            v[((v.len() - 1) as f64 * q).round() as usize]
+        };
+        println!(
+            "| {alg} | {:.2} µs | {:.2} µs | **{:.3}** | {:.3}–{:.3} |",
+            quantile(&mut floors, 0.5) * 1e6,
+            quantile(&mut colds, 0.5) * 1e6,
+            quantile(&mut ratios, 0.5),
+            quantile(&mut ratios, 0.25),
+            quantile(&mut ratios, 0.75),
+        );
+    }
+}
+
 fn main() {
+    #[cfg(feature = "aws-lc-rs")]
+    if std::env::var("BENCH_PAIRED").is_ok_and(|v| v == "1") {
+        paired(&runtime());
+        return;
+    }
     if std::env::var("BENCH_CLOCK").is_ok_and(|v| v == "cpu") {
         let mut c = Criterion::default()
             .with_measurement(ThreadCpu)

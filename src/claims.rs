@@ -1,7 +1,6 @@
 //! Verified claims and scopes.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -73,7 +72,7 @@ impl fmt::Display for ScopeToken {
 
 /// A set of scope tokens granted by a token.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Scopes(BTreeSet<ScopeToken>);
+pub struct Scopes(Vec<ScopeToken>);
 
 impl Scopes {
     /// Parses a space-separated scope string (RFC 6749 §3.3). Runs of spaces are tolerated.
@@ -86,11 +85,11 @@ impl Scopes {
     /// assert!(!s.contains_any(["reverse-geocode:location"]));
     /// ```
     pub fn parse(s: &str) -> Result<Self, InvalidScope> {
-        let mut set = BTreeSet::new();
+        let mut set = Self::default();
         for t in s.split(' ').filter(|t| !t.is_empty()) {
             set.insert(ScopeToken::new(t)?);
         }
-        Ok(Self(set))
+        Ok(set)
     }
 
     /// Whether the scope is granted.
@@ -124,7 +123,10 @@ impl Scopes {
     }
 
     pub(crate) fn insert(&mut self, t: ScopeToken) {
-        self.0.insert(t);
+        // Sorted, without duplicates: a handful of scopes, so a sorted list beats a tree.
+        if let Err(i) = self.0.binary_search(&t) {
+            self.0.insert(i, t);
+        }
     }
 
     /// Adds the roles of a role claim (an array, or a space-separated string) as scopes.
@@ -186,10 +188,7 @@ impl fmt::Display for Scopes {
 
 impl<'a> IntoIterator for &'a Scopes {
     type Item = &'a str;
-    type IntoIter = std::iter::Map<
-        std::collections::btree_set::Iter<'a, ScopeToken>,
-        fn(&'a ScopeToken) -> &'a str,
-    >;
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, ScopeToken>, fn(&'a ScopeToken) -> &'a str>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(ScopeToken::as_str)
@@ -205,14 +204,14 @@ impl<'a> IntoIterator for &'a Scopes {
 pub struct Claims(Arc<ClaimsInner>);
 
 struct ClaimsInner {
-    issuer: String,
-    subject: Option<String>,
+    issuer: Text,
+    subject: Option<Text>,
     audience: Vec<String>,
     expires_at: i64,
     not_before: Option<i64>,
     issued_at: Option<i64>,
-    jwt_id: Option<String>,
-    client_id: Option<String>,
+    jwt_id: Option<Text>,
+    client_id: Option<Text>,
     scopes: Scopes,
     algorithm: Algorithm,
     key_id: Option<String>,
@@ -228,7 +227,34 @@ struct RawClaims {
     value: OnceLock<Value>,
 }
 
+/// A claim's string: where it lies in the payload's text (the usual case, a string without
+/// escapes: nothing is copied), or its own text.
+enum Text {
+    Span(std::ops::Range<usize>),
+    Own(Box<str>),
+}
+
+impl Text {
+    /// `s`, a string read from `payload`: its span there when it is a slice of it.
+    fn new(s: Cow<'_, str>, payload: &str) -> Self {
+        let start = (s.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
+        match s {
+            Cow::Borrowed(b) if payload.get(start..start + b.len()) == Some(b) => {
+                Self::Span(start..start + b.len())
+            }
+            s => Self::Own(s.into_owned().into_boxed_str()),
+        }
+    }
+}
+
 impl RawClaims {
+    fn text<'a>(&'a self, t: &'a Text) -> &'a str {
+        match t {
+            Text::Span(r) => self.text.get(r.clone()).unwrap_or_default(),
+            Text::Own(s) => s,
+        }
+    }
+
     fn value(&self) -> &Value {
         // The text passed `read_claims` (a JSON object, every value parsed as `Value` would
         // parse it), so this cannot fail; `Null` is only a defensive answer.
@@ -256,12 +282,12 @@ impl std::error::Error for ClaimsError {
 impl Claims {
     /// `iss`.
     pub fn issuer(&self) -> &str {
-        &self.0.issuer
+        self.0.raw.text(&self.0.issuer)
     }
 
     /// `sub`, when present.
     pub fn subject(&self) -> Option<&str> {
-        self.0.subject.as_deref()
+        self.0.subject.as_ref().map(|t| self.0.raw.text(t))
     }
 
     /// `aud`, as a list (a string `aud` is a list of one).
@@ -286,12 +312,12 @@ impl Claims {
 
     /// `jti`, when present.
     pub fn jwt_id(&self) -> Option<&str> {
-        self.0.jwt_id.as_deref()
+        self.0.jwt_id.as_ref().map(|t| self.0.raw.text(t))
     }
 
     /// `client_id` (RFC 9068), or else `azp`, when present.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.0.client_id.as_ref().map(|t| self.0.raw.text(t))
     }
 
     /// The granted scopes, read from the configured scope claims.
@@ -349,8 +375,8 @@ pub(crate) fn to_system_time(secs: i64) -> SystemTime {
 impl fmt::Debug for Claims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Claims")
-            .field("iss", &self.0.issuer)
-            .field("sub", &self.0.subject)
+            .field("iss", &self.issuer())
+            .field("sub", &self.subject())
             .field("aud", &self.0.audience)
             .field("exp", &self.0.expires_at)
             .field("scopes", &self.0.scopes)
@@ -432,30 +458,34 @@ pub(crate) enum ReadError {
 }
 
 /// Reads a verified payload (the JSON text of the claims) in one pass: the registered
-/// claims and the scope sources into [`Claims`], every other member checked as JSON and
-/// skipped, its text kept for [`Claims::get`]. Refuses what [`UniqueObject`] refuses.
+/// claims and the scopes straight into [`Claims`] (strings borrowed from the payload until
+/// they are kept), every other member checked as JSON and skipped, its text kept for
+/// [`Claims::get`]. Refuses what [`UniqueObject`] refuses.
 pub(crate) fn read_claims(
     payload: String,
     algorithm: Algorithm,
     key_id: Option<String>,
     scope_sources: &[ScopeSource],
 ) -> Result<Claims, ReadError> {
-    let fields = {
+    let registered = {
         let mut de = serde_json::Deserializer::from_str(&payload);
         let fields = Wanted(scope_sources)
             .deserialize(&mut de)
             .map_err(|_| ReadError::Malformed)?;
         de.end().map_err(|_| ReadError::Malformed)?;
         fields
+            .assemble(scope_sources, &payload)
+            .map_err(ReadError::Shape)?
     };
     let raw = RawClaims {
         text: payload.into_boxed_str(),
         value: OnceLock::new(),
     };
-    assemble(fields, raw, algorithm, key_id, scope_sources).map_err(ReadError::Shape)
+    Ok(registered.into_claims(algorithm, key_id, raw))
 }
 
-/// Reads the registered claims and the scopes of a verified payload already parsed.
+/// Reads the registered claims and the scopes of a payload already parsed (the reference
+/// the one-pass reader is tested against).
 #[cfg(test)]
 pub(crate) fn build_claims(
     raw: Map<String, Value>,
@@ -466,150 +496,336 @@ pub(crate) fn build_claims(
     let wanted = Wanted(scope_sources);
     let mut fields = Fields::default();
     for (name, value) in &raw {
-        fields.keep(&wanted, name, value.clone());
+        let member = wanted.member(name);
+        match member.route {
+            Route::Value => fields.keep_value(&member, name, value.clone()),
+            Route::Raw => fields.keep_raw(&member, Raw::from_json(value)),
+            Route::Skip => {}
+        }
     }
+    let registered = fields.assemble(scope_sources, "")?;
     let parsed = RawClaims {
         text: Box::default(),
         value: OnceLock::from(Value::Object(raw)),
     };
-    assemble(fields, parsed, algorithm, key_id, scope_sources)
+    Ok(registered.into_claims(algorithm, key_id, parsed))
 }
 
-/// The registered claims [`assemble`] reads, in the order of [`Fields::registered`].
-const REGISTERED: [&str; 9] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "nbf",
-    "iat",
-    "jti",
-    "client_id",
-    "azp",
-];
-
-/// The members of a payload that [`assemble`] reads.
-#[derive(Default)]
-struct Fields {
-    /// The registered claims, by their index in [`REGISTERED`].
-    registered: [Option<Value>; 9],
-    /// The top-level members the scope sources may read.
-    scope_members: Map<String, Value>,
+/// The registered claims [`Fields::assemble`] reads: each one's index in
+/// [`Fields::registered`].
+fn registered(name: &str) -> Option<usize> {
+    match name {
+        "iss" => Some(0),
+        "sub" => Some(1),
+        "aud" => Some(2),
+        "exp" => Some(3),
+        "nbf" => Some(4),
+        "iat" => Some(5),
+        "jti" => Some(6),
+        "client_id" => Some(7),
+        "azp" => Some(8),
+        _ => None,
+    }
 }
 
-impl Fields {
-    fn keep(&mut self, wanted: &Wanted<'_>, name: &str, value: Value) {
-        let registered = REGISTERED.iter().position(|r| *r == name);
-        if wanted.for_scopes(name) {
-            if let Some(i) = registered {
-                self.registered[i] = Some(value.clone());
-            }
-            self.scope_members.insert(name.to_owned(), value);
-        } else if let Some(i) = registered {
-            self.registered[i] = Some(value);
+/// A member as read: its JSON shape, strings borrowed from the payload when they have no
+/// escapes. Numbers are kept as `f64`, as [`Value::as_f64`] gives them.
+#[derive(Default, Clone)]
+enum Raw<'de> {
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'de, str>),
+    Num(f64),
+    /// An array whose items are all strings.
+    Strs(Vec<Cow<'de, str>>),
+    /// Anything else, checked as JSON and dropped.
+    Other,
+}
+
+impl<'de> Raw<'de> {
+    fn string(self, name: &'static str, payload: &str) -> Result<Option<Text>, ClaimShape> {
+        match self {
+            Raw::Absent | Raw::Null => Ok(None),
+            Raw::Str(s) => Ok(Some(Text::new(s, payload))),
+            _ => Err(ClaimShape::Invalid(name)),
         }
     }
 
-    fn take(&mut self, name: &'static str) -> Option<Value> {
-        let i = REGISTERED.iter().position(|r| *r == name)?;
-        self.registered[i].take()
-    }
-
-    fn take_string(&mut self, name: &'static str) -> Result<Option<String>, ClaimShape> {
-        match self.take(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(ClaimShape::Invalid(name)),
-        }
-    }
-
-    fn numeric_date(&mut self, name: &'static str) -> Result<Option<i64>, ClaimShape> {
-        match self.take(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => {
-                let f = n.as_f64().ok_or(ClaimShape::Invalid(name))?;
-                if !(-MAX_DATE..=MAX_DATE).contains(&f) {
-                    return Err(ClaimShape::Invalid(name));
-                }
+    fn numeric_date(self, name: &'static str) -> Result<Option<i64>, ClaimShape> {
+        match self {
+            Raw::Absent | Raw::Null => Ok(None),
+            Raw::Num(f) if (-MAX_DATE..=MAX_DATE).contains(&f) => {
                 // `as` is exact here: the value is finite and within i64 range.
                 #[allow(clippy::cast_possible_truncation)]
                 Ok(Some(f.floor() as i64))
             }
-            Some(_) => Err(ClaimShape::Invalid(name)),
+            _ => Err(ClaimShape::Invalid(name)),
+        }
+    }
+
+    /// A string or an array of strings, as a list.
+    fn strings(self, name: &'static str) -> Result<Vec<String>, ClaimShape> {
+        match self {
+            Raw::Absent | Raw::Null => Ok(Vec::new()),
+            Raw::Str(s) => Ok(vec![s.into_owned()]),
+            Raw::Strs(items) => Ok(items.into_iter().map(Cow::into_owned).collect()),
+            _ => Err(ClaimShape::Invalid(name)),
         }
     }
 }
 
-/// Builds [`Claims`] from the members read, taking their strings rather than copying them.
-fn assemble(
-    mut fields: Fields,
-    raw: RawClaims,
-    algorithm: Algorithm,
-    key_id: Option<String>,
-    scope_sources: &[ScopeSource],
-) -> Result<Claims, ClaimShape> {
-    // Scopes are read first, but their error is reported after those of the registered
-    // claims (the order in which the claims were always checked).
-    let scopes = read_scopes(&fields.scope_members, scope_sources);
-    let issuer = fields
-        .take_string("iss")?
-        .ok_or(ClaimShape::Missing("iss"))?;
-    let expires_at = fields
-        .numeric_date("exp")?
-        .ok_or(ClaimShape::Missing("exp"))?;
-    let not_before = fields.numeric_date("nbf")?;
-    let issued_at = fields.numeric_date("iat")?;
-    let subject = fields.take_string("sub")?;
-    let jwt_id = fields.take_string("jti")?;
-    let client_id = match fields.take_string("client_id")? {
-        Some(c) => Some(c),
-        None => fields.take_string("azp")?,
-    };
-    let audience = match fields.take("aud") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => vec![s],
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Some(s),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or(ClaimShape::Invalid("aud"))?,
-        Some(_) => return Err(ClaimShape::Invalid("aud")),
-    };
-    let scopes = scopes?;
-    Ok(Claims(Arc::new(ClaimsInner {
-        issuer,
-        subject,
-        audience,
-        expires_at,
-        not_before,
-        issued_at,
-        jwt_id,
-        client_id,
-        scopes,
-        algorithm,
-        key_id,
-        raw,
-    })))
+impl<'de> Deserialize<'de> for Raw<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Raw<'de>, E> {
+                Ok(Raw::Other)
+            }
+            #[allow(clippy::cast_precision_loss)] // As `Value::as_f64` converts it.
+            fn visit_i64<E>(self, v: i64) -> Result<Raw<'de>, E> {
+                Ok(Raw::Num(v as f64))
+            }
+            #[allow(clippy::cast_precision_loss)] // As `Value::as_f64` converts it.
+            fn visit_u64<E>(self, v: u64) -> Result<Raw<'de>, E> {
+                Ok(Raw::Num(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Raw<'de>, E> {
+                Ok(Raw::Num(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Raw<'de>, E> {
+                Ok(Raw::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Raw<'de>, E> {
+                Ok(Raw::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Raw<'de>, E> {
+                Ok(Raw::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Raw<'de>, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_none<E>(self) -> Result<Raw<'de>, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Raw<'de>, A::Error> {
+                let mut strings = Some(Vec::new());
+                while let Some(item) = a.next_element::<Raw<'de>>()? {
+                    match (item, &mut strings) {
+                        (Raw::Str(s), Some(list)) => list.push(s),
+                        _ => strings = None,
+                    }
+                }
+                Ok(strings.map_or(Raw::Other, Raw::Strs))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Raw<'de>, A::Error> {
+                Skip.visit_map(a).map(|_| Raw::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
+/// The members of a payload that [`Fields::assemble`] reads.
+#[derive(Default)]
+struct Fields<'de> {
+    /// The registered claims, by their index given by [`registered`].
+    registered: [Raw<'de>; 9],
+    /// The registered claims seen, a bit each (a second one fails the payload).
+    seen: u16,
+    /// The scopes of the scope claims read so far.
+    scopes: Scopes,
+    /// Whether a scope claim was not a scope string or an array of scope tokens.
+    bad_scope: bool,
+    /// The top-level members role paths may read, parsed whole.
+    scope_members: Map<String, Value>,
+}
+
+/// The non-empty parts of `s` between spaces (as `split(' ')` less the empty ones, with a
+/// vectorized search).
+fn split_spaces(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let (part, after) = match memchr::memchr(b' ', rest.as_bytes()) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, ""),
+            };
+            rest = after;
+            if !part.is_empty() {
+                return Some(part);
+            }
+        }
+    })
+}
+
+/// A member name as [`Wanted`] sees it.
+struct Member {
+    /// Its index in [`Fields::registered`], for a registered claim.
+    registered: Option<usize>,
+    /// Whether a scope source reads it as a scope claim.
+    scope_claim: bool,
+    route: Route,
+}
+
+/// How [`Wanted`] reads a member.
+enum Route {
+    /// As a [`Raw`]: a registered claim or a scope claim.
+    Raw,
+    /// As a [`Value`]: role paths look inside it.
+    Value,
+    /// Checked as JSON and dropped.
+    Skip,
+}
+
+impl<'de> Fields<'de> {
+    fn keep_raw(&mut self, member: &Member, raw: Raw<'de>) {
+        if member.scope_claim {
+            self.add_scopes(&raw);
+        }
+        if let Some(i) = member.registered {
+            self.registered[i] = raw;
+        }
+    }
+
+    fn keep_value(&mut self, member: &Member, name: &str, value: Value) {
+        if let Some(i) = member.registered {
+            self.registered[i] = Raw::from_json(&value);
+        }
+        self.scope_members.insert(name.to_owned(), value);
+    }
+
+    /// Adds the scopes of a scope claim: a space-separated string or an array of tokens.
+    fn add_scopes(&mut self, raw: &Raw<'_>) {
+        let mut add = |t: &str| match ScopeToken::new(t) {
+            Ok(t) => self.scopes.insert(t),
+            Err(_) => self.bad_scope = true,
+        };
+        match raw {
+            Raw::Absent | Raw::Null => {}
+            Raw::Str(s) => split_spaces(s).for_each(&mut add),
+            Raw::Strs(items) => items.iter().for_each(|t| add(t)),
+            Raw::Num(_) | Raw::Other => self.bad_scope = true,
+        }
+    }
+
+    fn take(&mut self, name: &'static str) -> Raw<'de> {
+        registered(name)
+            .map(|i| std::mem::take(&mut self.registered[i]))
+            .unwrap_or_default()
+    }
+
+    /// The registered claims and the scopes, owned. Claims are checked in a fixed order (the
+    /// first wrong one is reported); a bad scope claim is reported after all of them.
+    fn assemble(
+        mut self,
+        sources: &[ScopeSource],
+        payload: &str,
+    ) -> Result<Registered, ClaimShape> {
+        let issuer = self.take("iss").string("iss", payload)?;
+        let issuer = issuer.ok_or(ClaimShape::Missing("iss"))?;
+        let expires_at = self.take("exp").numeric_date("exp")?;
+        let expires_at = expires_at.ok_or(ClaimShape::Missing("exp"))?;
+        let not_before = self.take("nbf").numeric_date("nbf")?;
+        let issued_at = self.take("iat").numeric_date("iat")?;
+        let subject = self.take("sub").string("sub", payload)?;
+        let jwt_id = self.take("jti").string("jti", payload)?;
+        let client_id = match self.take("client_id").string("client_id", payload)? {
+            Some(c) => Some(c),
+            None => self.take("azp").string("azp", payload)?,
+        };
+        let audience = self.take("aud").strings("aud")?;
+        let mut scopes = self.scopes;
+        if self.bad_scope || read_scopes(&mut scopes, &self.scope_members, sources).is_err() {
+            return Err(ClaimShape::Invalid("scope"));
+        }
+        Ok(Registered {
+            issuer,
+            subject,
+            audience,
+            expires_at,
+            not_before,
+            issued_at,
+            jwt_id,
+            client_id,
+            scopes,
+        })
+    }
+}
+
+impl Raw<'_> {
+    /// A registered claim that a role path also reads (so it was parsed as a [`Value`]).
+    fn from_json(v: &Value) -> Raw<'static> {
+        match v {
+            Value::Null => Raw::Null,
+            Value::String(s) => Raw::Str(Cow::Owned(s.clone())),
+            Value::Number(n) => n.as_f64().map_or(Raw::Other, Raw::Num),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(|s| Cow::Owned(s.to_owned())))
+                .collect::<Option<Vec<_>>>()
+                .map_or(Raw::Other, Raw::Strs),
+            Value::Bool(_) | Value::Object(_) => Raw::Other,
+        }
+    }
+}
+
+/// What [`Claims`] holds besides the JSON, owned.
+struct Registered {
+    issuer: Text,
+    subject: Option<Text>,
+    audience: Vec<String>,
+    expires_at: i64,
+    not_before: Option<i64>,
+    issued_at: Option<i64>,
+    jwt_id: Option<Text>,
+    client_id: Option<Text>,
+    scopes: Scopes,
+}
+
+impl Registered {
+    fn into_claims(self, algorithm: Algorithm, key_id: Option<String>, raw: RawClaims) -> Claims {
+        Claims(Arc::new(ClaimsInner {
+            issuer: self.issuer,
+            subject: self.subject,
+            audience: self.audience,
+            expires_at: self.expires_at,
+            not_before: self.not_before,
+            issued_at: self.issued_at,
+            jwt_id: self.jwt_id,
+            client_id: self.client_id,
+            scopes: self.scopes,
+            algorithm,
+            key_id,
+            raw,
+        }))
+    }
+}
+
+/// Adds the scopes that role paths find, and those of scope claims that a role path also
+/// reads (parsed as [`Value`]s, in `members`).
 fn read_scopes(
+    scopes: &mut Scopes,
     members: &Map<String, Value>,
     sources: &[ScopeSource],
-) -> Result<Scopes, ClaimShape> {
-    let mut scopes = Scopes::default();
+) -> Result<(), InvalidScope> {
+    if members.is_empty() {
+        return Ok(());
+    }
     for source in sources {
         match source {
             ScopeSource::Claim(name) => {
-                if let Some(v) = members.get(name.as_str()) {
-                    if v.is_null() {
-                        continue;
-                    }
-                    scopes
-                        .extend_from_claim(v)
-                        .map_err(|_| ClaimShape::Invalid("scope"))?;
+                if let Some(v) = members.get(name.as_str())
+                    && !v.is_null()
+                {
+                    scopes.extend_from_claim(v)?;
                 }
             }
             ScopeSource::Roles(path) => {
@@ -619,57 +835,92 @@ fn read_scopes(
             }
         }
     }
-    Ok(scopes)
+    Ok(())
 }
 
-/// The one pass of [`read_claims`]: a JSON object whose registered claims and the members
-/// the scope sources may read are parsed as [`Value`]s, every other member parsed and
-/// dropped as it goes; no member name may appear twice.
+/// The one pass of [`read_claims`]: a JSON object whose registered claims and scope claims
+/// are read as [`Raw`]s, the members role paths may read parsed as [`Value`]s, every other
+/// member parsed and dropped as it goes; no member name may appear twice.
 struct Wanted<'s>(&'s [ScopeSource]);
 
 impl Wanted<'_> {
-    /// Whether a scope source may read the top-level member `name`.
-    fn for_scopes(&self, name: &str) -> bool {
+    /// Whether `name` is a scope claim.
+    fn scope_claim(&self, name: &str) -> bool {
+        self.0
+            .iter()
+            .any(|source| matches!(source, ScopeSource::Claim(claim) if claim == name))
+    }
+
+    /// Whether a role path may read the top-level member `name`.
+    fn for_roles(&self, name: &str) -> bool {
         self.0.iter().any(|source| match source {
-            ScopeSource::Claim(claim) => claim == name,
+            ScopeSource::Claim(_) => false,
             // `claim_at` looks up the whole path, then every part before a dot.
             ScopeSource::Roles(path) => {
                 path == name || path.match_indices('.').any(|(i, _)| &path[..i] == name)
             }
         })
     }
+
+    /// What `name` is to the reader, worked out once per member.
+    fn member(&self, name: &str) -> Member {
+        let registered = registered(name);
+        let scope_claim = self.scope_claim(name);
+        let route = if self.for_roles(name) {
+            Route::Value
+        } else if registered.is_some() || scope_claim {
+            Route::Raw
+        } else {
+            Route::Skip
+        };
+        Member {
+            registered,
+            scope_claim,
+            route,
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Wanted<'_> {
-    type Value = Fields;
+    type Value = Fields<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Fields, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Fields<'de>, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for Wanted<'_> {
-    type Value = Fields;
+    type Value = Fields<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Fields, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Fields::default();
-        let mut names = Vec::new();
+        // The names that are not registered claims (those have a bit in `fields.seen`).
+        let mut others = Vec::new();
         while let Some(Name(name)) = a.next_key()? {
-            if REGISTERED.contains(&&*name) || self.for_scopes(&name) {
-                fields.keep(&self, &name, a.next_value::<Value>()?);
-            } else {
-                a.next_value::<Skip>()?;
+            let member = self.member(&name);
+            match member.route {
+                Route::Value => fields.keep_value(&member, &name, a.next_value()?),
+                Route::Raw => fields.keep_raw(&member, a.next_value()?),
+                Route::Skip => {
+                    a.next_value::<Skip>()?;
+                }
             }
-            names.push(name);
+            match member.registered {
+                Some(i) if fields.seen & (1 << i) != 0 => {
+                    return Err(serde::de::Error::custom("duplicate member"));
+                }
+                Some(i) => fields.seen |= 1 << i,
+                None => others.push(name),
+            }
         }
-        // Duplicates are looked for once all names are known: sorting keeps it O(n log n)
-        // whatever the payload.
-        names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
+        // Duplicates among the other names are looked for once all are known: sorting keeps
+        // it O(n log n) whatever the payload.
+        others.sort_unstable();
+        if others.windows(2).any(|w| w[0] == w[1]) {
             return Err(serde::de::Error::custom("duplicate member"));
         }
         Ok(fields)
@@ -896,6 +1147,8 @@ mod tests {
     fn one_pass_reading_refuses_what_parsing_the_whole_payload_refuses() {
         for bad in [
             r#"{"iss":"i","exp":1,"x":1,"x":2}"#,
+            r#"{"iss":"i","exp":1,"iss":"i"}"#,
+            r#"{"iss":"i","exp":1,"scope":"a","scope":"a"}"#,
             r#"{"iss":"i","exp":1,"x":"\ud800"}"#,
             r#"{"iss":"i","exp":1,"x":1e400}"#,
             r#"{"iss":"i","exp":1} x"#,
@@ -916,6 +1169,54 @@ mod tests {
             read(r#"{"exp":1,"scope":"a b"}"#).err(),
             Some(ReadError::Shape(ClaimShape::Missing("iss")))
         );
+        for (bad, claim) in [
+            (r#"{"iss":"i","exp":1,"aud":["a",1]}"#, "aud"),
+            (r#"{"iss":"i","exp":1,"scope":7}"#, "scope"),
+            (r#"{"iss":"i","exp":1,"scp":["a b"]}"#, "scope"),
+            (r#"{"iss":"i","exp":1e300}"#, "exp"),
+            (r#"{"iss":["i"],"exp":1}"#, "iss"),
+        ] {
+            assert_eq!(
+                read(bad).err(),
+                Some(ReadError::Shape(ClaimShape::Invalid(claim))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn split_spaces_gives_what_split_gives_less_the_empty_parts() {
+        for s in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "a  b",
+            "  a b  c ",
+            "é b",
+            "x y\tz",
+        ] {
+            let want: Vec<&str> = s.split(' ').filter(|t| !t.is_empty()).collect();
+            assert_eq!(split_spaces(s).collect::<Vec<_>>(), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn scopes_are_sorted_and_unique() {
+        let s = Scopes::parse("b a c a b").expect("scopes");
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn claim_strings_with_and_without_escapes_read_back_whole() {
+        let c = read(r#"{"iss":"i\u00e9\"","exp":1,"sub":"plain","jti":"","azp":"a\/b"}"#)
+            .expect("claims");
+        assert_eq!(c.issuer(), "i\u{e9}\"");
+        assert_eq!(c.subject(), Some("plain"));
+        assert_eq!(c.jwt_id(), Some(""));
+        assert_eq!(c.client_id(), Some("a/b"));
     }
 
     #[test]

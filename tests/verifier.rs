@@ -515,6 +515,42 @@ async fn a_tampered_payload_is_refused() {
     assert_eq!(reason(verifier().verify(&forged).await), R::BadSignature);
 }
 
+// ---- the header read once, for tokens that repeat it ----
+
+#[tokio::test]
+async fn a_remembered_header_serves_only_tokens_with_the_same_header_text() {
+    // Cache off: every call reads the token afresh, and the verifier remembers the last
+    // header it read.
+    let v = builder().token_cache(0).build().expect("verifier");
+    let good = token(&rsa());
+    v.verify(&good).await.expect("accepted");
+    // Another header naming the same key is read, not taken for the remembered one.
+    let ps = key(Algorithm::PS256, 0, "rsa-1");
+    assert_eq!(reason(v.verify(&token(&ps)).await), R::KeyAlgorithmMismatch);
+    let none = mint_with_header(&rsa(), &json!({"alg": "none", "kid": "rsa-1"}), &claims());
+    assert_eq!(reason(v.verify(&none).await), R::AlgorithmNotAllowed);
+    // The remembered header does not vouch for the rest of a token.
+    let (head, _) = good.split_once('.').expect("header");
+    let other = token(&rsa());
+    let (_, rest) = other.split_once('.').expect("payload");
+    let spliced = format!("{head}.{rest}");
+    v.verify(&spliced)
+        .await
+        .expect("same header, another valid token");
+    let forged = format!("{head}.{}", good.split('.').nth(1).expect("payload"))
+        + "."
+        + other.rsplit('.').next().expect("sig");
+    assert_eq!(reason(v.verify(&forged).await), R::BadSignature);
+    for bad in [
+        format!("{head}.{}", good.split('.').nth(1).expect("p")),
+        format!("{good}.x"),
+        format!("{head}..x"),
+    ] {
+        assert_eq!(reason(v.verify(&bad).await), R::Malformed, "{bad}");
+    }
+    v.verify(&good).await.expect("still accepted");
+}
+
 /// A server publishing the RS256 key `rsa-1` and the ES256 key `ec-1`.
 async fn rsa_and_ec_server() -> Server {
     Server::start(&[&rsa(), &key(Algorithm::ES256, 0, "ec-1")]).await
