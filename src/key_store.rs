@@ -470,6 +470,17 @@ impl KeyStore {
         self.inner.snapshot.load().all.iter().any(|k| k.id() == id)
     }
 
+    /// The ids of the keys held now.
+    pub(crate) fn key_ids(&self) -> Vec<u64> {
+        self.inner
+            .snapshot
+            .load()
+            .all
+            .iter()
+            .map(|k| k.id())
+            .collect()
+    }
+
     /// Counts the key sets loaded so far: changes whenever the held keys may have changed.
     pub(crate) fn generation(&self) -> u64 {
         self.inner.snapshot.load().generation

@@ -40,13 +40,15 @@
 //! M2M clients reuse one token for hours, so a verified token is remembered (keyed by the
 //! whole token string, compared whole, bounded by [`VerifierBuilder::token_cache`], 10,000
 //! entries by default). On a hit the time claims (`exp`, `nbf`, `iat`, maximum age) and custom
-//! validators are checked again; an entry expires at the token's `exp`, a hit whose key has
-//! left the key set (rotation or revocation) is refused and dropped, and each new key set
-//! purges the entries of the keys that left it. The trade-off: a cached token stays
-//! accepted until its `exp` or its key's removal, exactly as an uncached one would be, since
-//! JWT access tokens cannot be revoked otherwise. Tokens over 8 KiB are not cached; each
-//! entry holds the token and its claims (about 2 KiB for a typical token), so the cache's
-//! memory is bounded by its size in entries.
+//! validators are checked again, so no answer outlives the token: an expired token's entry
+//! answers `invalid_token` and is dropped. A hit whose key has left the key set (rotation or
+//! revocation) is dropped and the token verified afresh. Every new key set, and every
+//! minute, a sweep frees the entries of expired tokens and of keys that left the key set.
+//! Concurrent requests carrying one new token wait for a single verification. The
+//! trade-off: a cached token stays accepted until its `exp` or its key's removal, exactly as
+//! an uncached one would be, since JWT access tokens cannot be revoked otherwise. Tokens
+//! over 8 KiB are not cached; each entry holds the token and its claims (about 2 KiB for a
+//! typical token), so the cache's memory is bounded by its size in entries.
 //!
 //! ## Limits and defaults
 //!

@@ -6,9 +6,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -17,7 +17,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use crate::algorithm::Algorithm;
 use crate::claims::{ClaimShape, Claims, Name, ReadError, ScopeSource, Skip, read_claims};
 use crate::config::{ClaimValidator, VerifierBuilder};
-use crate::error::{AuthError, InvalidTokenReason};
+use crate::error::{AuthError, AuthErrorKind, InvalidTokenReason};
 use crate::key_store::{KeyHealth, KeyStore};
 
 /// Tokens longer than this are verified but not cached.
@@ -49,83 +49,132 @@ pub(crate) struct Inner {
 
 /// The verified-token cache: verified claims by token, each tied to the key that verified it.
 ///
-/// Keyed by the whole token string, compared whole; the hash reads only the token's last
-/// [`HASHED_TAIL`] bytes (a hash of the whole string would cost as much as the rest of a hit).
-/// A collision therefore costs one string comparison, never a wrong answer, and cannot be
-/// aimed at: the hasher is seeded per cache, and only verified tokens are stored, whose
-/// last bytes are signature bytes no one can choose.
+/// A `quick_cache` cache (bounded in entries, sharded, scan-resistant eviction): a hit costs
+/// about a quarter of what it costs with moka (BENCHMARKS.md), and concurrent misses of one
+/// token wait for a single verification. Keyed by the token's bytes, compared whole; the
+/// hash reads only the token's length and last [`HASHED_TAIL`] bytes ([`TailHash`]: a hash of
+/// the whole token would cost as much as the rest of a hit). A collision therefore costs one
+/// comparison, never a wrong answer, and cannot be aimed at: the hasher is seeded per cache,
+/// and only verified tokens are stored, whose last bytes are signature bytes no one can
+/// choose.
+///
+/// Entries carry no timer. A hit checks the entry's key and time claims, so no answer ever
+/// outlives the token or its key; [`TokenCache::sweep`] frees the memory of entries whose
+/// token expired or whose key left the key set.
 struct TokenCache {
-    entries: moka::sync::Cache<TokenKey, Arc<CacheEntry>>,
-    /// The key set's generation when the cache last purged entries of vanished keys.
-    purged_at: AtomicU64,
+    entries: Arc<Entries>,
+    /// The key set's generation at the last sweep.
+    swept_generation: AtomicU64,
+    /// When the last sweep ran (seconds since the epoch).
+    swept_at: AtomicI64,
+    leeway: i64,
 }
+
+type Entries =
+    quick_cache::sync::Cache<Vec<u8>, Arc<CacheEntry>, quick_cache::UnitWeighter, TailHash>;
 
 struct CacheEntry {
     claims: Claims,
     key_id: u64,
 }
 
+impl CacheEntry {
+    /// Whether a sweep keeps the entry: its key is among `held` and its token has not
+    /// expired at `now`.
+    fn live(&self, held: &[u64], now: i64, leeway: i64) -> bool {
+        held.contains(&self.key_id) && now < self.claims.expires_at().saturating_add(leeway)
+    }
+}
+
 /// How many of a token's last bytes the cache hashes.
 const HASHED_TAIL: usize = 32;
 
-fn hash_token<H: Hasher>(bytes: &[u8], state: &mut H) {
-    state.write_usize(bytes.len());
-    state.write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
-}
+/// How often the cache drops the entries of expired tokens.
+const SWEEP_EVERY_SECS: i64 = 60;
 
-/// A cached token (the key the cache owns).
-#[derive(PartialEq, Eq)]
-struct TokenKey(Box<str>);
+/// Builds [`TailHasher`]s: a seeded hasher that reads only the end of each byte string.
+#[derive(Clone, Default)]
+struct TailHash(quick_cache::DefaultHashBuilder);
 
-impl Hash for TokenKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_token(self.0.as_bytes(), state);
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher<<quick_cache::DefaultHashBuilder as BuildHasher>::Hasher>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        TailHasher(self.0.build_hasher())
     }
 }
 
-/// A token looked up, borrowed (its bytes: the layer looks up a header's bytes).
-struct TokenRef<'a>(&'a [u8]);
+/// Passes on lengths whole and byte strings by their last [`HASHED_TAIL`] bytes. A token
+/// (`Vec<u8>` or `[u8]`) hashes as its length, then its bytes.
+struct TailHasher<H>(H);
 
-impl Hash for TokenRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_token(self.0, state);
+impl<H: Hasher> Hasher for TailHasher<H> {
+    fn finish(&self) -> u64 {
+        self.0.finish()
     }
-}
 
-impl moka::Equivalent<TokenKey> for TokenRef<'_> {
-    fn equivalent(&self, key: &TokenKey) -> bool {
-        self.0 == key.0.as_bytes()
+    fn write(&mut self, bytes: &[u8]) {
+        self.0
+            .write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0.write_usize(n);
     }
 }
 
 impl TokenCache {
     fn new(entries: u64, leeway: u64) -> Self {
+        let items = usize::try_from(entries).unwrap_or(usize::MAX);
         Self {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(entries)
-                .expire_after(ExpireAtExp { leeway })
-                .support_invalidation_closures()
-                .build(),
-            purged_at: AtomicU64::new(0),
+            entries: Arc::new(quick_cache::sync::Cache::with(
+                items,
+                entries,
+                quick_cache::UnitWeighter,
+                TailHash::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            )),
+            swept_generation: AtomicU64::new(0),
+            swept_at: AtomicI64::new(unix_now()),
+            leeway: i64::try_from(leeway).unwrap_or(i64::MAX),
         }
     }
 
-    /// When the key set changed since the last call, drops every entry whose key left it
-    /// (rotation, revocation). A hit checks its key anyway, so this frees memory early rather
-    /// than deciding anything; moka applies it in its housekeeping. Costs one atomic load
-    /// when nothing changed.
-    fn purge_vanished_keys(&self, keys: &KeyStore) {
+    /// Drops the entries whose token has expired or whose key left the key set (rotation,
+    /// revocation), when the key set changed since the last sweep or a minute has passed.
+    /// A hit checks both anyway: this frees memory rather than deciding anything. The sweep
+    /// runs on tokio's blocking pool when a runtime runs; otherwise this costs two atomic
+    /// loads.
+    fn sweep(&self, keys: &KeyStore, now: i64) {
         let generation = keys.generation();
-        if self.purged_at.load(Ordering::Relaxed) == generation
-            || self.purged_at.swap(generation, Ordering::Relaxed) == generation
+        let last = self.swept_at.load(Ordering::Relaxed);
+        if self.swept_generation.load(Ordering::Relaxed) == generation
+            && now < last.saturating_add(SWEEP_EVERY_SECS)
         {
             return;
         }
-        let keys = keys.clone();
-        // Fails only when invalidation closures are off, and they are on.
-        let _ = self
-            .entries
-            .invalidate_entries_if(move |_, entry| !keys.holds_key(entry.key_id));
+        // One caller sweeps.
+        if self
+            .swept_at
+            .compare_exchange(
+                last,
+                now.max(last + 1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        self.swept_generation.store(generation, Ordering::Relaxed);
+        let held = keys.key_ids();
+        let entries = self.entries.clone();
+        let leeway = self.leeway;
+        let sweep = move || entries.retain(|_, e| e.live(&held, now, leeway));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(sweep)),
+            Err(_) => sweep(),
+        }
     }
 }
 
@@ -532,27 +581,58 @@ impl Inner {
 
     /// Verifies one token against this issuer's configuration.
     pub(crate) async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let s = &self.s;
-        if token.len() > s.max_token_bytes {
+        if token.len() > self.s.max_token_bytes {
             return Err(AuthError::invalid(InvalidTokenReason::TooLarge));
         }
-        let cache = match &self.cache {
-            Some(cache) if token.len() <= MAX_CACHED_TOKEN_BYTES => {
-                cache.purge_vanished_keys(&s.keys);
-                let hit = cache.entries.get(&TokenRef(token.as_bytes()));
-                crate::metrics::token_cache(hit.is_some());
-                if let Some(hit) = hit {
-                    if s.keys.holds_key(hit.key_id) {
-                        return self.answer(&hit);
-                    }
-                    cache.entries.invalidate(&TokenRef(token.as_bytes()));
-                }
-                Some(cache)
-            }
-            _ => None,
+        let Some(cache) = (self.cache.as_ref()).filter(|_| token.len() <= MAX_CACHED_TOKEN_BYTES)
+        else {
+            return self.verify_uncached(token).await.map(|(claims, _)| claims);
         };
+        let now = unix_now();
+        cache.sweep(&self.s.keys, now);
+        // Concurrent misses of one token wait for the first one's verification, then share
+        // its entry. An entry whose key left the key set is dropped and looked up again
+        // (once: a second such entry is verified afresh, without the cache).
+        let mut guard = None;
+        for _ in 0..2 {
+            match cache
+                .entries
+                .get_value_or_guard_async(token.as_bytes())
+                .await
+            {
+                Ok(hit) => {
+                    if let Some(answer) = self.answer(cache, token.as_bytes(), &hit, now) {
+                        crate::metrics::token_cache(true);
+                        return answer;
+                    }
+                }
+                Err(g) => {
+                    guard = Some(g);
+                    break;
+                }
+            }
+        }
+        crate::metrics::token_cache(false);
+        let (claims, key_id) = self.verify_uncached(token).await?;
+        if let Some(guard) = guard {
+            // What `extract::bearer_candidate` relies on.
+            debug_assert!(crate::extract::is_b64token(token));
+            let _ = guard.insert(Arc::new(CacheEntry {
+                claims: claims.clone(),
+                key_id,
+            }));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a token without the cache: its claims, and the id of the key that verified it.
+    async fn verify_uncached(&self, token: &str) -> Result<(Claims, u64), AuthError> {
         let parsed = self.parse(token)?;
-        let key = s.keys.key_for(parsed.kid.as_deref(), parsed.alg).await?;
+        let key = self
+            .s
+            .keys
+            .key_for(parsed.kid.as_deref(), parsed.alg)
+            .await?;
         if key.alg() != parsed.alg {
             return Err(AuthError::invalid(InvalidTokenReason::KeyAlgorithmMismatch));
         }
@@ -573,37 +653,45 @@ impl Inner {
         if let Some(fresh) = parsed.fresh {
             self.last_header.store(Some(fresh));
         }
-        if let Some(cache) = cache {
-            // What `extract::bearer_candidate` relies on.
-            debug_assert!(crate::extract::is_b64token(token));
-            cache.entries.insert(
-                TokenKey(token.into()),
-                Arc::new(CacheEntry {
-                    claims: claims.clone(),
-                    key_id: key.id(),
-                }),
-            );
-        }
-        Ok(claims)
+        Ok((claims, key.id()))
     }
 
-    /// The cache's live entry for `token`, answered; `None` on a miss or when the entry's key
-    /// has left the key set (then `verify` drops it and verifies the token afresh).
+    /// The cache's answer for `token`, without verifying anything: `None` on a miss or when
+    /// the entry's key has left the key set (then `verify` verifies the token afresh).
     fn cached(&self, token: &[u8]) -> Option<Result<Claims, AuthError>> {
         let cache = self.cache.as_ref()?;
         if token.len() > MAX_CACHED_TOKEN_BYTES || token.len() > self.s.max_token_bytes {
             return None;
         }
-        cache.purge_vanished_keys(&self.s.keys);
-        let hit = cache.entries.get(&TokenRef(token))?;
-        self.s.keys.holds_key(hit.key_id).then(|| self.answer(&hit))
+        let now = unix_now();
+        cache.sweep(&self.s.keys, now);
+        let hit = cache.entries.get(token)?;
+        self.answer(cache, token, &hit, now)
     }
 
-    /// A cache hit's answer: the time claims and the validators are checked again.
-    fn answer(&self, hit: &CacheEntry) -> Result<Claims, AuthError> {
-        self.check_times(&hit.claims, unix_now())?;
-        self.run_validators(&hit.claims)?;
-        Ok(hit.claims.clone())
+    /// A cache hit's answer: its key must still be held (else the entry is dropped and the
+    /// answer is `None`), and the time claims and the validators are checked again. An
+    /// expired token's entry is dropped.
+    fn answer(
+        &self,
+        cache: &TokenCache,
+        token: &[u8],
+        hit: &CacheEntry,
+        now: i64,
+    ) -> Option<Result<Claims, AuthError>> {
+        if !self.s.keys.holds_key(hit.key_id) {
+            cache.entries.remove(token);
+            return None;
+        }
+        let answer = self
+            .check_times(&hit.claims, now)
+            .and_then(|()| self.run_validators(&hit.claims))
+            .map(|()| hit.claims.clone());
+        if matches!(&answer, Err(e) if e.kind() == AuthErrorKind::InvalidToken(InvalidTokenReason::Expired))
+        {
+            cache.entries.remove(token);
+        }
+        Some(answer)
     }
 
     /// Structure, header, `alg` allow-list, `crit` and `typ`: everything checked before a key
@@ -798,27 +886,6 @@ pub(crate) fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// Cache entries expire at the token's `exp` (plus leeway), so none outlives its token.
-struct ExpireAtExp {
-    leeway: u64,
-}
-
-impl moka::Expiry<TokenKey, Arc<CacheEntry>> for ExpireAtExp {
-    fn expire_after_create(
-        &self,
-        _key: &TokenKey,
-        value: &Arc<CacheEntry>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        let exp = value
-            .claims
-            .expires_at()
-            .saturating_add(i64::try_from(self.leeway).unwrap_or(0));
-        let left = exp.saturating_sub(unix_now()).max(0);
-        Some(Duration::from_secs(left.unsigned_abs()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -910,19 +977,67 @@ mod tests {
     }
 
     #[test]
-    fn a_cache_key_and_its_borrowed_lookup_agree() {
-        use std::hash::BuildHasher;
-        let hasher = std::collections::hash_map::RandomState::new();
+    fn a_cached_token_and_its_bytes_hash_alike_by_their_tail() {
+        let hasher = TailHash::default();
         let token = format!("{}.{}.{}", "h".repeat(40), "p".repeat(300), "s".repeat(342));
-        let owned = TokenKey(token.as_str().into());
+        let owned: Vec<u8> = token.as_bytes().to_vec();
+        assert_eq!(hasher.hash_one(&owned), hasher.hash_one(token.as_bytes()));
+        // Only the length and the last bytes count.
+        let other = format!("{}.{}.{}", "x".repeat(40), "p".repeat(300), "s".repeat(342));
         assert_eq!(
-            hasher.hash_one(&owned),
-            hasher.hash_one(TokenRef(token.as_bytes()))
+            hasher.hash_one(token.as_bytes()),
+            hasher.hash_one(other.as_bytes())
         );
-        assert!(moka::Equivalent::equivalent(
-            &TokenRef(token.as_bytes()),
-            &owned
-        ));
+        let longer = format!("{token}s");
+        assert_ne!(
+            hasher.hash_one(token.as_bytes()),
+            hasher.hash_one(longer.as_bytes())
+        );
+    }
+
+    fn entry(exp: i64, key_id: u64) -> Arc<CacheEntry> {
+        let claims = crate::claims::build_claims(
+            serde_json::json!({"iss": "i", "exp": exp})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            Algorithm::HS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        Arc::new(CacheEntry { claims, key_id })
+    }
+
+    #[test]
+    fn a_sweep_keeps_only_unexpired_entries_of_held_keys() {
+        let now = unix_now();
+        assert!(entry(now + 10, 1).live(&[1, 2], now, 0));
+        assert!(!entry(now + 10, 3).live(&[1, 2], now, 0), "key gone");
+        assert!(!entry(now, 1).live(&[1], now, 0), "expired");
+        assert!(entry(now, 1).live(&[1], now, 5), "within the leeway");
+    }
+
+    #[test]
+    fn a_sweep_runs_when_the_key_set_changes_or_a_minute_passes() {
+        let cache = TokenCache::new(10, 0);
+        let now = unix_now();
+        cache.entries.insert(b"a".to_vec(), entry(now + 600, 1));
+        // A key store that holds no key: every entry is a vanished key's.
+        let keys = KeyStore::fixed(Vec::new());
+        let generation = keys.generation();
+        cache.swept_generation.store(generation, Ordering::Relaxed);
+        cache.sweep(&keys, now);
+        assert_eq!(cache.entries.len(), 1, "nothing changed: no sweep");
+        // No runtime here: the sweep runs in place.
+        cache.sweep(&keys, now + SWEEP_EVERY_SECS);
+        assert_eq!(cache.entries.len(), 0);
+        cache.entries.insert(b"b".to_vec(), entry(now + 600, 1));
+        cache
+            .swept_generation
+            .store(generation.wrapping_add(1), Ordering::Relaxed);
+        cache.sweep(&keys, now + SWEEP_EVERY_SECS);
+        assert_eq!(cache.entries.len(), 0, "a new key set");
     }
 
     #[test]
@@ -941,11 +1056,11 @@ mod tests {
         )
         .expect("claims");
         cache.entries.insert(
-            TokenKey(a.as_str().into()),
+            a.as_bytes().to_vec(),
             Arc::new(CacheEntry { claims, key_id: 1 }),
         );
-        assert!(cache.entries.get(&TokenRef(a.as_bytes())).is_some());
-        assert!(cache.entries.get(&TokenRef(b.as_bytes())).is_none());
+        assert!(cache.entries.get(a.as_bytes()).is_some());
+        assert!(cache.entries.get(b.as_bytes()).is_none());
     }
 
     fn assert_send_sync<T: Send + Sync>() {}

@@ -309,3 +309,23 @@ fn building_a_verifier_records_nothing() {
     });
     assert!(r.names().is_empty(), "{:?}", r.names());
 }
+
+#[test]
+fn concurrent_misses_of_one_token_share_one_verification() {
+    let (r, accepted) = recorded(|| async {
+        let dev = dev().await;
+        let v = verifier(dev.issuer());
+        let token = dev.mint(json!({"sub": "gift-deliveries"})).expect("mint");
+        // The first verification waits for the keys (discovery, then the JWKS): the others
+        // arrive meanwhile and wait for it rather than verifying the token themselves.
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (v, token) = (v.clone(), token.clone());
+            tasks.spawn(async move { v.verify(&token).await.is_ok() });
+        }
+        tasks.join_all().await.into_iter().filter(|ok| *ok).count()
+    });
+    assert_eq!(accepted, 20);
+    assert_eq!(r.counter(TOKEN_CACHE_MISSES, &[]), 1);
+    assert_eq!(r.counter(TOKEN_CACHE_HITS, &[]), 19);
+}
