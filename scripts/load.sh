@@ -21,16 +21,18 @@
 # (default) it also runs the criterion bench of aws-lc-rs's raw RS256 verify on the server's
 # core, and compares the cost of case 4 (CPU per request above the public route's) with it.
 #
-# Environment: DURATION (default 10s), WARMUP (default 2s), CONNS (default 32),
+# Environment: DURATION (default 5s), WARMUP (default 1s), CONNS (default 32),
 # TOKENS (default 2000), FLOOD_TOKENS (default 20000), MEMORY_CACHES (default "1000 10000"),
 # SERVER_CPU (default 0), LOAD_CPU (default 1), PORT (default 7301), FLOOR (default 1),
-# ROUNDS (default 3: cases 1-4 run that many times, each beside its own public-route run; the
-# machine may be shared, so the summary gives the median of the rounds' ratios).
+# PAIRS (default 15) and PAIR_DURATION (default 2s): cases 1 and 2 run in rotation, that many
+# rounds of runs that long; ROUNDS (default 3): cases 3 and 4 run that many times, each
+# beside its own public-route run. The machine may be shared, so the summary gives the
+# median of the rounds' ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-1s}
 CONNS=${CONNS:-32}
 TOKENS=${TOKENS:-2000}
 FLOOD_TOKENS=${FLOOD_TOKENS:-20000}
@@ -40,6 +42,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-7301}
 FLOOR=${FLOOR:-1}
 ROUNDS=${ROUNDS:-3}
+PAIRS=${PAIRS:-15}
+PAIR_DURATION=${PAIR_DURATION:-2s}
 BASE=http://127.0.0.1:$PORT
 PROTECTED=$BASE/api/location/geocode
 TICK=$(getconf CLK_TCK)
@@ -103,10 +107,12 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 # run LABEL URL [wrk args]: prints a table row; sets RPS and CPU_US (server CPU µs/request).
 run() {
   local label=$1 url=$2; shift 2
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1
+  if [ -z "${RUN_DURATION:-}" ]; then
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1
+  fi
   local t0 out t1 reqs p50 p99 non2xx
   t0=$(cpu_ticks)
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$@" "$url" 2>&1)
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${RUN_DURATION:-$DURATION}" --latency "$@" "$url" 2>&1)
   t1=$(cpu_ticks)
   RPS=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -114,9 +120,8 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   CPU_US=$(awk -v d=$((t1 - t0)) -v t="$TICK" -v n="$reqs" 'BEGIN {printf "%.2f", d / t * 1e6 / n}')
-  local busy
-  busy=$(awk -v r="$RPS" -v c="$CPU_US" 'BEGIN {printf "%.0f%%", r * c / 1e4}')
-  printf '| %-50s | %9.0f | %8s | %8s | %7s | %5s | %s |\n' "$label" "$RPS" "$p50" "$p99" "$CPU_US" "$busy" "${non2xx:-0}"
+  BUSY_PCT=$(awk -v r="$RPS" -v c="$CPU_US" 'BEGIN {printf "%.0f%%", r * c / 1e4}')
+  printf '| %-50s | %9.0f | %8s | %8s | %7s | %5s | %s |\n' "$label" "$RPS" "$p50" "$p99" "$CPU_US" "$BUSY_PCT" "${non2xx:-0}"
 }
 
 header() {
@@ -138,21 +143,42 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a - b}'; }
 
 # Each round measures the public route next to the cases it is compared with, so that a
 # ratio compares two runs a few seconds apart; the summary gives the median over rounds.
-R_REPEAT=() R_DISTINCT=() R_OFF=() C_REPEAT=() C_DISTINCT=() C_OFF=() C_HEADER=() PUBLIC_CPUS=()
-K_REPEAT=() K_DISTINCT=() K_OFF=()
+R_REPEAT=() H_REPEAT=() K_REPEAT=() C_REPEAT=() C_HEADER=() PUBLIC_CPUS=() BUSY=()
+R_DISTINCT=() R_OFF=() C_DISTINCT=() C_OFF=() K_DISTINCT=() K_OFF=()
 # capacity A B: the req/s ratio of two cases on a saturated core, from their CPU per request.
 capacity() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b / a}'; }
 header
 start_server ""
+
+# The target: short runs of the public route, the public route sent the protected requests'
+# header, and the protected route with one repeated token, in rotation (the order reversed
+# every other round, so that a drift of the machine's speed weighs on all three alike); each
+# ratio compares runs seconds apart, and the summary gives the median over PAIRS rounds.
+taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" -H "Authorization: Bearer $ONE" "$PROTECTED" >/dev/null 2>&1
+declare -A RPS_OF CPU_OF
+for r in $(seq 1 "$PAIRS"); do
+  cases=(public header repeated)
+  if (( r % 2 == 0 )); then cases=(repeated header public); fi
+  for c in "${cases[@]}"; do
+    case $c in
+      public) RUN_DURATION=$PAIR_DURATION run "GET /healthz (public), round $r" "$BASE/healthz" ;;
+      header) RUN_DURATION=$PAIR_DURATION run "GET /healthz with the token's header, round $r" "$BASE/healthz" -H "Authorization: Bearer $ONE" ;;
+      repeated) RUN_DURATION=$PAIR_DURATION run "protected, one repeated token, round $r" "$PROTECTED" -H "Authorization: Bearer $ONE" ;;
+    esac
+    RPS_OF[$c]=$RPS CPU_OF[$c]=$CPU_US
+    BUSY+=("${BUSY_PCT%\%}")
+  done
+  PUBLIC_CPUS+=("${CPU_OF[public]}")
+  R_REPEAT+=("$(ratio "${RPS_OF[repeated]}" "${RPS_OF[public]}")")
+  H_REPEAT+=("$(ratio "${RPS_OF[repeated]}" "${RPS_OF[header]}")")
+  K_REPEAT+=("$(capacity "${CPU_OF[repeated]}" "${CPU_OF[public]}")")
+  C_REPEAT+=("$(minus "${CPU_OF[repeated]}" "${CPU_OF[public]}")")
+  C_HEADER+=("$(minus "${CPU_OF[header]}" "${CPU_OF[public]}")")
+done
+
 for r in $(seq 1 "$ROUNDS"); do
   run "GET /healthz (public), round $r" "$BASE/healthz"
   p_rps=$RPS p_cpu=$CPU_US
-  PUBLIC_CPUS+=("$p_cpu")
-  run "GET /healthz with the token's header, round $r" "$BASE/healthz" -H "Authorization: Bearer $ONE"
-  C_HEADER+=("$(minus "$CPU_US" "$p_cpu")")
-  run "protected, one repeated token, round $r" "$PROTECTED" -H "Authorization: Bearer $ONE"
-  R_REPEAT+=("$(ratio "$RPS" "$p_rps")") C_REPEAT+=("$(minus "$CPU_US" "$p_cpu")")
-  K_REPEAT+=("$(capacity "$CPU_US" "$p_cpu")")
   TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct tokens, round $r" "$PROTECTED" -s scripts/tokens.lua
   R_DISTINCT+=("$(ratio "$RPS" "$p_rps")") C_DISTINCT+=("$(minus "$CPU_US" "$p_cpu")")
   K_DISTINCT+=("$(capacity "$CPU_US" "$p_cpu")")
@@ -167,11 +193,13 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "Ratios to the public route's req/s, each within one round (median; the rounds):"
+echo "Ratios to the public route's req/s, each within one round (median; the rounds; $PAIRS rounds of $PAIR_DURATION runs for the repeated token):"
 echo "  repeated token:                 $(median "${R_REPEAT[@]}")  (${R_REPEAT[*]})  target >= 0.95, aim 0.97"
+echo "  repeated token / /healthz sent the same Authorization header: $(median "${H_REPEAT[@]}")  (${H_REPEAT[*]})"
 echo "  $TOKENS distinct tokens, cache on: $(median "${R_DISTINCT[@]}")  (${R_DISTINCT[*]})"
 echo "  distinct tokens, cache off:     $(median "${R_OFF[@]}")  (${R_OFF[*]})"
-echo "  (a req/s ratio means something only when both runs kept the server's core busy: see 'busy')"
+echo "  (a req/s ratio means something only when both runs kept the server's core busy: see 'busy';"
+echo "   median busy of the public, header and repeated-token runs: $(median "${BUSY[@]}") %)"
 echo "Capacity ratios, from the server's CPU per request (public / protected; median; the rounds):"
 echo "  repeated token:                 $(median "${K_REPEAT[@]}")  (${K_REPEAT[*]})"
 echo "  $TOKENS distinct tokens, cache on: $(median "${K_DISTINCT[@]}")  (${K_DISTINCT[*]})"

@@ -239,7 +239,11 @@ impl Text {
     fn new(s: Cow<'_, str>, payload: &str) -> Self {
         let start = (s.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
         match s {
-            Cow::Borrowed(b) if payload.get(start..start + b.len()) == Some(b) => {
+            Cow::Borrowed(b)
+                if payload
+                    .get(start..start + b.len())
+                    .is_some_and(|p| std::ptr::eq(p, b)) =>
+            {
                 Self::Span(start..start + b.len())
             }
             s => Self::Own(s.into_owned().into_boxed_str()),
@@ -469,7 +473,7 @@ pub(crate) fn read_claims(
 ) -> Result<Claims, ReadError> {
     let registered = {
         let mut de = serde_json::Deserializer::from_str(&payload);
-        let fields = Wanted(scope_sources)
+        let fields = Wanted::new(scope_sources)
             .deserialize(&mut de)
             .map_err(|_| ReadError::Malformed)?;
         de.end().map_err(|_| ReadError::Malformed)?;
@@ -493,7 +497,7 @@ pub(crate) fn build_claims(
     key_id: Option<String>,
     scope_sources: &[ScopeSource],
 ) -> Result<Claims, ClaimShape> {
-    let wanted = Wanted(scope_sources);
+    let wanted = Wanted::new(scope_sources);
     let mut fields = Fields::default();
     for (name, value) in &raw {
         let member = wanted.member(name);
@@ -513,17 +517,25 @@ pub(crate) fn build_claims(
 
 /// The registered claims [`Fields::assemble`] reads: each one's index in
 /// [`Fields::registered`].
+#[inline]
 fn registered(name: &str) -> Option<usize> {
-    match name {
-        "iss" => Some(0),
-        "sub" => Some(1),
-        "aud" => Some(2),
-        "exp" => Some(3),
-        "nbf" => Some(4),
-        "iat" => Some(5),
-        "jti" => Some(6),
-        "client_id" => Some(7),
-        "azp" => Some(8),
+    // Compared as integers: every member name of every token goes through here.
+    const fn three(n: &[u8; 3]) -> u32 {
+        n[0] as u32 | (n[1] as u32) << 8 | (n[2] as u32) << 16
+    }
+    match *name.as_bytes() {
+        [a, b, c] => match u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16 {
+            k if k == three(b"iss") => Some(0),
+            k if k == three(b"sub") => Some(1),
+            k if k == three(b"aud") => Some(2),
+            k if k == three(b"exp") => Some(3),
+            k if k == three(b"nbf") => Some(4),
+            k if k == three(b"iat") => Some(5),
+            k if k == three(b"jti") => Some(6),
+            k if k == three(b"azp") => Some(8),
+            _ => None,
+        },
+        _ if name == "client_id" => Some(7),
         _ => None,
     }
 }
@@ -716,6 +728,7 @@ impl<'de> Fields<'de> {
         }
     }
 
+    #[inline]
     fn take(&mut self, name: &'static str) -> Raw<'de> {
         registered(name)
             .map(|i| std::mem::take(&mut self.registered[i]))
@@ -841,25 +854,37 @@ fn read_scopes(
 /// The one pass of [`read_claims`]: a JSON object whose registered claims and scope claims
 /// are read as [`Raw`]s, the members role paths may read parsed as [`Value`]s, every other
 /// member parsed and dropped as it goes; no member name may appear twice.
-struct Wanted<'s>(&'s [ScopeSource]);
+struct Wanted<'s> {
+    sources: &'s [ScopeSource],
+    /// Whether any source is a role path.
+    roles: bool,
+}
 
-impl Wanted<'_> {
+impl<'s> Wanted<'s> {
+    fn new(sources: &'s [ScopeSource]) -> Self {
+        Self {
+            sources,
+            roles: sources.iter().any(|s| matches!(s, ScopeSource::Roles(_))),
+        }
+    }
+
     /// Whether `name` is a scope claim.
     fn scope_claim(&self, name: &str) -> bool {
-        self.0
+        self.sources
             .iter()
             .any(|source| matches!(source, ScopeSource::Claim(claim) if claim == name))
     }
 
     /// Whether a role path may read the top-level member `name`.
     fn for_roles(&self, name: &str) -> bool {
-        self.0.iter().any(|source| match source {
-            ScopeSource::Claim(_) => false,
-            // `claim_at` looks up the whole path, then every part before a dot.
-            ScopeSource::Roles(path) => {
-                path == name || path.match_indices('.').any(|(i, _)| &path[..i] == name)
-            }
-        })
+        self.roles
+            && self.sources.iter().any(|source| match source {
+                ScopeSource::Claim(_) => false,
+                // `claim_at` looks up the whole path, then every part before a dot.
+                ScopeSource::Roles(path) => {
+                    path == name || path.match_indices('.').any(|(i, _)| &path[..i] == name)
+                }
+            })
     }
 
     /// What `name` is to the reader, worked out once per member.
@@ -1181,6 +1206,37 @@ mod tests {
                 Some(ReadError::Shape(ClaimShape::Invalid(claim))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn registered_claims_have_their_own_slots() {
+        let names = [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "client_id",
+            "azp",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(registered(name), Some(i), "{name}");
+        }
+        for other in [
+            "",
+            "is",
+            "issx",
+            "ISS",
+            "scp",
+            "client_i",
+            "client_idx",
+            "gty",
+            "é",
+        ] {
+            assert_eq!(registered(other), None, "{other}");
         }
     }
 
