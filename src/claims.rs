@@ -214,7 +214,7 @@ struct ClaimsInner {
     client_id: Option<Text>,
     scopes: Scopes,
     algorithm: Algorithm,
-    key_id: Option<String>,
+    key_id: Option<Arc<str>>,
     raw: RawClaims,
 }
 
@@ -468,7 +468,7 @@ pub(crate) enum ReadError {
 pub(crate) fn read_claims(
     payload: String,
     algorithm: Algorithm,
-    key_id: Option<String>,
+    key_id: Option<Arc<str>>,
     scope_sources: &[ScopeSource],
 ) -> Result<Claims, ReadError> {
     let registered = {
@@ -494,7 +494,7 @@ pub(crate) fn read_claims(
 pub(crate) fn build_claims(
     raw: Map<String, Value>,
     algorithm: Algorithm,
-    key_id: Option<String>,
+    key_id: Option<Arc<str>>,
     scope_sources: &[ScopeSource],
 ) -> Result<Claims, ClaimShape> {
     let wanted = Wanted::new(scope_sources);
@@ -804,7 +804,7 @@ struct Registered {
 }
 
 impl Registered {
-    fn into_claims(self, algorithm: Algorithm, key_id: Option<String>, raw: RawClaims) -> Claims {
+    fn into_claims(self, algorithm: Algorithm, key_id: Option<Arc<str>>, raw: RawClaims) -> Claims {
         Claims(Arc::new(ClaimsInner {
             issuer: self.issuer,
             subject: self.subject,
@@ -872,7 +872,7 @@ impl<'s> Wanted<'s> {
     fn scope_claim(&self, name: &str) -> bool {
         self.sources
             .iter()
-            .any(|source| matches!(source, ScopeSource::Claim(claim) if claim == name))
+            .any(|source| matches!(source, ScopeSource::Claim(claim) if claim.as_bytes().first() == name.as_bytes().first() && claim == name))
     }
 
     /// Whether a role path may read the top-level member `name`.
@@ -923,8 +923,11 @@ impl<'de> Visitor<'de> for Wanted<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Fields::default();
-        // The names that are not registered claims (those have a bit in `fields.seen`).
-        let mut others = Vec::new();
+        // The names that are not registered claims (those have a bit in `fields.seen`): the
+        // first few on the stack, the rest in a list.
+        let mut first: [Cow<'de, str>; 8] = Default::default();
+        let mut count = 0;
+        let mut more = Vec::new();
         while let Some(Name(name)) = a.next_key()? {
             let member = self.member(&name);
             match member.route {
@@ -939,13 +942,26 @@ impl<'de> Visitor<'de> for Wanted<'_> {
                     return Err(serde::de::Error::custom("duplicate member"));
                 }
                 Some(i) => fields.seen |= 1 << i,
-                None => others.push(name),
+                None if count < first.len() => {
+                    first[count] = name;
+                    count += 1;
+                }
+                None => more.push(name),
             }
         }
         // Duplicates among the other names are looked for once all are known: sorting keeps
         // it O(n log n) whatever the payload.
-        others.sort_unstable();
-        if others.windows(2).any(|w| w[0] == w[1]) {
+        let duplicate = |names: &mut [Cow<'de, str>]| {
+            names.sort_unstable();
+            names.windows(2).any(|w| w[0] == w[1])
+        };
+        let found = if more.is_empty() {
+            duplicate(&mut first[..count])
+        } else {
+            more.extend(first.into_iter().take(count));
+            duplicate(&mut more)
+        };
+        if found {
             return Err(serde::de::Error::custom("duplicate member"));
         }
         Ok(fields)
@@ -1206,6 +1222,25 @@ mod tests {
                 Some(ReadError::Shape(ClaimShape::Invalid(claim))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn duplicates_are_found_among_many_other_members() {
+        let names: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        for count in [1, 8, 9, 20] {
+            let members: String = names[..count]
+                .iter()
+                .map(|n| format!(r#","{n}":1"#))
+                .collect();
+            assert!(
+                read(&format!(r#"{{"iss":"i","exp":1{members}}}"#)).is_ok(),
+                "{count}"
+            );
+            for dup in [0, count - 1] {
+                let text = format!(r#"{{"iss":"i","exp":1{members},"{}":2}}"#, names[dup]);
+                assert_eq!(read(&text).err(), Some(ReadError::Malformed), "{text}");
+            }
         }
     }
 

@@ -649,7 +649,14 @@ impl Inner {
         if !verified {
             return Err(AuthError::invalid(InvalidTokenReason::BadSignature));
         }
-        let claims = self.claims(&parsed, key.kid())?;
+        // A key with a `kid` was found by the header's `kid` when there is one, so that is the
+        // same text (shared rather than copied).
+        let kid = match (key.kid(), &parsed.kid) {
+            (Some(_), Some(header)) => Some(header.clone()),
+            (Some(kid), None) => Some(Arc::from(kid)),
+            (None, _) => None,
+        };
+        let claims = self.claims(&parsed, kid)?;
         if let Some(fresh) = parsed.fresh {
             self.last_header.store(Some(fresh));
         }
@@ -746,12 +753,12 @@ impl Inner {
         })
     }
 
-    fn claims(&self, parsed: &Parsed<'_>, kid: Option<&str>) -> Result<Claims, AuthError> {
+    fn claims(&self, parsed: &Parsed<'_>, kid: Option<Arc<str>>) -> Result<Claims, AuthError> {
         let s = &self.s;
         let payload = decode_part(parsed.payload)?;
         let payload = String::from_utf8(payload).map_err(|_| malformed())?;
-        let claims = read_claims(payload, parsed.alg, kid.map(str::to_owned), &s.scope_claims)
-            .map_err(|e| match e {
+        let claims =
+            read_claims(payload, parsed.alg, kid, &s.scope_claims).map_err(|e| match e {
                 ReadError::Malformed => malformed(),
                 ReadError::Shape(ClaimShape::Missing(name)) => AuthError::invalid_with(
                     InvalidTokenReason::MissingClaim,
