@@ -11,7 +11,9 @@
 # not the server, sets the pace on a shared machine) for:
 #   1. the public route GET /healthz (also with the protected requests' Authorization header,
 #      which separates the cost of the bigger request from the layer's);
-#   2. a protected route (GET /api/location/geocode) with one repeated token;
+#   2. the protected GET /api/ping (any valid token; answers `ok` as /healthz does, so the
+#      two differ only by the layer and the token), and GET /api/location/geocode (the
+#      scope extractor and a JSON answer), each with one repeated token;
 #   3. the same with TOKENS distinct valid tokens in turn (cache on, default size);
 #   4. the same with the verified-token cache off (TOKEN_CACHE=0): every request verifies;
 #   5. a flood of FLOOD_TOKENS distinct tokens with the cache at each of MEMORY_CACHES
@@ -144,6 +146,7 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a - b}'; }
 # Each round measures the public route next to the cases it is compared with, so that a
 # ratio compares two runs a few seconds apart; the summary gives the median over rounds.
 R_REPEAT=() H_REPEAT=() K_REPEAT=() C_REPEAT=() C_HEADER=() PUBLIC_CPUS=() BUSY=()
+R_PING=() H_PING=() K_PING=() C_PING=()
 R_DISTINCT=() R_OFF=() C_DISTINCT=() C_OFF=() K_DISTINCT=() K_OFF=()
 # capacity A B: the req/s ratio of two cases on a saturated core, from their CPU per request.
 capacity() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b / a}'; }
@@ -157,12 +160,13 @@ start_server ""
 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" -H "Authorization: Bearer $ONE" "$PROTECTED" >/dev/null 2>&1
 declare -A RPS_OF CPU_OF
 for r in $(seq 1 "$PAIRS"); do
-  cases=(public header repeated)
-  if (( r % 2 == 0 )); then cases=(repeated header public); fi
+  cases=(public header ping repeated)
+  if (( r % 2 == 0 )); then cases=(repeated ping header public); fi
   for c in "${cases[@]}"; do
     case $c in
       public) RUN_DURATION=$PAIR_DURATION run "GET /healthz (public), round $r" "$BASE/healthz" ;;
       header) RUN_DURATION=$PAIR_DURATION run "GET /healthz with the token's header, round $r" "$BASE/healthz" -H "Authorization: Bearer $ONE" ;;
+      ping) RUN_DURATION=$PAIR_DURATION run "GET /api/ping, one repeated token, round $r" "$BASE/api/ping" -H "Authorization: Bearer $ONE" ;;
       repeated) RUN_DURATION=$PAIR_DURATION run "protected, one repeated token, round $r" "$PROTECTED" -H "Authorization: Bearer $ONE" ;;
     esac
     RPS_OF[$c]=$RPS CPU_OF[$c]=$CPU_US
@@ -174,6 +178,10 @@ for r in $(seq 1 "$PAIRS"); do
   K_REPEAT+=("$(capacity "${CPU_OF[repeated]}" "${CPU_OF[public]}")")
   C_REPEAT+=("$(minus "${CPU_OF[repeated]}" "${CPU_OF[public]}")")
   C_HEADER+=("$(minus "${CPU_OF[header]}" "${CPU_OF[public]}")")
+  R_PING+=("$(ratio "${RPS_OF[ping]}" "${RPS_OF[public]}")")
+  H_PING+=("$(ratio "${RPS_OF[ping]}" "${RPS_OF[header]}")")
+  K_PING+=("$(capacity "${CPU_OF[ping]}" "${CPU_OF[public]}")")
+  C_PING+=("$(minus "${CPU_OF[ping]}" "${CPU_OF[public]}")")
 done
 
 for r in $(seq 1 "$ROUNDS"); do
@@ -194,18 +202,21 @@ done
 
 echo
 echo "Ratios to the public route's req/s, each within one round (median; the rounds; $PAIRS rounds of $PAIR_DURATION runs for the repeated token):"
-echo "  repeated token:                 $(median "${R_REPEAT[@]}")  (${R_REPEAT[*]})  target >= 0.95, aim 0.97"
-echo "  repeated token / /healthz sent the same Authorization header: $(median "${H_REPEAT[@]}")  (${H_REPEAT[*]})"
+echo "  /api/ping (protected, the same handler as /healthz), repeated token: $(median "${R_PING[@]}")  (${R_PING[*]})  target >= 0.95, aim 0.97"
+echo "    the same, to /healthz sent the same Authorization header: $(median "${H_PING[@]}")  (${H_PING[*]})"
+echo "  geocode (scope extractor, JSON answer), repeated token: $(median "${R_REPEAT[@]}")  (${R_REPEAT[*]})"
+echo "    the same, to /healthz sent the same Authorization header: $(median "${H_REPEAT[@]}")  (${H_REPEAT[*]})"
 echo "  $TOKENS distinct tokens, cache on: $(median "${R_DISTINCT[@]}")  (${R_DISTINCT[*]})"
 echo "  distinct tokens, cache off:     $(median "${R_OFF[@]}")  (${R_OFF[*]})"
 echo "  (a req/s ratio means something only when both runs kept the server's core busy: see 'busy';"
 echo "   median busy of the public, header and repeated-token runs: $(median "${BUSY[@]}") %)"
 echo "Capacity ratios, from the server's CPU per request (public / protected; median; the rounds):"
+echo "  /api/ping, repeated token:      $(median "${K_PING[@]}")  (${K_PING[*]})"
 echo "  repeated token:                 $(median "${K_REPEAT[@]}")  (${K_REPEAT[*]})"
 echo "  $TOKENS distinct tokens, cache on: $(median "${K_DISTINCT[@]}")  (${K_DISTINCT[*]})"
 echo "  distinct tokens, cache off:     $(median "${K_OFF[@]}")  (${K_OFF[*]})"
 echo "Server CPU µs per request above the public route's ($(median "${PUBLIC_CPUS[@]}") µs), median:"
-echo "  the token's header on /healthz $(median "${C_HEADER[@]}") µs; repeated token $(median "${C_REPEAT[@]}") µs;"
+echo "  the token's header on /healthz $(median "${C_HEADER[@]}") µs; /api/ping $(median "${C_PING[@]}") µs; geocode, repeated token $(median "${C_REPEAT[@]}") µs;"
 echo "  distinct, cache on $(median "${C_DISTINCT[@]}") µs; distinct, cache off $(median "${C_OFF[@]}") µs"
 OFF_COST=$(median "${C_OFF[@]}")
 

@@ -548,3 +548,43 @@ async fn the_layer_works_on_a_plain_hyper_style_service() {
     let res = svc.oneshot(req).await.expect("response");
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn every_path_through_the_layer_calls_only_a_readied_service() {
+    use http_body_util::Full;
+    use tower::{Service, ServiceBuilder, ServiceExt};
+    // A concurrency limit of one panics when it is called without having been readied: the
+    // layer must call the service it readied (a hit, anonymous) or move it into the future
+    // (a fresh token), never a clone that was not readied.
+    let mut svc = ServiceBuilder::new()
+        .layer(JwtAuthLayer::new(verifier()).optional())
+        .concurrency_limit(1)
+        .service_fn(|_: http::Request<Full<bytes::Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(bytes::Bytes::new())))
+        });
+    let t = token(json!({}));
+    let fresh = token(json!({"jti": "another"}));
+    let cases = [
+        (Some(format!("Bearer {t}")), 200),
+        (Some(format!("Bearer {t}")), 200),
+        (None, 200),
+        (Some("Bearer not.a.token".to_owned()), 401),
+        (Some(format!("Bearer {fresh}")), 200),
+        (Some(format!("Bearer {t}")), 200),
+    ];
+    for (auth, want) in cases {
+        let mut req = http::Request::builder();
+        if let Some(a) = &auth {
+            req = req.header("authorization", a);
+        }
+        let req = req.body(Full::new(bytes::Bytes::new())).expect("request");
+        let res = svc
+            .ready()
+            .await
+            .expect("ready")
+            .call(req)
+            .await
+            .expect("response");
+        assert_eq!(res.status(), want, "{auth:?}");
+    }
+}

@@ -132,9 +132,22 @@ async fn the_api_refuses_requests_without_a_token() {
         "/api/location/geocode",
         "/api/location/reverse-geocode",
         "/api/directions",
+        "/api/ping",
     ] {
         assert_eq!(call(&w, path, None).await.0, 401, "{path}");
     }
+}
+
+#[tokio::test]
+async fn ping_answers_any_valid_token_whatever_its_scopes() {
+    let w = world().await;
+    let t = token(&w, "mapper", "m-secret").await;
+    assert_eq!(call(&w, "/api/directions", Some(&t)).await.0, 403);
+    assert_eq!(
+        call(&w, "/api/ping", Some(&t)).await,
+        (200, "ok".to_owned())
+    );
+    assert_eq!(call(&w, "/api/ping", Some("not-a-token")).await.0, 401);
 }
 
 #[tokio::test]

@@ -39,6 +39,9 @@ pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
         metadata.well_known_path()
     );
     let api = Router::new()
+        // Any valid token, no scope: lets a client check its credentials (and the load
+        // harness compare a protected route with `/healthz`, handler for handler).
+        .route("/api/ping", get(|| async { "ok" }))
         .route("/api/location/geocode", get(geocode))
         .route("/api/location/reverse-geocode", get(reverse_geocode))
         .merge(

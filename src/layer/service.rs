@@ -90,21 +90,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Take the service that was readied, leave a clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
+        let shared = &*self.shared;
         // The challenge marks that the layer ran, for guards, extractors and rejections.
         req.extensions_mut().insert(shared.challenge.clone());
         // A reused token is answered from the verified-token cache right here: no syntax
-        // checks (a cached token passed them), no copy of the token, no boxed future.
+        // checks (a cached token passed them), no copy of the token, no boxed future, and the
+        // service that was readied is called in place (no clone of it).
         let cached = bearer_candidate(req.headers())
             .and_then(|candidate| shared.verifier.verify_cached(candidate));
         match cached {
             Some(Ok(claims)) => {
                 crate::metrics::accepted();
                 req.extensions_mut().insert(claims);
-                return ResponseFuture::inner(inner.call(req));
+                return ResponseFuture::inner(self.inner.call(req));
             }
             Some(Err(e)) => {
                 log(&e);
@@ -118,7 +116,7 @@ where
             // Anonymous.
             Err(e) if e.kind() == AuthErrorKind::MissingToken && shared.optional => {
                 crate::metrics::anonymous();
-                return ResponseFuture::inner(inner.call(req));
+                return ResponseFuture::inner(self.inner.call(req));
             }
             Err(e) => {
                 log(&e);
@@ -126,6 +124,10 @@ where
                 return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
             }
         };
-        ResponseFuture::verify(shared, token, req, inner)
+        // The verification finishes later: the future takes the service that was readied and
+        // leaves a clone in its place.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::verify(self.shared.clone(), token, req, inner)
     }
 }
