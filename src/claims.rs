@@ -71,8 +71,11 @@ impl fmt::Display for ScopeToken {
 }
 
 /// A set of scope tokens granted by a token.
+///
+/// Held as one string: the tokens sorted, without duplicates, joined by single spaces (one
+/// allocation, whatever the number of scopes).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Scopes(Vec<ScopeToken>);
+pub struct Scopes(Box<str>);
 
 impl Scopes {
     /// Parses a space-separated scope string (RFC 6749 §3.3). Runs of spaces are tolerated.
@@ -85,16 +88,12 @@ impl Scopes {
     /// assert!(!s.contains_any(["reverse-geocode:location"]));
     /// ```
     pub fn parse(s: &str) -> Result<Self, InvalidScope> {
-        let mut set = Self::default();
-        for t in s.split(' ').filter(|t| !t.is_empty()) {
-            set.insert(ScopeToken::new(t)?);
-        }
-        Ok(set)
+        Self::default().with_valid(split_spaces(s))
     }
 
     /// Whether the scope is granted.
     pub fn contains(&self, scope: &str) -> bool {
-        self.0.iter().any(|t| t.as_str() == scope)
+        self.iter().any(|t| t == scope)
     }
 
     /// Whether every one of `scopes` is granted.
@@ -108,13 +107,13 @@ impl Scopes {
     }
 
     /// The granted scopes, sorted.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(ScopeToken::as_str)
+    pub fn iter(&self) -> ScopesIter<'_> {
+        ScopesIter((!self.0.is_empty()).then(|| self.0.split(' ')))
     }
 
     /// The number of scopes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.iter().count()
     }
 
     /// Whether no scope is granted.
@@ -122,11 +121,21 @@ impl Scopes {
         self.0.is_empty()
     }
 
-    pub(crate) fn insert(&mut self, t: ScopeToken) {
-        // Sorted, without duplicates: a handful of scopes, so a sorted list beats a tree.
-        if let Err(i) = self.0.binary_search(&t) {
-            self.0.insert(i, t);
+    /// These scopes and `more`, which must all be valid scope tokens.
+    pub(crate) fn with_valid<'a>(
+        &'a self,
+        more: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, InvalidScope> {
+        let mut tokens: Vec<&str> = self.iter().collect();
+        for t in more {
+            if !is_scope_token(t) {
+                return Err(InvalidScope(()));
+            }
+            tokens.push(t);
         }
+        tokens.sort_unstable();
+        tokens.dedup();
+        Ok(Self(tokens.join(" ").into_boxed_str()))
     }
 
     /// Adds the roles of a role claim (an array, or a space-separated string) as scopes.
@@ -138,31 +147,36 @@ impl Scopes {
             Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
-        for role in roles {
-            if let Ok(t) = ScopeToken::new(role) {
-                self.insert(t);
-            }
+        let valid = roles.into_iter().filter(|r| is_scope_token(r));
+        if let Ok(scopes) = self.with_valid(valid) {
+            *self = scopes;
         }
     }
 
     /// Adds the scopes of a claim value: a space-separated string or an array of tokens.
     pub(crate) fn extend_from_claim(&mut self, v: &Value) -> Result<(), InvalidScope> {
-        match v {
-            Value::String(s) => {
-                for t in s.split(' ').filter(|t| !t.is_empty()) {
-                    self.insert(ScopeToken::new(t)?);
-                }
-                Ok(())
-            }
-            Value::Array(items) => {
-                for item in items {
-                    let s = item.as_str().ok_or(InvalidScope(()))?;
-                    self.insert(ScopeToken::new(s)?);
-                }
-                Ok(())
-            }
-            _ => Err(InvalidScope(())),
-        }
+        let tokens: Vec<&str> = match v {
+            Value::String(s) => split_spaces(s).collect(),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().ok_or(InvalidScope(())))
+                .collect::<Result<_, _>>()?,
+            _ => return Err(InvalidScope(())),
+        };
+        *self = self.with_valid(tokens)?;
+        Ok(())
+    }
+}
+
+/// The scopes of [`Scopes`], sorted (see [`Scopes::iter`]).
+#[derive(Clone, Debug)]
+pub struct ScopesIter<'a>(Option<std::str::Split<'a, char>>);
+
+impl<'a> Iterator for ScopesIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.0.as_mut()?.next()
     }
 }
 
@@ -174,24 +188,16 @@ impl fmt::Debug for Scopes {
 
 impl fmt::Display for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for s in self.iter() {
-            if !first {
-                f.write_str(" ")?;
-            }
-            f.write_str(s)?;
-            first = false;
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 
 impl<'a> IntoIterator for &'a Scopes {
     type Item = &'a str;
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, ScopeToken>, fn(&'a ScopeToken) -> &'a str>;
+    type IntoIter = ScopesIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(ScopeToken::as_str)
+        self.iter()
     }
 }
 
@@ -716,15 +722,15 @@ impl<'de> Fields<'de> {
 
     /// Adds the scopes of a scope claim: a space-separated string or an array of tokens.
     fn add_scopes(&mut self, raw: &Raw<'_>) {
-        let mut add = |t: &str| match ScopeToken::new(t) {
-            Ok(t) => self.scopes.insert(t),
-            Err(_) => self.bad_scope = true,
+        let added = match raw {
+            Raw::Absent | Raw::Null => return,
+            Raw::Str(s) => self.scopes.with_valid(split_spaces(s)),
+            Raw::Strs(items) => self.scopes.with_valid(items.iter().map(|t| &**t)),
+            Raw::Num(_) | Raw::Other => Err(InvalidScope(())),
         };
-        match raw {
-            Raw::Absent | Raw::Null => {}
-            Raw::Str(s) => split_spaces(s).for_each(&mut add),
-            Raw::Strs(items) => items.iter().for_each(|t| add(t)),
-            Raw::Num(_) | Raw::Other => self.bad_scope = true,
+        match added {
+            Ok(scopes) => self.scopes = scopes,
+            Err(_) => self.bad_scope = true,
         }
     }
 

@@ -125,7 +125,7 @@ pub use self::tonic::{
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "axum")]
 pub use axum::{Auth, AuthRejection, RequireScopes, ScopeRequirement};
-pub use claims::{Claims, ClaimsError, InvalidScope, ScopeToken, Scopes};
+pub use claims::{Claims, ClaimsError, InvalidScope, ScopeToken, Scopes, ScopesIter};
 pub use config::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_INITIAL_BACKOFF, DEFAULT_JWKS_TTL, DEFAULT_LEEWAY,
     DEFAULT_MAX_BACKOFF, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_JWKS_TTL, DEFAULT_MAX_KEYS,
