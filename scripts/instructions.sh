@@ -31,8 +31,8 @@ done
 
 echo "building (release)..." >&2
 cargo build --release --quiet --example world_mappers --example mint_tokens
-BENCH=$(cargo bench --bench verify --no-run 2>&1 | sed -n 's/.*Executable .*(\(target[^)]*\)).*/\1/p' | tail -1)
-BIN=target/release/examples
+BENCH=$(cargo bench --bench verify --no-run 2>&1 | sed -n 's/.*Executable .*(\([^)]*\)).*/\1/p' | tail -1)
+BIN=${CARGO_TARGET_DIR:-target}/release/examples
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -66,10 +66,10 @@ route() { # LABEL URL [wrk args]
   local label=$1 url=$2 out n total
   shift 2
   wrk -t1 -c2 -d3s "$@" "$url" >/dev/null 2>&1
-  callgrind_control -z "$SERVER" >/dev/null
+  callgrind_control -z "$SERVER" >/dev/null 2>&1
   out=$(wrk -t1 -c2 -d6s "$@" "$url" 2>&1)
-  callgrind_control -d "$label" "$SERVER" >/dev/null
   part=$((part + 1))
+  callgrind_control -d "route$part" "$SERVER" >/dev/null 2>&1
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   total=$(awk '/^summary:/ {print $2}' "$WORK/server.$SERVER.$part")
   printf '| %-58s | %9s | %13s |\n' "$label" "$n" "$((total / n))"

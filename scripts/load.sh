@@ -60,7 +60,7 @@ if (( FLOOD_TOKENS < TOKENS )); then FLOOD_TOKENS=$TOKENS; fi
 echo "building (release)..." >&2
 cargo build --release --quiet --example world_mappers --example mint_tokens
 if [ "$FLOOR" = 1 ]; then cargo bench --quiet --bench verify --no-run 2>/dev/null; fi
-BIN=target/release/examples
+BIN=${CARGO_TARGET_DIR:-target}/release/examples
 
 WORK=$(mktemp -d)
 PIDS=()
