@@ -93,7 +93,13 @@ impl Scopes {
 
     /// Whether the scope is granted.
     pub fn contains(&self, scope: &str) -> bool {
-        self.iter().any(|t| t == scope)
+        // Tokens hold no space: a whole word of the text.
+        !scope.is_empty()
+            && self
+                .0
+                .as_bytes()
+                .split(|&b| b == b' ')
+                .any(|t| t == scope.as_bytes())
     }
 
     /// Whether every one of `scopes` is granted.
@@ -108,7 +114,7 @@ impl Scopes {
 
     /// The granted scopes, sorted.
     pub fn iter(&self) -> ScopesIter<'_> {
-        ScopesIter((!self.0.is_empty()).then(|| self.0.split(' ')))
+        ScopesIter(&self.0)
     }
 
     /// The number of scopes.
@@ -170,13 +176,19 @@ impl Scopes {
 
 /// The scopes of [`Scopes`], sorted (see [`Scopes::iter`]).
 #[derive(Clone, Debug)]
-pub struct ScopesIter<'a>(Option<std::str::Split<'a, char>>);
+pub struct ScopesIter<'a>(&'a str);
 
 impl<'a> Iterator for ScopesIter<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        self.0.as_mut()?.next()
+        // The text is tokens joined by single spaces.
+        if self.0.is_empty() {
+            return None;
+        }
+        let (token, rest) = self.0.split_once(' ').unwrap_or((self.0, ""));
+        self.0 = rest;
+        Some(token)
     }
 }
 
