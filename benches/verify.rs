@@ -210,15 +210,18 @@ impl Setup {
     }
 }
 
+/// The algorithms benchmarked one by one.
+const ALGORITHMS: [Algorithm; 5] = [
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+    Algorithm::HS256,
+];
+
 fn per_algorithm<M: Measurement + 'static>(c: &mut Criterion<M>) {
     let rt = runtime();
-    for alg in [
-        Algorithm::RS256,
-        Algorithm::PS256,
-        Algorithm::ES256,
-        Algorithm::EdDSA,
-        Algorithm::HS256,
-    ] {
+    for alg in ALGORITHMS {
         let setup = LazyCell::new(|| Setup::new(&rt, alg, 64));
         let mut group = c.benchmark_group(format!("verify/{alg}"));
 
@@ -422,13 +425,7 @@ fn paired(rt: &Runtime) {
     println!("paired: {rounds} rounds of 64 distinct tokens, thread CPU time");
     println!("| algorithm | floor / token | cold / token | cold / floor: median | quartiles |");
     println!("|---|---|---|---|---|");
-    for alg in [
-        Algorithm::RS256,
-        Algorithm::PS256,
-        Algorithm::ES256,
-        Algorithm::EdDSA,
-        Algorithm::HS256,
-    ] {
+    for alg in ALGORITHMS {
         let setup = Setup::new(rt, alg, 64);
         let floor = &setup.floor.0;
         let inputs: Vec<_> = setup.toks.iter().map(|t| raw::Floor::split(t)).collect();

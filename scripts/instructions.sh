@@ -32,22 +32,9 @@ done
 echo "building (release)..." >&2
 cargo build --release --quiet --example world_mappers --example mint_tokens
 BENCH=$(cargo bench --bench verify --no-run 2>&1 | sed -n 's/.*Executable .*(\([^)]*\)).*/\1/p' | tail -1)
-BIN=${CARGO_TARGET_DIR:-target}/release/examples
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN/mint_tokens" 10 "$WORK/tokens.txt" >"$WORK/issuer.out" &
-PIDS+=($!)
-for _ in $(seq 1 300); do grep -q '^issuer ' "$WORK/issuer.out" && break; sleep 0.1; done
-ISSUER=$(awk '/^issuer / {print $2}' "$WORK/issuer.out")
-[ -n "$ISSUER" ] || { echo "instructions.sh: mint_tokens did not start" >&2; exit 1; }
+# shellcheck source=scripts/harness.sh
+. scripts/harness.sh
+start_issuer 10 "$WORK/tokens.txt"
 ONE=$(head -n 1 "$WORK/tokens.txt")
 
 env PORT="$PORT" ISSUER_BASE_URL="$ISSUER" RUST_LOG=warn TOKIO_WORKER_THREADS=1 \

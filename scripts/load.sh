@@ -60,16 +60,8 @@ if (( FLOOD_TOKENS < TOKENS )); then FLOOD_TOKENS=$TOKENS; fi
 echo "building (release)..." >&2
 cargo build --release --quiet --example world_mappers --example mint_tokens
 if [ "$FLOOR" = 1 ]; then cargo bench --quiet --bench verify --no-run 2>/dev/null; fi
-BIN=${CARGO_TARGET_DIR:-target}/release/examples
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/harness.sh
+. scripts/harness.sh
 
 wait_port() {
   for _ in $(seq 1 200); do
@@ -82,11 +74,7 @@ wait_port() {
 
 # The issuer (and the token minter) runs on the load generator's core: idle during the runs.
 echo "minting $FLOOD_TOKENS RS256 tokens..." >&2
-taskset -c "$LOAD_CPU" "$BIN/mint_tokens" "$FLOOD_TOKENS" "$WORK/flood.txt" >"$WORK/issuer.out" &
-PIDS+=($!)
-for _ in $(seq 1 1200); do grep -q '^issuer ' "$WORK/issuer.out" && break; sleep 0.1; done
-ISSUER=$(awk '/^issuer / {print $2}' "$WORK/issuer.out")
-[ -n "$ISSUER" ] || { echo "load.sh: mint_tokens did not start" >&2; exit 1; }
+start_issuer "$FLOOD_TOKENS" "$WORK/flood.txt" taskset -c "$LOAD_CPU"
 head -n "$TOKENS" "$WORK/flood.txt" >"$WORK/distinct.txt"
 head -n 1 "$WORK/flood.txt" >"$WORK/one.txt"
 ONE=$(cat "$WORK/one.txt")

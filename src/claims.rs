@@ -222,15 +222,7 @@ impl<'a> IntoIterator for &'a Scopes {
 pub struct Claims(Arc<ClaimsInner>);
 
 struct ClaimsInner {
-    issuer: Text,
-    subject: Option<Text>,
-    audience: Vec<String>,
-    expires_at: i64,
-    not_before: Option<i64>,
-    issued_at: Option<i64>,
-    jwt_id: Option<Text>,
-    client_id: Option<Text>,
-    scopes: Scopes,
+    registered: Registered,
     algorithm: Algorithm,
     key_id: Option<Arc<str>>,
     raw: RawClaims,
@@ -304,47 +296,59 @@ impl std::error::Error for ClaimsError {
 impl Claims {
     /// `iss`.
     pub fn issuer(&self) -> &str {
-        self.0.raw.text(&self.0.issuer)
+        self.0.raw.text(&self.0.registered.issuer)
     }
 
     /// `sub`, when present.
     pub fn subject(&self) -> Option<&str> {
-        self.0.subject.as_ref().map(|t| self.0.raw.text(t))
+        self.0
+            .registered
+            .subject
+            .as_ref()
+            .map(|t| self.0.raw.text(t))
     }
 
     /// `aud`, as a list (a string `aud` is a list of one).
     pub fn audience(&self) -> &[String] {
-        &self.0.audience
+        &self.0.registered.audience
     }
 
     /// `exp`, in seconds since the Unix epoch.
     pub fn expires_at(&self) -> i64 {
-        self.0.expires_at
+        self.0.registered.expires_at
     }
 
     /// `nbf`, in seconds since the Unix epoch.
     pub fn not_before(&self) -> Option<i64> {
-        self.0.not_before
+        self.0.registered.not_before
     }
 
     /// `iat`, in seconds since the Unix epoch.
     pub fn issued_at(&self) -> Option<i64> {
-        self.0.issued_at
+        self.0.registered.issued_at
     }
 
     /// `jti`, when present.
     pub fn jwt_id(&self) -> Option<&str> {
-        self.0.jwt_id.as_ref().map(|t| self.0.raw.text(t))
+        self.0
+            .registered
+            .jwt_id
+            .as_ref()
+            .map(|t| self.0.raw.text(t))
     }
 
     /// `client_id` (RFC 9068), or else `azp`, when present.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_ref().map(|t| self.0.raw.text(t))
+        self.0
+            .registered
+            .client_id
+            .as_ref()
+            .map(|t| self.0.raw.text(t))
     }
 
     /// The granted scopes, read from the configured scope claims.
     pub fn scopes(&self) -> &Scopes {
-        &self.0.scopes
+        &self.0.registered.scopes
     }
 
     /// The algorithm the token was signed with.
@@ -382,7 +386,7 @@ impl Claims {
 
     /// The time `exp` denotes.
     pub fn expiry(&self) -> SystemTime {
-        to_system_time(self.0.expires_at)
+        to_system_time(self.0.registered.expires_at)
     }
 }
 
@@ -399,9 +403,9 @@ impl fmt::Debug for Claims {
         f.debug_struct("Claims")
             .field("iss", &self.issuer())
             .field("sub", &self.subject())
-            .field("aud", &self.0.audience)
-            .field("exp", &self.0.expires_at)
-            .field("scopes", &self.0.scopes)
+            .field("aud", &self.0.registered.audience)
+            .field("exp", &self.0.registered.expires_at)
+            .field("scopes", &self.0.registered.scopes)
             .field("alg", &self.0.algorithm)
             .finish_non_exhaustive()
     }
@@ -824,15 +828,7 @@ struct Registered {
 impl Registered {
     fn into_claims(self, algorithm: Algorithm, key_id: Option<Arc<str>>, raw: RawClaims) -> Claims {
         Claims(Arc::new(ClaimsInner {
-            issuer: self.issuer,
-            subject: self.subject,
-            audience: self.audience,
-            expires_at: self.expires_at,
-            not_before: self.not_before,
-            issued_at: self.issued_at,
-            jwt_id: self.jwt_id,
-            client_id: self.client_id,
-            scopes: self.scopes,
+            registered: self,
             algorithm,
             key_id,
             raw,

@@ -1051,20 +1051,9 @@ mod tests {
         let a = format!("{}.{}", "a".repeat(100), "s".repeat(HASHED_TAIL));
         let b = format!("{}.{}", "b".repeat(100), "s".repeat(HASHED_TAIL));
         let cache = TokenCache::new(10, 0);
-        let claims = crate::claims::build_claims(
-            serde_json::json!({"iss": "i", "exp": unix_now() + 600})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            Algorithm::HS256,
-            None,
-            &[],
-        )
-        .expect("claims");
-        cache.entries.insert(
-            a.as_bytes().to_vec(),
-            Arc::new(CacheEntry { claims, key_id: 1 }),
-        );
+        cache
+            .entries
+            .insert(a.as_bytes().to_vec(), entry(unix_now() + 600, 1));
         assert!(cache.entries.get(a.as_bytes()).is_some());
         assert!(cache.entries.get(b.as_bytes()).is_none());
     }
