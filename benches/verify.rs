@@ -416,6 +416,11 @@ impl Measurement for ThreadCpu {
 /// batch of `verify` over the same tokens with the cache off, in alternating order; the
 /// ratio of each round is cold / floor. Prints the median and quartiles of the rounds'
 /// ratios and the median time per token of each side. `BENCH_ROUNDS` (default 600).
+///
+/// A control beside it: each round also times the floor with a `serde_json::Value` parse of
+/// each token's payload between the signatures, and the two apart. "Interference" is what the
+/// interleaved batch costs beyond the two: how much other work between signature checks
+/// slows them (caches, predictors), which the tight floor loop never pays.
 #[cfg(feature = "aws-lc-rs")]
 fn paired(rt: &Runtime) {
     let rounds: usize = std::env::var("BENCH_ROUNDS")
@@ -423,8 +428,10 @@ fn paired(rt: &Runtime) {
         .and_then(|r| r.parse().ok())
         .unwrap_or(600);
     println!("paired: {rounds} rounds of 64 distinct tokens, thread CPU time");
-    println!("| algorithm | floor / token | cold / token | cold / floor: median | quartiles |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| algorithm | floor / token | cold / token | cold / floor: median | quartiles | interference / token |"
+    );
+    println!("|---|---|---|---|---|---|");
     for alg in ALGORITHMS {
         let setup = Setup::new(rt, alg, 64);
         let floor = &setup.floor.0;
@@ -445,8 +452,37 @@ fn paired(rt: &Runtime) {
             });
             start.elapsed()
         };
+        let payloads: Vec<String> = inputs
+            .iter()
+            .map(|(message, _)| {
+                use base64::Engine as _;
+                let dot = message.iter().position(|&b| b == b'.').expect("two parts");
+                let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(&message[dot + 1..])
+                    .expect("payload");
+                String::from_utf8(payload).expect("utf-8")
+            })
+            .collect();
+        let time_json = || {
+            let start = cpu_time::ThreadTime::now();
+            for p in &payloads {
+                black_box(serde_json::from_str::<Value>(black_box(p)).expect("json"));
+            }
+            start.elapsed()
+        };
+        let time_interleaved = || {
+            let start = cpu_time::ThreadTime::now();
+            for ((message, signature), p) in inputs.iter().zip(&payloads) {
+                assert!(floor.verify(black_box(message), black_box(signature)));
+                black_box(serde_json::from_str::<Value>(black_box(p)).expect("json"));
+            }
+            start.elapsed()
+        };
         let (mut ratios, mut floors, mut colds) = (Vec::new(), Vec::new(), Vec::new());
+        let mut interference = Vec::new();
         for round in 0..rounds {
+            let (f, j, both) = (time_floor(), time_json(), time_interleaved());
+            interference.push((both.as_secs_f64() - f.as_secs_f64() - j.as_secs_f64()) / 64.0);
             let (f, c) = if round % 2 == 0 {
                 (time_floor(), time_cold())
             } else {
@@ -462,12 +498,13 @@ fn paired(rt: &Runtime) {
             v[((v.len() - 1) as f64 * q).round() as usize]
         };
         println!(
-            "| {alg} | {:.2} µs | {:.2} µs | **{:.3}** | {:.3}–{:.3} |",
+            "| {alg} | {:.2} µs | {:.2} µs | **{:.3}** | {:.3}–{:.3} | {:.3} µs |",
             quantile(&mut floors, 0.5) * 1e6,
             quantile(&mut colds, 0.5) * 1e6,
             quantile(&mut ratios, 0.5),
             quantile(&mut ratios, 0.25),
             quantile(&mut ratios, 0.75),
+            quantile(&mut interference, 0.5) * 1e6,
         );
     }
 }

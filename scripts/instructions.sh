@@ -16,7 +16,8 @@
 #    (`Key::verify`), which is what the cold path adds to the backend.
 #
 # Installs valgrind and wrk (Debian's packages) if missing. Environment: PORT (default 7399),
-# ALG (default RS256).
+# ALG (default RS256), KEEP (a folder: the callgrind files are copied there, one per route
+# and one for the cold path, for `callgrind_annotate --inclusive=yes --tree=calling FILE`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,3 +82,8 @@ awk '
     printf "| calls | instructions per call | of which the signature check | the rest |\n|---|---|---|---|\n"
     printf "| %d | %d | %d | %d |\n", n, whole / n, sig / n, (whole - sig) / n
   }' "$WORK/cold.tree"
+if [ -n "${KEEP:-}" ]; then
+  mkdir -p "$KEEP"
+  cp "$WORK"/server.*.* "$WORK/cold.out" "$KEEP"/
+  echo "callgrind files in $KEEP"
+fi
