@@ -172,21 +172,23 @@ for r in $(seq 1 "$PAIRS"); do
   C_PING+=("$(minus "${CPU_OF[ping]}" "${CPU_OF[public]}")")
 done
 
-for r in $(seq 1 "$ROUNDS"); do
-  run "GET /healthz (public), round $r" "$BASE/healthz"
-  p_rps=$RPS p_cpu=$CPU_US
-  TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct tokens, round $r" "$PROTECTED" -s scripts/tokens.lua
-  R_DISTINCT+=("$(ratio "$RPS" "$p_rps")") C_DISTINCT+=("$(minus "$CPU_US" "$p_cpu")")
-  K_DISTINCT+=("$(capacity "$CPU_US" "$p_cpu")")
-done
+# distinct_rounds LABEL R C K: ROUNDS rounds of the public route, each beside the distinct
+# tokens; appends each round's req/s ratio, CPU above the public route and capacity ratio to
+# the arrays named R, C and K.
+distinct_rounds() {
+  local label=$1 r p_rps p_cpu
+  local -n ratios=$2 costs=$3 capacities=$4
+  for r in $(seq 1 "$ROUNDS"); do
+    run "GET /healthz (public)$label, round $r" "$BASE/healthz"
+    p_rps=$RPS p_cpu=$CPU_US
+    TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct tokens$label, round $r" "$PROTECTED" -s scripts/tokens.lua
+    ratios+=("$(ratio "$RPS" "$p_rps")") costs+=("$(minus "$CPU_US" "$p_cpu")")
+    capacities+=("$(capacity "$CPU_US" "$p_cpu")")
+  done
+}
+distinct_rounds "" R_DISTINCT C_DISTINCT K_DISTINCT
 start_server 0
-for r in $(seq 1 "$ROUNDS"); do
-  run "GET /healthz (public), cache off, round $r" "$BASE/healthz"
-  p_rps=$RPS p_cpu=$CPU_US
-  TOKENS_FILE="$WORK/distinct.txt" run "protected, $TOKENS distinct, cache off, round $r" "$PROTECTED" -s scripts/tokens.lua
-  R_OFF+=("$(ratio "$RPS" "$p_rps")") C_OFF+=("$(minus "$CPU_US" "$p_cpu")")
-  K_OFF+=("$(capacity "$CPU_US" "$p_cpu")")
-done
+distinct_rounds ", cache off" R_OFF C_OFF K_OFF
 
 echo
 echo "Ratios to the public route's req/s, each within one round (median; the rounds; $PAIRS rounds of $PAIR_DURATION runs for the repeated token):"
