@@ -90,6 +90,7 @@ mod axum;
 mod claims;
 mod config;
 mod crypto;
+pub mod dpop;
 mod error;
 mod extract;
 mod fetch;
@@ -132,7 +133,8 @@ pub use config::{
     DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL, DEFAULT_TOKEN_CACHE_ENTRIES,
     DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN, VerifierBuilder,
 };
-pub use error::{AuthError, AuthErrorKind, ConfigError, InvalidTokenReason};
+pub use dpop::{Dpop, DpopConfirmation, DpopMode};
+pub use error::{AuthError, AuthErrorKind, ConfigError, DpopProofReason, InvalidTokenReason};
 pub use extract::{TokenSource, bearer_token, parse_authorization};
 pub use key_store::KeyHealth;
 pub use layer::{JwtAuth, JwtAuthLayer};
