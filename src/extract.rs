@@ -70,6 +70,7 @@ fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool) -> bool {
 /// assert!(parse_authorization(b"Bearer").is_err());
 /// assert_eq!(parse_authorization(b"Bearer  abc").unwrap(), Some("abc"));
 /// assert!(parse_authorization(b"Bearer a b").is_err());
+/// assert!(parse_authorization(b"Bearer a,b").is_err());
 /// ```
 ///
 /// # Errors
@@ -96,8 +97,11 @@ pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, AuthError> {
             "the Bearer credential has no token",
         )),
         Some(token) if is_b64token(token) => Ok(Some(token)),
+        Some(token) if token.contains(' ') => Err(AuthError::malformed_request(
+            "the Bearer credential is more than one token (a space follows the token)",
+        )),
         Some(_) => Err(AuthError::malformed_request(
-            "the Bearer credential is not one token after one space",
+            "the token has a character outside the token syntax (RFC 6750 b64token)",
         )),
     }
 }
@@ -282,6 +286,30 @@ mod tests {
         assert_eq!(bearer_candidate(&h), Some(&b"a.b.c"[..]));
         let h = headers(&["Bearer   "]);
         assert_eq!(bearer_candidate(&h), Some(&b""[..]));
+    }
+
+    fn description(value: &str) -> String {
+        match parse_authorization(value.as_bytes()) {
+            Err(e) => e.description().to_owned(),
+            Ok(t) => panic!("accepted: {t:?}"),
+        }
+    }
+
+    #[test]
+    fn a_character_outside_b64token_is_described_as_such() {
+        for value in ["Bearer a,b", "Bearer a=b", "Bearer a\"b", "Bearer  a@b.c"] {
+            let d = description(value);
+            assert!(
+                d.contains("character outside the token syntax"),
+                "{value}: {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_tokens_are_described_as_more_than_one_token() {
+        let d = description("Bearer a b");
+        assert!(d.contains("more than one token"), "{d}");
     }
 
     #[test]

@@ -234,6 +234,19 @@ async fn one_or_more_spaces_after_bearer_are_accepted_fresh_and_from_the_cache()
 }
 
 #[tokio::test]
+async fn a_character_outside_b64token_is_400_saying_so() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let t = token(json!({}));
+    let a = get_with(&s, "/me", &[&format!("Bearer {t}!")]).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        json_body(&a),
+        json!({"error": "invalid_request", "error_description":
+            "the token has a character outside the token syntax (RFC 6750 b64token)"})
+    );
+}
+
+#[tokio::test]
 async fn two_tokens_in_one_header_are_400_invalid_request() {
     let s = serve(app(JwtAuthLayer::new(verifier()))).await;
     let a = get_with(&s, "/me", &["Bearer abc def"]).await;
