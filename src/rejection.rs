@@ -325,6 +325,13 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
+    pub(crate) const fn new() -> Self {
+        Self {
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
     /// `Some(lines left out since the last one)` when a line may be logged now.
     pub(crate) fn allow_now(&self) -> Option<u64> {
         static BASE: OnceLock<Instant> = OnceLock::new();

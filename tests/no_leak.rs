@@ -439,3 +439,41 @@ async fn a_wrong_audience_is_logged_at_warn_once_a_minute_naming_both_values() {
     verifier.verify(&token).await.expect_err("wrong issuer");
     assert_eq!(log.warnings().len(), 2);
 }
+
+#[tokio::test]
+async fn claims_that_do_not_fit_auth_c_are_logged_with_serdes_message_escaped() {
+    use axum::extract::FromRequestParts;
+    use bearer_guard::{Auth, DefaultRejection};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        org_id: u32,
+    }
+
+    let log = LogCapture::start();
+    let keys = Keys::new();
+    let verifier = static_verifier(&keys);
+    let token = sign(&keys.rs, &claims(&json!({"org_id": "acme\nERROR forged"})));
+    let claims = verifier.verify(&token).await.expect("valid");
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.extensions.insert(DefaultRejection::new());
+    parts.extensions.insert(claims);
+    let refused = Auth::<Typed>::from_request_parts(&mut parts, &())
+        .await
+        .expect_err("the claims do not fit");
+    // The description stays generic: serde's message quotes the claim's value.
+    assert_eq!(
+        refused.body_text(),
+        "the token's claims do not have the expected shape"
+    );
+    let warnings = log.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let line = &warnings[0];
+    assert!(line.contains("Typed"), "{line}");
+    assert!(
+        line.contains(r#"invalid type: string \"acme\\nERROR forged\", expected u32"#),
+        "{line}"
+    );
+    assert!(!log.text().contains("\nERROR forged"));
+}
