@@ -355,6 +355,21 @@ async fn the_typed_claims_extractor_names_a_missing_field() {
 }
 
 #[tokio::test]
+async fn an_any_of_403_says_that_any_one_of_the_scopes_is_enough() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let t = token(json!({"scope": "other"}));
+    for path in ["/location", "/guarded-any"] {
+        let a = get_with(&s, path, &[&format!("Bearer {t}")]).await;
+        assert_eq!(a.status, 403, "{path}");
+        let challenge = a.challenge.expect("challenge");
+        assert!(
+            challenge.contains("any one of them is enough"),
+            "{path}: {challenge}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_scope_extractor_answers_403_naming_the_scope() {
     let s = serve(app(JwtAuthLayer::new(verifier()))).await;
     let a = get_with(
