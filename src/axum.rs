@@ -103,10 +103,8 @@ fn claims_of(parts: &Parts) -> Result<Option<Claims>, AuthRejection> {
     match parts.extensions.get::<Claims>() {
         Some(c) => Ok(Some(c.clone())),
         None if parts.extensions.get::<DefaultRejection>().is_some() => Ok(None),
-        None => {
-            tracing::error!("{NO_LAYER}");
-            Err(AuthRejection::LayerMissing)
-        }
+        // Logged once, when the rejection becomes the 500 response.
+        None => Err(AuthRejection::LayerMissing),
     }
 }
 

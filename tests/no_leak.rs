@@ -477,3 +477,27 @@ async fn claims_that_do_not_fit_auth_c_are_logged_with_serdes_message_escaped() 
     );
     assert!(!log.text().contains("\nERROR forged"));
 }
+
+#[tokio::test]
+async fn a_missing_layer_is_logged_once_at_error() {
+    use axum::routing::get;
+    use bearer_guard::{Claims, RequireScopes, scope_requirement};
+    use tower::ServiceExt as _;
+
+    scope_requirement!(Directions = all_of["directions"]);
+    let log = LogCapture::start();
+    // No JwtAuthLayer: a server misconfiguration.
+    let app = axum::Router::new()
+        .route("/me", get(|_: Claims| async { "me" }))
+        .route("/dir", get(|_: RequireScopes<Directions>| async { "dir" }));
+    for path in ["/me", "/dir"] {
+        log.clear();
+        let req = http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let res = app.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(res.status(), 500, "{path}");
+        let errors = log.text().lines().filter(|l| l.contains(" ERROR ")).count();
+        assert_eq!(errors, 1, "{path}: {}", log.text());
+    }
+}
