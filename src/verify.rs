@@ -488,7 +488,9 @@ impl Verifier {
     /// # Errors
     ///
     /// [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the
-    /// fetch failed (the reason is logged at WARN).
+    /// fetch failed or the JWK Set holds no usable key; its message (and its
+    /// [`source`](std::error::Error::source)) says why, for example which issuer string to
+    /// configure when the discovered issuer differs from it. The reason is also logged.
     pub async fn refresh_keys(&self) -> Result<(), AuthError> {
         match &self.repr {
             Repr::One(inner) => inner.refresh_keys().await,
@@ -576,7 +578,7 @@ impl Inner {
             .keys
             .refresh_now()
             .await
-            .map_err(|()| AuthError::keys_unavailable(None))
+            .map_err(|reason| AuthError::keys_unavailable_because(None, reason))
     }
 
     /// Verifies one token against this issuer's configuration.
