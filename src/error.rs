@@ -359,6 +359,16 @@ impl AuthError {
         e
     }
 
+    /// An `insufficient_scope` error for a resource that accepts any one of `scopes`
+    /// (space-separated): its description says that one of them is enough.
+    pub(crate) fn insufficient_scope_any_of(scopes: impl Into<std::sync::Arc<str>>) -> Self {
+        let mut e = Self::insufficient_scope(scopes);
+        e.detail = Cow::Borrowed(
+            "the token has none of the scopes in scope, and any one of them is enough",
+        );
+        e
+    }
+
     /// A custom rejection of a valid token, for claim validators. `description` must use only
     /// the characters RFC 6750 allows in `error_description` (others are replaced when sent).
     pub fn rejected(description: impl Into<Cow<'static, str>>) -> Self {
