@@ -4,8 +4,10 @@
 //! - One fetch at a time, run in its own task (a cancelled request cannot waste it); every
 //!   request that needs it awaits the same fetch.
 //! - Unknown `kid` refreshes are rate-limited by a token bucket (burst, then one per
-//!   cooldown), and a `kid` found absent after a refresh is remembered as absent until the
-//!   next refresh.
+//!   cooldown); an unknown `kid` refused for want of allowance schedules a catch-up refresh
+//!   for when the allowance refills, so that a rotated key is loaded within the cooldown
+//!   even without further requests, and a `kid` found absent after a refresh is remembered as absent for one
+//!   cooldown (or until the next refresh, if sooner).
 //! - A failed fetch keeps the last good set (stale-on-error) and is retried with backoff,
 //!   but only for the maximum stale age counted from the first failure: then the keys are
 //!   dropped and verification answers "keys unavailable" until a fetch succeeds.
@@ -14,7 +16,7 @@
 //!   when it is gone (its runtime shut down).
 //! - Time arithmetic saturates: no TTL or `max-age` can overflow an `Instant`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -29,11 +31,10 @@ use crate::crypto::Key;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::fetch::{Fetcher, JwksResponse};
 use crate::jwks::parse_jwk_set;
+use crate::verify::MAX_KID_BYTES;
 
 /// How many absent `kid`s a snapshot remembers.
 const MAX_ABSENT_KIDS: usize = 1024;
-/// Longest `kid` remembered as absent (longer ones are simply not remembered).
-const MAX_REMEMBERED_KID_LEN: usize = 256;
 
 /// Refresh policy of a remote key store.
 #[derive(Debug, Clone)]
@@ -62,7 +63,9 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 /// The keys held at one moment.
 #[derive(Debug, Default)]
 struct Snapshot {
-    by_kid: HashMap<String, Arc<Key>>,
+    /// Keys by `kid`: usually one; several only for keys of different types sharing a
+    /// `kid` (RFC 7517 §4.5), told apart by the token's `alg`.
+    by_kid: HashMap<String, Vec<Arc<Key>>>,
     all: Vec<Arc<Key>>,
     /// Whether a key set was ever obtained.
     loaded: bool,
@@ -77,7 +80,8 @@ struct Snapshot {
     /// Set at the first failed fetch after the keys were loaded: past it, the keys are
     /// dropped (see [`RefreshPolicy::max_stale_age`]).
     stale_until: Option<Instant>,
-    absent: Mutex<HashSet<String>>,
+    /// `kid`s found absent after a fetch, each until when it is remembered.
+    absent: Mutex<HashMap<String, Instant>>,
 }
 
 enum Lookup {
@@ -90,8 +94,13 @@ enum Lookup {
 impl Snapshot {
     fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
         match kid {
-            Some(kid) => match self.by_kid.get(kid) {
-                Some(k) => Lookup::Found(k.clone()),
+            Some(kid) => match self.by_kid.get(kid).map(Vec::as_slice) {
+                // One key: returned whatever its algorithm (the caller refuses a mismatch).
+                Some([k]) => Lookup::Found(k.clone()),
+                Some(keys) => match keys.iter().find(|k| k.alg() == alg).or(keys.first()) {
+                    Some(k) => Lookup::Found(k.clone()),
+                    None => Lookup::Missing,
+                },
                 None => Lookup::Missing,
             },
             None => {
@@ -127,17 +136,31 @@ impl Snapshot {
     }
 
     fn is_absent(&self, kid: &str) -> bool {
-        self.absent.lock().is_ok_and(|a| a.contains(kid))
+        let Ok(mut a) = self.absent.lock() else {
+            return false;
+        };
+        match a.get(kid) {
+            Some(&until) if Instant::now() < until => true,
+            Some(_) => {
+                a.remove(kid);
+                false
+            }
+            None => false,
+        }
     }
 
-    fn remember_absent(&self, kid: &str) {
-        if kid.len() > MAX_REMEMBERED_KID_LEN {
+    /// Remembers `kid` as absent for `period` (the unknown-`kid` cooldown): long enough to
+    /// spare the issuer, short enough that a key its CDN did not show yet is soon found.
+    fn remember_absent(&self, kid: &str, period: Duration) {
+        let Ok(mut a) = self.absent.lock() else {
             return;
+        };
+        let now = Instant::now();
+        if a.len() >= MAX_ABSENT_KIDS {
+            a.retain(|_, until| now < *until);
         }
-        if let Ok(mut a) = self.absent.lock()
-            && a.len() < MAX_ABSENT_KIDS
-        {
-            a.insert(kid.to_owned());
+        if a.len() < MAX_ABSENT_KIDS {
+            a.insert(kid.to_owned(), later(now, period));
         }
     }
 
@@ -161,7 +184,10 @@ impl Snapshot {
         let mut by_kid = HashMap::new();
         for k in &keys {
             if let Some(kid) = k.kid() {
-                by_kid.entry(kid.to_owned()).or_insert_with(|| k.clone());
+                by_kid
+                    .entry(kid.to_owned())
+                    .or_insert_with(Vec::new)
+                    .push(k.clone());
             }
         }
         Self {
@@ -221,6 +247,9 @@ struct Coord {
     failures: u32,
     failing_since: Option<SystemTime>,
     next_retry: Option<Instant>,
+    /// When an unknown `kid` was refused for want of refresh allowance: a refresh at the
+    /// moment the allowance refills, so that a rotated key is loaded even without traffic.
+    catch_up: Option<Instant>,
     fetches_started: u64,
 }
 
@@ -293,6 +322,7 @@ impl KeyStore {
                         failures: 0,
                         failing_since: None,
                         next_retry: None,
+                        catch_up: None,
                         fetches_started: 0,
                     }),
                     background: Arc::new(AtomicBool::new(false)),
@@ -308,6 +338,14 @@ impl KeyStore {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<Key>, AuthError> {
+        // No key has such a `kid` (longer ones are skipped when a JWK Set is read): refused
+        // at once, without spending a refresh.
+        if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            return Err(AuthError::invalid_with(
+                InvalidTokenReason::UnknownKey,
+                "the token's kid is longer than 256 bytes",
+            ));
+        }
         let Some(remote) = &self.inner.remote else {
             let snap = self.inner.snapshot.load();
             // PEM keys and HMAC secrets have no `kid`: a token naming a `kid` that no key has
@@ -383,7 +421,7 @@ impl KeyStore {
         if result.is_err()
             && let Some(kid) = kid
         {
-            snap.remember_absent(kid);
+            snap.remember_absent(kid, remote.policy.unknown_kid_cooldown);
         }
         result
     }
@@ -441,9 +479,14 @@ impl KeyStore {
             if c.bucket < 1.0 {
                 // While the issuer is failing, an unknown key may well be a new one that
                 // could not be fetched: that is "keys unavailable", not a bad token.
+                let until_next = p.unknown_kid_cooldown.mul_f64((1.0 - c.bucket).max(0.0));
                 if c.failures > 0 {
-                    let until_next = p.unknown_kid_cooldown.mul_f64((1.0 - c.bucket).max(0.0));
                     return Decision::Backoff(until_next);
+                }
+                // Refresh when the allowance refills, with or without further requests.
+                if c.catch_up.is_none() {
+                    c.catch_up = Some(later(now, until_next));
+                    remote.wake.notify_one();
                 }
                 return Decision::RateLimited;
             }
@@ -460,6 +503,8 @@ impl KeyStore {
         c.inflight = Some(rx.clone());
         c.fetches_started += 1;
         c.inflight_seq = c.fetches_started;
+        // This fetch loads what a catch-up refresh would have.
+        c.catch_up = None;
         let seq = c.fetches_started;
         // Released when the task ends, however it ends: completed, panicked, or dropped
         // with its runtime.
@@ -797,13 +842,39 @@ impl Inner {
             return Duration::from_secs(3600);
         };
         let now = Instant::now();
-        let retry = remote.coord.lock().ok().and_then(|c| c.next_retry);
+        let (retry, catch_up) = match remote.coord.lock() {
+            Ok(c) => (c.next_retry, c.catch_up),
+            Err(_) => (None, None),
+        };
         if let Some(t) = retry {
             return t.saturating_duration_since(now);
         }
-        match self.snapshot.load().refresh_due {
+        let due = match self.snapshot.load().refresh_due {
             Some(t) => t.saturating_duration_since(now),
             None => Duration::ZERO,
+        };
+        match catch_up {
+            Some(t) => due.min(t.saturating_duration_since(now)),
+            None => due,
+        }
+    }
+
+    /// When a catch-up refresh is due, spends the refresh allowance it waited for.
+    fn spend_catch_up(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let Ok(mut c) = remote.coord.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if c.catch_up.is_some_and(|t| t <= now) {
+            let p = &remote.policy;
+            let per_sec = 1.0 / p.unknown_kid_cooldown.as_secs_f64().max(0.001);
+            let elapsed = now.duration_since(c.bucket_at).as_secs_f64();
+            c.bucket =
+                ((c.bucket + elapsed * per_sec).min(f64::from(p.unknown_kid_burst)) - 1.0).max(0.0);
+            c.bucket_at = now;
         }
     }
 }
@@ -839,6 +910,7 @@ async fn background(weak: Weak<Inner>) {
         if !store.inner.next_delay().is_zero() {
             continue;
         }
+        store.inner.spend_catch_up();
         let _ = store.refresh_now().await;
     }
 }
@@ -853,5 +925,21 @@ impl Inner {
         let held = snap.loaded.then_some((snap.all.len(), snap.loaded_at));
         let success = matches!(outcome, Outcome::Loaded);
         crate::metrics::jwks_fetch(remote.fetcher.issuer(), success, held);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        let far = later(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
     }
 }

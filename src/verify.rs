@@ -23,6 +23,11 @@ use crate::key_store::{KeyHealth, KeyStore};
 /// Tokens longer than this are verified but not cached.
 pub const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Longest `kid` (in bytes) a key or a token may have. A token with a longer `kid` is
+/// refused as `invalid_token` (unknown key) without any JWKS fetch; a JWK with a longer
+/// `kid` is skipped.
+pub const MAX_KID_BYTES: usize = 256;
+
 pub(crate) struct Settings {
     pub(crate) issuer: String,
     pub(crate) audiences: Vec<String>,
