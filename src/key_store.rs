@@ -246,6 +246,8 @@ struct Coord {
     bucket_at: Instant,
     failures: u32,
     failing_since: Option<SystemTime>,
+    /// Why the last fetch failed, while fetches fail.
+    last_error: Option<Arc<str>>,
     next_retry: Option<Instant>,
     /// When an unknown `kid` was refused for want of refresh allowance: a refresh at the
     /// moment the allowance refills, so that a rotated key is loaded even without traffic.
@@ -321,6 +323,7 @@ impl KeyStore {
                         bucket_at: Instant::now(),
                         failures: 0,
                         failing_since: None,
+                        last_error: None,
                         next_retry: None,
                         catch_up: None,
                         fetches_started: 0,
@@ -621,6 +624,25 @@ impl KeyStore {
         }
     }
 
+    /// Why the keys are missing, stale or empty: the reason the last fetch failed, or an
+    /// empty key set; `None` while the keys are fresh (and for static keys).
+    pub(crate) fn problem(&self) -> Option<(Arc<str>, Option<Duration>)> {
+        let remote = self.inner.remote.as_ref()?;
+        self.inner.drop_expired();
+        let error = remote.coord.lock().ok().and_then(|c| c.last_error.clone());
+        if let Some(reason) = error {
+            return Some((reason, remote.retry_after()));
+        }
+        let snap = self.inner.snapshot.load();
+        if snap.loaded && snap.all.is_empty() {
+            return Some(("the JWK Set has no usable key".into(), None));
+        }
+        if !snap.loaded {
+            return Some(("no key set was fetched yet".into(), None));
+        }
+        None
+    }
+
     /// When the current key set was obtained.
     #[allow(dead_code)]
     pub(crate) fn loaded_at(&self) -> Option<SystemTime> {
@@ -786,9 +808,11 @@ impl Inner {
             Outcome::Loaded => {
                 c.failures = 0;
                 c.failing_since = None;
+                c.last_error = None;
                 c.next_retry = None;
             }
-            Outcome::Failed(_) => {
+            Outcome::Failed(reason) => {
+                c.last_error = Some(reason.clone());
                 c.failures = c.failures.saturating_add(1);
                 c.failing_since.get_or_insert_with(SystemTime::now);
                 let p = &remote.policy;

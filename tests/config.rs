@@ -588,4 +588,46 @@ CLPj2resuMEgWPuHbVhM5ydGwPivqGbZ0QIBAQ==
         );
         assert!(matches!(err, ConfigError::InvalidKey { .. }), "{err:?}");
     }
+
+    #[test]
+    fn an_issuer_with_surrounding_whitespace_is_refused() {
+        for issuer in [
+            "https://issuer.test/ ",
+            " https://issuer.test/",
+            "https://issuer.test/\n",
+        ] {
+            let err = refused(
+                Verifier::builder().issuer(issuer).audience(AUD),
+                &["issuer", "whitespace", issuer.trim()],
+            );
+            assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn an_issuer_from_discovery_needs_discovery_as_the_key_source() {
+        let err = refused(
+            Verifier::builder()
+                .issuer_from_discovery("https://issuer.test")
+                .audience(AUD)
+                .jwks_uri("https://issuer.test/jwks"),
+            &["issuer_from_discovery", "JWKS URI"],
+        );
+        assert!(
+            matches!(err, ConfigError::ConflictingKeySources { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_issuer_from_discovery_over_plain_http_is_refused_even_when_allowed() {
+        let err = refused(
+            Verifier::builder()
+                .issuer_from_discovery("http://idp.example.com")
+                .audience(AUD)
+                .dangerous_allow_insecure_http(),
+            &["http://idp.example.com"],
+        );
+        assert!(matches!(err, ConfigError::InsecureUrl { .. }), "{err:?}");
+    }
 }

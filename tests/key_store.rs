@@ -131,6 +131,86 @@ async fn metadata_naming_another_issuer_is_refused() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_trailing_slash_mismatch_says_which_issuer_to_configure() {
+    let server = Server::start(&[&k1()]).await;
+    let base = server.base_url();
+    server.metadata(Metadata::Oidc(format!("{base}/")));
+    let v = Verifier::builder()
+        .issuer(&base)
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("wrong issuer");
+    let advice = format!("configure `.issuer(\"{base}/\")` exactly");
+    assert!(err.to_string().contains(&advice), "{err}");
+    let why = v.key_error().expect("why the keys are missing");
+    assert!(why.to_string().contains(&advice), "{why}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_key_error_says_why_and_clears_once_keys_are_fresh() {
+    let server = Server::start(&[&k1()]).await;
+    server.reply(Reply::Status(503));
+    let v = server.builder().build().expect("verifier");
+    let why = v.key_error().expect("no keys yet");
+    assert!(
+        why.to_string().contains("no key set was fetched yet"),
+        "{why}"
+    );
+    assert!(v.refresh_keys().await.is_err());
+    let why = v.key_error().expect("the fetch failed");
+    assert!(why.to_string().contains("HTTP 503"), "{why}");
+    server.reply(Reply::Jwks);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    v.refresh_keys().await.expect("loaded");
+    assert!(v.key_error().is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_taken_from_discovery_is_compared_exactly() {
+    let server = Server::start(&[&k1()]).await;
+    let base = server.base_url();
+    let published = format!("{base}/");
+    server.metadata(Metadata::Oidc(published.clone()));
+    let v = Verifier::builder()
+        .issuer_from_discovery(&base)
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    v.refresh_keys().await.expect("discovered");
+    assert_eq!(v.issuer(), published);
+    let mut c = claims();
+    c["iss"] = json!(published);
+    v.verify(&common::mint(&k1(), &c)).await.expect("accepted");
+    c["iss"] = json!(base);
+    assert_eq!(
+        reason(v.verify(&common::mint(&k1(), &c)).await),
+        R::WrongIssuer
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_from_discovery_of_another_origin_is_refused() {
+    let server = Server::start(&[&k1()]).await;
+    server.metadata(Metadata::Oidc("https://evil.test/".into()));
+    let v = Verifier::builder()
+        .issuer_from_discovery(server.base_url())
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("another origin");
+    assert!(err.to_string().contains("origin"), "{err}");
+    assert_eq!(server.jwks_hits(), 0);
+    let mut c = claims();
+    c["iss"] = json!("https://evil.test/");
+    assert_keys_unavailable(v.verify(&common::mint(&k1(), &c)).await);
+    server.stop().await;
+}
+
 // ---- first load ----
 
 #[tokio::test]
