@@ -315,6 +315,15 @@ fn issuer_advice(configured: &str, discovered: &str) -> String {
     }
 }
 
+/// A URL string as it may be logged or shown: without userinfo when it parses as a URL,
+/// else as given.
+pub(crate) fn redact_str(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => redact(&u),
+        _ => url.to_owned(),
+    }
+}
+
 /// A URL as it may be logged or shown: without userinfo (`user:password@`).
 pub(crate) fn redact(url: &Url) -> String {
     if url.username().is_empty() && url.password().is_none() {
@@ -417,6 +426,7 @@ pub(crate) async fn read_capped(
 /// A reqwest error's text and causes, without its URL: the caller names the URL,
 /// [redacted](redact) (reqwest's copy would show userinfo).
 pub(crate) fn request_error(e: reqwest::Error) -> String {
+    // reqwest's Display names the URL too (userinfo included).
     error_chain(&e.without_url())
 }
 

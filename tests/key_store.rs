@@ -211,6 +211,27 @@ async fn an_issuer_from_discovery_of_another_origin_is_refused() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn userinfo_in_a_jwks_url_is_never_shown() {
+    let server = Server::start(&[&k1()]).await;
+    server.reply(Reply::Status(500));
+    let url = server.jwks_uri().replace("http://", "http://user:s3cret@");
+    let v = Verifier::builder()
+        .issuer(common::ISSUER)
+        .audience(AUD)
+        .jwks_uri(url)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("HTTP 500");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("HTTP 500"), "{shown}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("user:"),
+        "{shown}"
+    );
+    server.stop().await;
+}
+
 // ---- first load ----
 
 #[tokio::test]
