@@ -317,6 +317,7 @@ fn issuer_advice(configured: &str, discovered: &str) -> String {
 
 /// A URL string as it may be logged or shown: without userinfo when it parses as a URL,
 /// else as given.
+#[cfg(feature = "client")]
 pub(crate) fn redact_str(url: &str) -> String {
     match Url::parse(url) {
         Ok(u) if !u.username().is_empty() || u.password().is_some() => redact(&u),

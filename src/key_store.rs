@@ -955,6 +955,74 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fetch::RemoteSource;
+
+    /// A store fetching from a server on 127.0.0.1 that answers `jwks` with this
+    /// `Cache-Control`, with TTL bounds `build()` would refuse.
+    async fn store_with_unbounded_ttl(jwks: String, cache_control: &'static str) -> KeyStore {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("address");
+        let app = ::axum::Router::new().fallback(move || {
+            let jwks = jwks.clone();
+            async move { ([(http::header::CACHE_CONTROL, cache_control)], jwks) }
+        });
+        tokio::spawn(async move {
+            let _ = ::axum::serve(listener, app).await;
+        });
+        let url = url::Url::parse(&format!("http://{addr}/jwks")).expect("url");
+        let fetcher = Fetcher::new(
+            reqwest::Client::new(),
+            RemoteSource::Jwks(url),
+            "https://issuer.test/".into(),
+            false,
+            Duration::from_secs(5),
+            64 * 1024,
+        );
+        KeyStore::remote(
+            fetcher,
+            RefreshPolicy {
+                min_ttl: Duration::from_millis(1),
+                max_ttl: Duration::MAX,
+                default_ttl: Duration::MAX,
+                unknown_kid_burst: u32::MAX,
+                unknown_kid_cooldown: Duration::MAX,
+                initial_backoff: Duration::MAX,
+                max_backoff: Duration::MAX,
+                max_keys: 10,
+                max_stale_age: Duration::MAX,
+                algorithms: vec![Algorithm::EdDSA],
+            },
+        )
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn a_max_age_of_u64_max_with_an_unbounded_ttl_neither_panics_nor_jams() {
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "k",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        }]})
+        .to_string();
+        for cache_control in ["max-age=18446744073709551615", "public"] {
+            let store = store_with_unbounded_ttl(jwks.clone(), cache_control).await;
+            store.refresh_now().await.expect("loaded");
+            store.refresh_now().await.expect("loaded again");
+            assert_eq!(store.health(), KeyHealth::Fresh { keys: 1 });
+            assert!(store.key_for(Some("k"), Algorithm::EdDSA).await.is_ok());
+            // An unknown kid, and the background task's timers, with every bound at the
+            // maximum.
+            assert!(
+                store
+                    .key_for(Some("other"), Algorithm::EdDSA)
+                    .await
+                    .is_err()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(store.key_for(Some("k"), Algorithm::EdDSA).await.is_ok());
+        }
+    }
 
     #[test]
     fn later_saturates_instead_of_overflowing() {
