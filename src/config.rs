@@ -98,6 +98,7 @@ impl KeySourceSetting {
 #[must_use]
 pub struct VerifierBuilder {
     issuer: Option<String>,
+    issuer_from_discovery: bool,
     audiences: Vec<String>,
     sources: Vec<KeySourceSetting>,
     algorithms: Option<Vec<Algorithm>>,
@@ -149,6 +150,7 @@ impl Default for VerifierBuilder {
     fn default() -> Self {
         Self {
             issuer: None,
+            issuer_from_discovery: false,
             audiences: Vec::new(),
             sources: Vec::new(),
             algorithms: None,
@@ -181,9 +183,46 @@ impl Default for VerifierBuilder {
 
 impl VerifierBuilder {
     /// The issuer (`iss`), compared exactly: `https://tenant.auth0.com/` (with its trailing
-    /// slash) is not `https://tenant.auth0.com`. Required.
+    /// slash) is not `https://tenant.auth0.com`. Required (or
+    /// [`issuer_from_discovery`](Self::issuer_from_discovery)). When discovery finds the
+    /// same issuer but for a trailing slash, [`Verifier::refresh_keys`] fails saying which
+    /// string to configure (and it is logged at ERROR).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Take the issuer from discovery, as express-oauth2-jwt-bearer's `issuerBaseURL` does:
+    /// `discovery_base` (for example `https://example.auth0.com`) is where the metadata is
+    /// looked up (OIDC discovery, then RFC 8414), and the metadata's `issuer` becomes the
+    /// issuer, compared exactly against every token's `iss`. An explicit alternative to
+    /// [`issuer`](Self::issuer), for the trailing-slash trap: Auth0 publishes
+    /// `https://example.auth0.com/`, with its slash.
+    ///
+    /// Why this can be trusted: the metadata is fetched over https (or plain http to a
+    /// loopback host; [`dangerous_allow_insecure_http`](Self::dangerous_allow_insecure_http)
+    /// does not apply here), and its `issuer` must be an https (or loopback) URL of the
+    /// same origin (scheme, host and port) as `discovery_base`, without userinfo. So only
+    /// whoever serves that origin, the party whose keys are trusted anyway, chooses the
+    /// issuer string. The first issuer found is kept for the life of the verifier; metadata
+    /// naming another one later is refused (keys unavailable, logged at ERROR). Until the
+    /// first discovery, [`Verifier::issuer`] returns `discovery_base`; call
+    /// [`Verifier::refresh_keys`] at start-up. Discovery must be the key source, and such a
+    /// verifier cannot join a [multi-issuer](Verifier::multi) verifier.
+    ///
+    /// ```
+    /// # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] {
+    /// use bearer_guard::Verifier;
+    /// let verifier = Verifier::builder()
+    ///     .issuer_from_discovery("https://example.auth0.com")
+    ///     .audience("urn:worldmappers")
+    ///     .build();
+    /// assert!(verifier.is_ok());
+    /// # }
+    /// ```
+    pub fn issuer_from_discovery(mut self, discovery_base: impl Into<String>) -> Self {
+        self.issuer = Some(discovery_base.into());
+        self.issuer_from_discovery = true;
         self
     }
 
@@ -480,6 +519,14 @@ impl VerifierBuilder {
         if issuer.is_empty() {
             return Err(ConfigError::MissingIssuer);
         }
+        if issuer.trim() != issuer {
+            return Err(ConfigError::InvalidValue {
+                what: "issuer",
+                value: issuer,
+                reason: "it has leading or trailing whitespace (tokens' `iss` is compared \
+                         exactly)",
+            });
+        }
         if self.audiences.is_empty() {
             return Err(ConfigError::MissingAudience);
         }
@@ -630,6 +677,15 @@ impl VerifierBuilder {
             }
         }
 
+        if self.issuer_from_discovery && !matches!(source, KeySourceSetting::Discovery) {
+            return Err(ConfigError::ConflictingKeySources {
+                first: "issuer_from_discovery",
+                second: source.name(),
+            });
+        }
+        let discovered_issuer = self
+            .issuer_from_discovery
+            .then(|| Arc::new(std::sync::OnceLock::new()));
         let keys = match source {
             KeySourceSetting::Discovery | KeySourceSetting::JwksUri(_) => {
                 let remote = match source {
@@ -637,7 +693,9 @@ impl VerifierBuilder {
                         RemoteSource::Jwks(parse_url("jwks_uri", uri, self.allow_http)?)
                     }
                     _ => {
-                        parse_url("issuer", &issuer, self.allow_http)?;
+                        // An issuer taken from discovery needs an authenticated origin.
+                        let allow_http = self.allow_http && !self.issuer_from_discovery;
+                        parse_url("issuer", &issuer, allow_http)?;
                         RemoteSource::Discovery
                     }
                 };
@@ -646,7 +704,7 @@ impl VerifierBuilder {
                     None => fetch::default_client(self.fetch_timeout)
                         .map_err(ConfigError::HttpClient)?,
                 };
-                let fetcher = Fetcher::new(
+                let mut fetcher = Fetcher::new(
                     client,
                     remote,
                     issuer.clone(),
@@ -654,6 +712,9 @@ impl VerifierBuilder {
                     self.fetch_timeout,
                     self.max_jwks_bytes,
                 );
+                if let Some(found) = &discovered_issuer {
+                    fetcher = fetcher.with_discovered_issuer(found.clone());
+                }
                 KeyStore::remote(
                     fetcher,
                     RefreshPolicy {
@@ -737,6 +798,7 @@ impl VerifierBuilder {
 
         Ok(Verifier::from_settings(Settings {
             issuer,
+            discovered_issuer,
             audiences: self.audiences,
             algorithms,
             leeway: self.leeway.as_secs(),

@@ -4,8 +4,10 @@
 //! - One fetch at a time, run in its own task (a cancelled request cannot waste it); every
 //!   request that needs it awaits the same fetch.
 //! - Unknown `kid` refreshes are rate-limited by a token bucket (burst, then one per
-//!   cooldown), and a `kid` found absent after a refresh is remembered as absent until the
-//!   next refresh.
+//!   cooldown); an unknown `kid` refused for want of allowance schedules a catch-up refresh
+//!   for when the allowance refills, so that a rotated key is loaded within the cooldown
+//!   even without further requests, and a `kid` found absent after a refresh is remembered as absent for one
+//!   cooldown (or until the next refresh, if sooner).
 //! - A failed fetch keeps the last good set (stale-on-error) and is retried with backoff,
 //!   but only for the maximum stale age counted from the first failure: then the keys are
 //!   dropped and verification answers "keys unavailable" until a fetch succeeds.
@@ -14,7 +16,7 @@
 //!   when it is gone (its runtime shut down).
 //! - Time arithmetic saturates: no TTL or `max-age` can overflow an `Instant`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -29,11 +31,10 @@ use crate::crypto::Key;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::fetch::{Fetcher, JwksResponse};
 use crate::jwks::parse_jwk_set;
+use crate::verify::MAX_KID_BYTES;
 
 /// How many absent `kid`s a snapshot remembers.
 const MAX_ABSENT_KIDS: usize = 1024;
-/// Longest `kid` remembered as absent (longer ones are simply not remembered).
-const MAX_REMEMBERED_KID_LEN: usize = 256;
 
 /// Refresh policy of a remote key store.
 #[derive(Debug, Clone)]
@@ -62,7 +63,9 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 /// The keys held at one moment.
 #[derive(Debug, Default)]
 struct Snapshot {
-    by_kid: HashMap<String, Arc<Key>>,
+    /// Keys by `kid`: usually one; several only for keys of different types sharing a
+    /// `kid` (RFC 7517 §4.5), told apart by the token's `alg`.
+    by_kid: HashMap<String, Vec<Arc<Key>>>,
     all: Vec<Arc<Key>>,
     /// Whether a key set was ever obtained.
     loaded: bool,
@@ -77,7 +80,8 @@ struct Snapshot {
     /// Set at the first failed fetch after the keys were loaded: past it, the keys are
     /// dropped (see [`RefreshPolicy::max_stale_age`]).
     stale_until: Option<Instant>,
-    absent: Mutex<HashSet<String>>,
+    /// `kid`s found absent after a fetch, each until when it is remembered.
+    absent: Mutex<HashMap<String, Instant>>,
 }
 
 enum Lookup {
@@ -90,8 +94,13 @@ enum Lookup {
 impl Snapshot {
     fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
         match kid {
-            Some(kid) => match self.by_kid.get(kid) {
-                Some(k) => Lookup::Found(k.clone()),
+            Some(kid) => match self.by_kid.get(kid).map(Vec::as_slice) {
+                // One key: returned whatever its algorithm (the caller refuses a mismatch).
+                Some([k]) => Lookup::Found(k.clone()),
+                Some(keys) => match keys.iter().find(|k| k.alg() == alg).or(keys.first()) {
+                    Some(k) => Lookup::Found(k.clone()),
+                    None => Lookup::Missing,
+                },
                 None => Lookup::Missing,
             },
             None => {
@@ -127,17 +136,31 @@ impl Snapshot {
     }
 
     fn is_absent(&self, kid: &str) -> bool {
-        self.absent.lock().is_ok_and(|a| a.contains(kid))
+        let Ok(mut a) = self.absent.lock() else {
+            return false;
+        };
+        match a.get(kid) {
+            Some(&until) if Instant::now() < until => true,
+            Some(_) => {
+                a.remove(kid);
+                false
+            }
+            None => false,
+        }
     }
 
-    fn remember_absent(&self, kid: &str) {
-        if kid.len() > MAX_REMEMBERED_KID_LEN {
+    /// Remembers `kid` as absent for `period` (the unknown-`kid` cooldown): long enough to
+    /// spare the issuer, short enough that a key its CDN did not show yet is soon found.
+    fn remember_absent(&self, kid: &str, period: Duration) {
+        let Ok(mut a) = self.absent.lock() else {
             return;
+        };
+        let now = Instant::now();
+        if a.len() >= MAX_ABSENT_KIDS {
+            a.retain(|_, until| now < *until);
         }
-        if let Ok(mut a) = self.absent.lock()
-            && a.len() < MAX_ABSENT_KIDS
-        {
-            a.insert(kid.to_owned());
+        if a.len() < MAX_ABSENT_KIDS {
+            a.insert(kid.to_owned(), later(now, period));
         }
     }
 
@@ -161,7 +184,10 @@ impl Snapshot {
         let mut by_kid = HashMap::new();
         for k in &keys {
             if let Some(kid) = k.kid() {
-                by_kid.entry(kid.to_owned()).or_insert_with(|| k.clone());
+                by_kid
+                    .entry(kid.to_owned())
+                    .or_insert_with(Vec::new)
+                    .push(k.clone());
             }
         }
         Self {
@@ -220,7 +246,12 @@ struct Coord {
     bucket_at: Instant,
     failures: u32,
     failing_since: Option<SystemTime>,
+    /// Why the last fetch failed, while fetches fail.
+    last_error: Option<Arc<str>>,
     next_retry: Option<Instant>,
+    /// When an unknown `kid` was refused for want of refresh allowance: a refresh at the
+    /// moment the allowance refills, so that a rotated key is loaded even without traffic.
+    catch_up: Option<Instant>,
     fetches_started: u64,
 }
 
@@ -292,7 +323,9 @@ impl KeyStore {
                         bucket_at: Instant::now(),
                         failures: 0,
                         failing_since: None,
+                        last_error: None,
                         next_retry: None,
+                        catch_up: None,
                         fetches_started: 0,
                     }),
                     background: Arc::new(AtomicBool::new(false)),
@@ -308,6 +341,14 @@ impl KeyStore {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<Key>, AuthError> {
+        // No key has such a `kid` (longer ones are skipped when a JWK Set is read): refused
+        // at once, without spending a refresh.
+        if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            return Err(AuthError::invalid_with(
+                InvalidTokenReason::UnknownKey,
+                "the token's kid is longer than 256 bytes",
+            ));
+        }
         let Some(remote) = &self.inner.remote else {
             let snap = self.inner.snapshot.load();
             // PEM keys and HMAC secrets have no `kid`: a token naming a `kid` that no key has
@@ -383,7 +424,7 @@ impl KeyStore {
         if result.is_err()
             && let Some(kid) = kid
         {
-            snap.remember_absent(kid);
+            snap.remember_absent(kid, remote.policy.unknown_kid_cooldown);
         }
         result
     }
@@ -441,9 +482,14 @@ impl KeyStore {
             if c.bucket < 1.0 {
                 // While the issuer is failing, an unknown key may well be a new one that
                 // could not be fetched: that is "keys unavailable", not a bad token.
+                let until_next = p.unknown_kid_cooldown.mul_f64((1.0 - c.bucket).max(0.0));
                 if c.failures > 0 {
-                    let until_next = p.unknown_kid_cooldown.mul_f64((1.0 - c.bucket).max(0.0));
                     return Decision::Backoff(until_next);
+                }
+                // Refresh when the allowance refills, with or without further requests.
+                if c.catch_up.is_none() {
+                    c.catch_up = Some(later(now, until_next));
+                    remote.wake.notify_one();
                 }
                 return Decision::RateLimited;
             }
@@ -460,6 +506,8 @@ impl KeyStore {
         c.inflight = Some(rx.clone());
         c.fetches_started += 1;
         c.inflight_seq = c.fetches_started;
+        // This fetch loads what a catch-up refresh would have.
+        c.catch_up = None;
         let seq = c.fetches_started;
         // Released when the task ends, however it ends: completed, panicked, or dropped
         // with its runtime.
@@ -574,6 +622,25 @@ impl KeyStore {
             Some(since) => KeyHealth::Stale { keys, since },
             None => KeyHealth::Fresh { keys },
         }
+    }
+
+    /// Why the keys are missing, stale or empty: the reason the last fetch failed, or an
+    /// empty key set; `None` while the keys are fresh (and for static keys).
+    pub(crate) fn problem(&self) -> Option<(Arc<str>, Option<Duration>)> {
+        let remote = self.inner.remote.as_ref()?;
+        self.inner.drop_expired();
+        let error = remote.coord.lock().ok().and_then(|c| c.last_error.clone());
+        if let Some(reason) = error {
+            return Some((reason, remote.retry_after()));
+        }
+        let snap = self.inner.snapshot.load();
+        if snap.loaded && snap.all.is_empty() {
+            return Some(("the JWK Set has no usable key".into(), None));
+        }
+        if !snap.loaded {
+            return Some(("no key set was fetched yet".into(), None));
+        }
+        None
     }
 
     /// When the current key set was obtained.
@@ -741,9 +808,11 @@ impl Inner {
             Outcome::Loaded => {
                 c.failures = 0;
                 c.failing_since = None;
+                c.last_error = None;
                 c.next_retry = None;
             }
-            Outcome::Failed(_) => {
+            Outcome::Failed(reason) => {
+                c.last_error = Some(reason.clone());
                 c.failures = c.failures.saturating_add(1);
                 c.failing_since.get_or_insert_with(SystemTime::now);
                 let p = &remote.policy;
@@ -797,13 +866,39 @@ impl Inner {
             return Duration::from_secs(3600);
         };
         let now = Instant::now();
-        let retry = remote.coord.lock().ok().and_then(|c| c.next_retry);
+        let (retry, catch_up) = match remote.coord.lock() {
+            Ok(c) => (c.next_retry, c.catch_up),
+            Err(_) => (None, None),
+        };
         if let Some(t) = retry {
             return t.saturating_duration_since(now);
         }
-        match self.snapshot.load().refresh_due {
+        let due = match self.snapshot.load().refresh_due {
             Some(t) => t.saturating_duration_since(now),
             None => Duration::ZERO,
+        };
+        match catch_up {
+            Some(t) => due.min(t.saturating_duration_since(now)),
+            None => due,
+        }
+    }
+
+    /// When a catch-up refresh is due, spends the refresh allowance it waited for.
+    fn spend_catch_up(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let Ok(mut c) = remote.coord.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if c.catch_up.is_some_and(|t| t <= now) {
+            let p = &remote.policy;
+            let per_sec = 1.0 / p.unknown_kid_cooldown.as_secs_f64().max(0.001);
+            let elapsed = now.duration_since(c.bucket_at).as_secs_f64();
+            c.bucket =
+                ((c.bucket + elapsed * per_sec).min(f64::from(p.unknown_kid_burst)) - 1.0).max(0.0);
+            c.bucket_at = now;
         }
     }
 }
@@ -839,6 +934,7 @@ async fn background(weak: Weak<Inner>) {
         if !store.inner.next_delay().is_zero() {
             continue;
         }
+        store.inner.spend_catch_up();
         let _ = store.refresh_now().await;
     }
 }
@@ -853,5 +949,89 @@ impl Inner {
         let held = snap.loaded.then_some((snap.all.len(), snap.loaded_at));
         let success = matches!(outcome, Outcome::Loaded);
         crate::metrics::jwks_fetch(remote.fetcher.issuer(), success, held);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::RemoteSource;
+
+    /// A store fetching from a server on 127.0.0.1 that answers `jwks` with this
+    /// `Cache-Control`, with TTL bounds `build()` would refuse.
+    async fn store_with_unbounded_ttl(jwks: String, cache_control: &'static str) -> KeyStore {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("address");
+        let app = ::axum::Router::new().fallback(move || {
+            let jwks = jwks.clone();
+            async move { ([(http::header::CACHE_CONTROL, cache_control)], jwks) }
+        });
+        tokio::spawn(async move {
+            let _ = ::axum::serve(listener, app).await;
+        });
+        let url = url::Url::parse(&format!("http://{addr}/jwks")).expect("url");
+        let fetcher = Fetcher::new(
+            reqwest::Client::new(),
+            RemoteSource::Jwks(url),
+            "https://issuer.test/".into(),
+            false,
+            Duration::from_secs(5),
+            64 * 1024,
+        );
+        KeyStore::remote(
+            fetcher,
+            RefreshPolicy {
+                min_ttl: Duration::from_millis(1),
+                max_ttl: Duration::MAX,
+                default_ttl: Duration::MAX,
+                unknown_kid_burst: u32::MAX,
+                unknown_kid_cooldown: Duration::MAX,
+                initial_backoff: Duration::MAX,
+                max_backoff: Duration::MAX,
+                max_keys: 10,
+                max_stale_age: Duration::MAX,
+                algorithms: vec![Algorithm::EdDSA],
+            },
+        )
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn a_max_age_of_u64_max_with_an_unbounded_ttl_neither_panics_nor_jams() {
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "k",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        }]})
+        .to_string();
+        for cache_control in ["max-age=18446744073709551615", "public"] {
+            let store = store_with_unbounded_ttl(jwks.clone(), cache_control).await;
+            store.refresh_now().await.expect("loaded");
+            store.refresh_now().await.expect("loaded again");
+            assert_eq!(store.health(), KeyHealth::Fresh { keys: 1 });
+            assert!(store.key_for(Some("k"), Algorithm::EdDSA).await.is_ok());
+            // An unknown kid, and the background task's timers, with every bound at the
+            // maximum.
+            assert!(
+                store
+                    .key_for(Some("other"), Algorithm::EdDSA)
+                    .await
+                    .is_err()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(store.key_for(Some("k"), Algorithm::EdDSA).await.is_ok());
+        }
+    }
+
+    #[test]
+    fn later_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        let far = later(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
     }
 }

@@ -31,7 +31,7 @@
 //! one algorithm (the JWK `alg`, else derived from `kty`/`crv`: RSA keys without `alg` are
 //! bound to RS256). An unknown `kid` triggers one fetch, shared by every request waiting for
 //! it, rate-limited to a burst of 2 then one per 30 s; a `kid` still absent after a refresh
-//! is remembered as absent until the next one. A failed refresh keeps the last good keys and
+//! is remembered as absent for that cooldown (30 s), or until the next refresh if sooner. A failed refresh keeps the last good keys and
 //! retries with backoff, but only for [`VerifierBuilder::max_stale_age`] (4 h by default)
 //! from the first failure; then, as when no key set was ever obtained, verification fails
 //! with [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401). A well-formed JWK Set
@@ -57,6 +57,7 @@
 //! | what | default (range) | why |
 //! |---|---|---|
 //! | token size | 16 KiB ([`DEFAULT_MAX_TOKEN_BYTES`]; 256 B – 1 MiB) | checked before any parsing: bounded work per request |
+//! | `kid` length | 256 bytes ([`MAX_KID_BYTES`]) | a longer `kid` names no key: `invalid_token` at once, no JWKS fetch |
 //! | JSON nesting | 128 levels (header and payload) | serde_json's recursion limit: no stack exhaustion |
 //! | NumericDate (`exp`, `nbf`, `iat`) | up to 9999-12-31T23:59:59Z | a larger or non-numeric value is an invalid claim |
 //! | leeway | 30 s ([`DEFAULT_LEEWAY`]; 0 – 5 min) | clock skew between issuer and API |
@@ -70,8 +71,8 @@
 //! | stale keys kept | 4 h from the first failed refresh ([`DEFAULT_MAX_STALE_AGE`]; 10 ms – 30 days), then 503 | an outage does not take the API down at once, and a withdrawn key does not stay trusted for ever |
 //! | ETag kept | up to 256 bytes | bounded memory |
 //! | background refresh | at 80 % of the TTL | new keys arrive before they are needed |
-//! | unknown-`kid` refresh | burst 2, then 1 per 30 s | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) until it refills or the next TTL refresh (while the issuer is failing the answer is 503 instead) |
-//! | absent `kid`s remembered | 1,024 per key set, `kid`s up to 256 bytes; forgotten at each new key set | bounded memory |
+//! | unknown-`kid` refresh | burst 2, then 1 per 30 s; a `kid` refused for want of allowance schedules a refresh for when it refills | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) for at most one cooldown (30 s) after its publication, flood or not: every refill is spent on a fetch, by the flood or by the catch-up refresh, and each fetch loads the whole set (while the issuer is failing the answer is 503 instead) |
+//! | absent `kid`s remembered | 1,024 per key set, each for one unknown-`kid` cooldown (30 s), or until the next key set if sooner | bounded memory; a key the issuer's CDN did not show yet is found within the cooldown |
 //! | fetch retry | 1 s doubling to 60 s, in the background after any failed fetch | an outage is not hammered |
 //! | `Retry-After` on 503 | the time to the next fetch attempt; 5 s when unknown | clients come back when it can help |
 //! | verified-token cache | 10,000 entries; tokens ≤ 8 KiB | bounded memory |
@@ -147,7 +148,7 @@ pub use scope::{
     GuardFuture, RequireScopes as RequireScopesService, RequireScopesLayer, ScopePolicy,
     require_any_scope, require_scopes,
 };
-pub use verify::{MAX_CACHED_TOKEN_BYTES, Verifier};
+pub use verify::{MAX_CACHED_TOKEN_BYTES, MAX_KID_BYTES, Verifier};
 
 /// The README's code blocks, compiled as doc tests so that the quick start stays true.
 #[cfg(all(

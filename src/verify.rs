@@ -23,8 +23,16 @@ use crate::key_store::{KeyHealth, KeyStore};
 /// Tokens longer than this are verified but not cached.
 pub const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Longest `kid` (in bytes) a key or a token may have. A token with a longer `kid` is
+/// refused as `invalid_token` (unknown key) without any JWKS fetch; a JWK with a longer
+/// `kid` is skipped.
+pub const MAX_KID_BYTES: usize = 256;
+
 pub(crate) struct Settings {
     pub(crate) issuer: String,
+    /// With `issuer_from_discovery`: the issuer found in the metadata (`issuer` is then the
+    /// discovery base).
+    pub(crate) discovered_issuer: Option<Arc<std::sync::OnceLock<String>>>,
     pub(crate) audiences: Vec<String>,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: u64,
@@ -506,7 +514,8 @@ impl Verifier {
         }
     }
 
-    /// Whether keys are held and fresh, for readiness probes. For a
+    /// Whether keys are held and fresh, for readiness probes ([`key_error`](Self::key_error)
+    /// says why they are not). For a
     /// [multi-issuer](Self::multi) verifier, the worst of its issuers': `Missing` if any
     /// issuer's keys are missing, else `Stale` if any is stale (since the earliest), else
     /// `Fresh` (keys summed); [`for_issuer`](Self::for_issuer) gives each issuer's.
@@ -514,6 +523,34 @@ impl Verifier {
         match &self.repr {
             Repr::One(inner) => inner.key_health(),
             Repr::Many(many) => many.key_health(),
+        }
+    }
+
+    /// Why the keys are not fresh, for readiness probes and start-up checks: `None` while
+    /// [`key_health`](Self::key_health) is `Fresh` with keys, else a
+    /// [`KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) error whose message (and
+    /// [`source`](std::error::Error::source)) says why: the last fetch's failure (an
+    /// unreachable issuer, an HTTP status, metadata naming another issuer, with the string
+    /// to configure when only a trailing slash differs, ...), an empty key set, or no fetch
+    /// yet. For a [multi-issuer](Self::multi) verifier, the first issuer's problem. Meant
+    /// for operators: never send it to clients.
+    ///
+    /// ```
+    /// # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] {
+    /// use bearer_guard::Verifier;
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://tenant.auth0.com/")
+    ///     .audience("urn:worldmappers")
+    ///     .build()
+    ///     .unwrap();
+    /// let why = verifier.key_error().expect("no key set yet");
+    /// assert!(why.to_string().contains("no key set was fetched yet"));
+    /// # }
+    /// ```
+    pub fn key_error(&self) -> Option<AuthError> {
+        match &self.repr {
+            Repr::One(inner) => inner.key_error(),
+            Repr::Many(many) => many.key_error(),
         }
     }
 
@@ -561,8 +598,18 @@ impl Verifier {
 }
 
 impl Inner {
+    /// The issuer tokens must name: the configured one, or the one discovered (the
+    /// discovery base until it is found).
     pub(crate) fn issuer(&self) -> &str {
-        &self.s.issuer
+        match &self.s.discovered_issuer {
+            Some(found) => found.get().map_or(&self.s.issuer, |s| s.as_str()),
+            None => &self.s.issuer,
+        }
+    }
+
+    /// Whether the issuer is taken from discovery.
+    pub(crate) fn issuer_is_discovered(&self) -> bool {
+        self.s.discovered_issuer.is_some()
     }
 
     pub(crate) fn audiences(&self) -> &[String] {
@@ -579,6 +626,11 @@ impl Inner {
 
     pub(crate) fn jwks_fetches(&self) -> u64 {
         self.s.keys.fetches_started()
+    }
+
+    pub(crate) fn key_error(&self) -> Option<AuthError> {
+        let (reason, retry_after) = self.s.keys.problem()?;
+        Some(AuthError::keys_unavailable_because(retry_after, reason))
     }
 
     pub(crate) async fn refresh_keys(&self) -> Result<(), AuthError> {
@@ -779,7 +831,11 @@ impl Inner {
                     format!("the token's claim '{name}' is invalid"),
                 ),
             })?;
-        if claims.issuer() != s.issuer {
+        let expected = match &s.discovered_issuer {
+            Some(found) => found.get().map(String::as_str),
+            None => Some(s.issuer.as_str()),
+        };
+        if Some(claims.issuer()) != expected {
             return Err(AuthError::invalid(InvalidTokenReason::WrongIssuer));
         }
         self.check_audience(&claims)?;

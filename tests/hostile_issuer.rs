@@ -552,3 +552,38 @@ async fn a_long_outage_is_not_hammered_and_rotated_keys_are_picked_up_after_it()
     .await;
     assert_eq!(a.status, 401, "{a:?}");
 }
+
+#[tokio::test]
+async fn an_issuer_differing_by_a_trailing_slash_is_explained_once_at_error() {
+    let log = LogCapture::start();
+    let issuer = Issuer::start(Mode::Status(404)).await;
+    let base = issuer.base_url();
+    // What Auth0 publishes: the issuer with a trailing slash.
+    issuer.set(Mode::Raw(
+        json!({"issuer": format!("{base}/"), "jwks_uri": issuer.url()})
+            .to_string()
+            .into_bytes(),
+    ));
+    let verifier = Verifier::builder()
+        .issuer(&base)
+        .audience(AUD)
+        .fetch_backoff(Duration::from_millis(10), Duration::from_millis(20))
+        .build()
+        .expect("verifier");
+    let advice = format!("configure `.issuer(\"{base}/\")` exactly");
+    for _ in 0..3 {
+        let err = verifier.refresh_keys().await.expect_err("wrong issuer");
+        assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+        assert!(err.to_string().contains(&advice), "{err}");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.to_string().contains(&advice), "{source}");
+    }
+    let why = verifier.key_error().expect("a key error");
+    assert!(why.to_string().contains(&advice), "{why}");
+    let errors = log.errors();
+    assert_eq!(
+        errors.iter().filter(|e| e.contains(&advice)).count(),
+        1,
+        "logged at ERROR once, then rate-limited: {errors:#?}"
+    );
+}

@@ -131,6 +131,107 @@ async fn metadata_naming_another_issuer_is_refused() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_trailing_slash_mismatch_says_which_issuer_to_configure() {
+    let server = Server::start(&[&k1()]).await;
+    let base = server.base_url();
+    server.metadata(Metadata::Oidc(format!("{base}/")));
+    let v = Verifier::builder()
+        .issuer(&base)
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("wrong issuer");
+    let advice = format!("configure `.issuer(\"{base}/\")` exactly");
+    assert!(err.to_string().contains(&advice), "{err}");
+    let why = v.key_error().expect("why the keys are missing");
+    assert!(why.to_string().contains(&advice), "{why}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_key_error_says_why_and_clears_once_keys_are_fresh() {
+    let server = Server::start(&[&k1()]).await;
+    server.reply(Reply::Status(503));
+    let v = server.builder().build().expect("verifier");
+    let why = v.key_error().expect("no keys yet");
+    assert!(
+        why.to_string().contains("no key set was fetched yet"),
+        "{why}"
+    );
+    assert!(v.refresh_keys().await.is_err());
+    let why = v.key_error().expect("the fetch failed");
+    assert!(why.to_string().contains("HTTP 503"), "{why}");
+    server.reply(Reply::Jwks);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    v.refresh_keys().await.expect("loaded");
+    assert!(v.key_error().is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_taken_from_discovery_is_compared_exactly() {
+    let server = Server::start(&[&k1()]).await;
+    let base = server.base_url();
+    let published = format!("{base}/");
+    server.metadata(Metadata::Oidc(published.clone()));
+    let v = Verifier::builder()
+        .issuer_from_discovery(&base)
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    v.refresh_keys().await.expect("discovered");
+    assert_eq!(v.issuer(), published);
+    let mut c = claims();
+    c["iss"] = json!(published);
+    v.verify(&common::mint(&k1(), &c)).await.expect("accepted");
+    c["iss"] = json!(base);
+    assert_eq!(
+        reason(v.verify(&common::mint(&k1(), &c)).await),
+        R::WrongIssuer
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_from_discovery_of_another_origin_is_refused() {
+    let server = Server::start(&[&k1()]).await;
+    server.metadata(Metadata::Oidc("https://evil.test/".into()));
+    let v = Verifier::builder()
+        .issuer_from_discovery(server.base_url())
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("another origin");
+    assert!(err.to_string().contains("origin"), "{err}");
+    assert_eq!(server.jwks_hits(), 0);
+    let mut c = claims();
+    c["iss"] = json!("https://evil.test/");
+    assert_keys_unavailable(v.verify(&common::mint(&k1(), &c)).await);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn userinfo_in_a_jwks_url_is_never_shown() {
+    let server = Server::start(&[&k1()]).await;
+    server.reply(Reply::Status(500));
+    let url = server.jwks_uri().replace("http://", "http://user:s3cret@");
+    let v = Verifier::builder()
+        .issuer(common::ISSUER)
+        .audience(AUD)
+        .jwks_uri(url)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("HTTP 500");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("HTTP 500"), "{shown}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("user:"),
+        "{shown}"
+    );
+    server.stop().await;
+}
+
 // ---- first load ----
 
 #[tokio::test]
@@ -248,6 +349,53 @@ async fn a_flood_of_random_kids_is_rate_limited() {
 }
 
 #[tokio::test]
+async fn an_absurdly_long_kid_is_refused_without_a_fetch() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server.builder().build().expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    let long = "k".repeat(10 * 1024);
+    for _ in 0..3 {
+        assert_eq!(reason(v.verify(&bogus(&long)).await), R::UnknownKey);
+    }
+    let just_over = "k".repeat(bearer_guard::MAX_KID_BYTES + 1);
+    assert_eq!(reason(v.verify(&bogus(&just_over)).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 1, "a long kid caused a fetch");
+    // A kid at the bound is looked up as usual.
+    let at_bound = "k".repeat(bearer_guard::MAX_KID_BYTES);
+    assert_eq!(reason(v.verify(&bogus(&at_bound)).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_loaded_when_the_allowance_refills_without_further_requests() {
+    let cooldown = Duration::from_millis(400);
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .unknown_kid_refresh(1, cooldown)
+        .build()
+        .expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    // A bogus kid spends the allowance.
+    assert_eq!(reason(v.verify(&bogus("bogus")).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 2);
+    // The issuer rotates; the first token under the new key is refused for now ...
+    server.set_keys(&[&k1(), &k2()]);
+    assert_eq!(reason(v.verify(&token(&k2())).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 2);
+    // ... and the key is loaded when the allowance refills, with no request's help.
+    assert!(
+        eventually(cooldown * 3, || server.jwks_hits() == 3).await,
+        "no catch-up refresh: {} fetches",
+        server.jwks_hits()
+    );
+    v.verify(&token(&k2())).await.expect("k2 accepted");
+    assert_eq!(server.jwks_hits(), 3);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_kid_found_absent_is_remembered() {
     let server = Server::start(&[&k1()]).await;
     let v = server.builder().build().expect("verifier");
@@ -274,6 +422,32 @@ async fn a_kid_remembered_as_absent_is_accepted_after_the_next_refresh() {
     );
     v.refresh_keys().await.expect("refreshed");
     v.verify(&token(&k2())).await.expect("k2 accepted");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_kid_remembered_as_absent_is_forgotten_after_the_cooldown() {
+    let cooldown = Duration::from_millis(300);
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .unknown_kid_refresh(2, cooldown)
+        .build()
+        .expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    // The issuer's CDN does not show k2 yet.
+    assert_eq!(reason(v.verify(&token(&k2())).await), R::UnknownKey);
+    server.set_keys(&[&k1(), &k2()]);
+    assert_eq!(
+        reason(v.verify(&token(&k2())).await),
+        R::UnknownKey,
+        "remembered as absent within the cooldown"
+    );
+    assert_eq!(server.jwks_hits(), 2);
+    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    v.verify(&token(&k2()))
+        .await
+        .expect("k2 accepted once the absence is forgotten");
     server.stop().await;
 }
 
@@ -360,8 +534,11 @@ async fn a_failing_issuer_is_not_asked_again_within_the_backoff() {
     let server = Server::start(&[&k1()]).await;
     server.reply(Reply::Status(503));
     let v = server.builder().build().expect("verifier");
+    // Minted once: signing is slow in debug builds, and the loop must stay within the
+    // first backoff (1 s).
+    let t = token(&k1());
     for _ in 0..5 {
-        assert_keys_unavailable(v.verify(&token(&k1())).await);
+        assert_keys_unavailable(v.verify(&t).await);
     }
     assert_eq!(server.jwks_hits(), 1);
     assert_eq!(v.jwks_fetches(), 1);
@@ -789,6 +966,39 @@ async fn unusable_and_kid_less_keys_do_not_break_the_others() {
         .expect("the kid-less key verifies a token without kid");
     assert_eq!(c.key_id(), None);
     assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 2 });
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keys_of_different_types_sharing_a_kid_are_both_kept() {
+    let rsa = key(Algorithm::RS256, 0, "same");
+    let ec = key(Algorithm::ES256, 0, "same");
+    let server = Server::start(&[&rsa, &ec]).await;
+    let v = server.builder().build().expect("verifier");
+    let c = v.verify(&token(&rsa)).await.expect("the RSA key verifies");
+    assert_eq!(c.key_id(), Some("same"));
+    v.verify(&token(&ec)).await.expect("the EC key verifies");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 2 });
+    // A token naming the kid with a third algorithm matches neither key.
+    let eddsa = key(Algorithm::EdDSA, 0, "same");
+    assert_eq!(
+        reason(v.verify(&token(&eddsa)).await),
+        R::KeyAlgorithmMismatch
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keys_of_one_type_sharing_a_kid_are_both_dropped() {
+    let a = key(Algorithm::RS256, 0, "same");
+    let b = key(Algorithm::RS256, 1, "same");
+    let server = Server::start(&[&a, &b, &k2()]).await;
+    let v = server.builder().build().expect("verifier");
+    assert_eq!(reason(v.verify(&token(&a)).await), R::UnknownKey);
+    v.verify(&token(&k2()))
+        .await
+        .expect("the other key is kept");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 1 });
     server.stop().await;
 }
 

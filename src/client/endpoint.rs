@@ -135,7 +135,7 @@ impl Endpoint {
             let err = match result {
                 Ok(token) => {
                     tracing::debug!(
-                        endpoint = %url,
+                        endpoint = %fetch::redact(&url),
                         lifetime_secs = token.lifetime().as_secs(),
                         scope = token.scope().unwrap_or(""),
                         "access token obtained"
@@ -305,13 +305,18 @@ impl Endpoint {
                         return Err(TokenError::new(
                             TokenErrorKind::Discovery,
                             format!(
-                                "discovering the token endpoint of {issuer} timed out after {} ms",
+                                "discovering the token endpoint of {} timed out after {} ms",
+                                fetch::redact_str(issuer),
                                 self.timeout.as_millis()
                             ),
                         ));
                     }
                 };
-                tracing::debug!(%issuer, endpoint = %found.url, "token endpoint discovered");
+                tracing::debug!(
+                    issuer = %fetch::redact_str(issuer),
+                    endpoint = %fetch::redact(&found.url),
+                    "token endpoint discovered"
+                );
                 if let Ok(mut d) = self.discovered.lock() {
                     *d = Some(found.clone());
                 }
@@ -341,48 +346,63 @@ impl Endpoint {
         Err(TokenError::new(
             TokenErrorKind::Discovery,
             format!(
-                "the token endpoint of {issuer} could not be discovered: {}",
+                "the token endpoint of {} could not be discovered: {}",
+                fetch::redact_str(issuer),
                 errors.join("; ")
             ),
         ))
     }
 
     async fn fetch_metadata(&self, url: &Url, issuer: &str) -> Result<Discovered, String> {
+        let shown = fetch::redact(url);
         let resp = self
             .http
             .get(url.clone())
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", fetch::error_chain(&e)))?;
+            .map_err(|e| format!("GET {shown}: {}", fetch::request_error(e)))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("GET {url}: HTTP {status}"));
+            return Err(format!("GET {shown}: HTTP {status}"));
         }
         let body = fetch::read_capped(resp, self.max_body)
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| format!("GET {shown}: {e}"))?;
         let doc: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| format!("GET {url}: the metadata is not JSON"))?;
+            .map_err(|_| format!("GET {shown}: the metadata is not JSON"))?;
+        // RFC 8414 §3.3: the identical string, trailing slash included.
         let found = doc.get("issuer").and_then(|v| v.as_str());
-        if found.map(|s| s.trim_end_matches('/')) != Some(issuer.trim_end_matches('/')) {
+        if found != Some(issuer) {
+            let advice = match found {
+                Some(f) if f.trim_end_matches('/') == issuer.trim_end_matches('/') => format!(
+                    ": they differ only by a trailing slash; configure `.issuer({:?})` exactly",
+                    clean_remote(f)
+                ),
+                _ => String::new(),
+            };
             return Err(format!(
-                "GET {url}: the metadata's issuer {:?} is not {issuer:?}",
-                found.map(clean_remote)
+                "GET {shown}: the metadata's issuer {:?} is not {:?}{advice}",
+                found.map(clean_remote),
+                fetch::redact_str(issuer),
             ));
         }
         let endpoint = doc
             .get("token_endpoint")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("GET {url}: the metadata has no token_endpoint"))?;
+            .ok_or_else(|| format!("GET {shown}: the metadata has no token_endpoint"))?;
         let endpoint = Url::parse(endpoint).map_err(|e| {
             format!(
-                "GET {url}: token_endpoint {:?} is invalid: {e}",
-                clean_remote(endpoint)
+                "GET {shown}: token_endpoint {:?} is invalid: {e}",
+                clean_remote(&fetch::redact_str(endpoint))
             )
         })?;
-        fetch::check_scheme(&endpoint, self.allow_http)
-            .map_err(|reason| format!("GET {url}: token_endpoint {endpoint}: {reason}"))?;
+        fetch::check_scheme(&endpoint, self.allow_http).map_err(|reason| {
+            format!(
+                "GET {shown}: token_endpoint {}: {reason}",
+                fetch::redact(&endpoint)
+            )
+        })?;
         let supported: Option<Vec<&str>> = doc
             .get("token_endpoint_auth_methods_supported")
             .and_then(|v| v.as_array())
@@ -418,7 +438,12 @@ fn basic(client_id: &str, secret: &Secret) -> Result<HeaderValue, TokenError> {
     Ok(value)
 }
 
-fn transport(e: reqwest::Error) -> TokenError {
+fn transport(mut e: reqwest::Error) -> TokenError {
+    // The error is kept as the source: its URL must not show userinfo.
+    if let Some(u) = e.url_mut() {
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+    }
     let kind = if e.is_timeout() {
         TokenErrorKind::Timeout
     } else {
@@ -532,6 +557,90 @@ fn jitter(backoff: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves the JSON document `doc(addr)` at every path of a server on 127.0.0.1 (it stops
+    /// with the test's runtime).
+    async fn serve_json(doc: impl FnOnce(std::net::SocketAddr) -> serde_json::Value) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("address");
+        let doc = doc(addr);
+        let app = ::axum::Router::new().fallback(move || {
+            let doc = doc.clone();
+            async move { ::axum::Json(doc) }
+        });
+        tokio::spawn(async move {
+            let _ = ::axum::serve(listener, app).await;
+        });
+        addr.to_string()
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn discovery_compares_the_issuer_exactly() {
+        let addr = serve_json(|addr| {
+            serde_json::json!({
+                "issuer": format!("http://{addr}/"),
+                "token_endpoint": format!("http://{addr}/token"),
+            })
+        })
+        .await;
+        let source = crate::client::ClientCredentials::builder()
+            .issuer(format!("http://{addr}"))
+            .client_id("gift-deliveries")
+            .client_secret("a-secret-of-some-length")
+            .build()
+            .expect("source");
+        let e = source.token().await.expect_err("the issuer differs");
+        assert_eq!(e.kind(), crate::client::TokenErrorKind::Discovery, "{e}");
+        let advice = format!("configure `.issuer(\"http://{addr}/\")` exactly");
+        assert!(e.to_string().contains(&advice), "{e}");
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn userinfo_in_the_issuer_url_is_never_shown() {
+        let addr = serve_json(|_| serde_json::json!({"issuer": "https://other.example/"})).await;
+        let source = crate::client::ClientCredentials::builder()
+            .issuer(format!("http://user:s3cret@{addr}/"))
+            .client_id("gift-deliveries")
+            .client_secret("a-secret-of-some-length")
+            .build()
+            .expect("source");
+        let e = source.token().await.expect_err("another issuer");
+        let (shown, debug) = (e.to_string(), format!("{e:?}"));
+        assert!(shown.contains(&addr), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+        assert!(
+            !shown.contains("user:") && !debug.contains("user:"),
+            "{debug}"
+        );
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn userinfo_in_the_token_endpoint_url_is_never_shown() {
+        // Nothing listens on port 1 of loopback: the request fails to connect.
+        let source = crate::client::ClientCredentials::builder()
+            .token_endpoint("http://user:s3cret@127.0.0.1:1/token")
+            .client_id("gift-deliveries")
+            .client_secret("a-secret-of-some-length")
+            .build()
+            .expect("source");
+        let e = source.token().await.expect_err("unreachable");
+        let debug = format!("{e:?} {e}");
+        let mut chain = std::error::Error::source(&e);
+        let mut all = debug.clone();
+        while let Some(c) = chain {
+            all.push_str(&format!(" {c} {c:?}"));
+            chain = c.source();
+        }
+        assert!(!all.contains("s3cret"), "{all}");
+    }
 
     fn headers(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
