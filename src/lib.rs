@@ -94,6 +94,7 @@ mod axum;
 mod claims;
 mod config;
 mod crypto;
+pub mod dpop;
 mod error;
 mod extract;
 mod fetch;
@@ -137,7 +138,8 @@ pub use config::{
     DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN,
     MAX_JWKS_TTL_BOUND, VerifierBuilder,
 };
-pub use error::{AuthError, AuthErrorKind, ConfigError, InvalidTokenReason};
+pub use dpop::{Dpop, DpopConfirmation, DpopMode};
+pub use error::{AuthError, AuthErrorKind, ConfigError, DpopProofReason, InvalidTokenReason};
 pub use extract::{TokenSource, bearer_token, parse_authorization};
 pub use key_store::KeyHealth;
 pub use layer::{JwtAuth, JwtAuthLayer};
