@@ -64,7 +64,9 @@ where
 
 /// A tower [`Layer`] that adds `Authorization: Bearer <token>` to every request, with the
 /// token from a [`ClientCredentials`] source, and retries once with a new token when the
-/// server answers `401` with `error="invalid_token"`. See the [module docs](crate::client).
+/// server answers `401` with `error="invalid_token"`. With a DPoP-bound token it sends
+/// `Authorization: DPoP <token>` and a new `DPoP` proof per request, and retries once on
+/// `401` `use_dpop_nonce`. See the [module docs](crate::client).
 ///
 /// `P` says how to replay a request for that retry: [`CloneBody`] by default (the service
 /// then needs `B: Clone`); [`without_retry`](Self::without_retry) for bodies that cannot be
