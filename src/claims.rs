@@ -313,19 +313,33 @@ impl Claims {
         &self.0.registered.audience
     }
 
-    /// `exp`, in seconds since the Unix epoch.
+    /// `exp`, in seconds since the Unix epoch (a fractional `exp` rounded down; the
+    /// verifier compares the exact value).
     pub fn expires_at(&self) -> i64 {
-        self.0.registered.expires_at
+        whole_seconds(self.0.registered.expires_at)
     }
 
-    /// `nbf`, in seconds since the Unix epoch.
+    /// `nbf`, in seconds since the Unix epoch (rounded down; the verifier compares the exact
+    /// value).
     pub fn not_before(&self) -> Option<i64> {
-        self.0.registered.not_before
+        self.0.registered.not_before.map(whole_seconds)
     }
 
-    /// `iat`, in seconds since the Unix epoch.
+    /// `iat`, in seconds since the Unix epoch (rounded down; the verifier compares the exact
+    /// value).
     pub fn issued_at(&self) -> Option<i64> {
-        self.0.registered.issued_at
+        self.0.registered.issued_at.map(whole_seconds)
+    }
+
+    /// `exp`, `nbf` and `iat` exactly as the token states them (NumericDate may have a
+    /// fraction, RFC 7519 §2), for the time checks.
+    pub(crate) fn exact_times(&self) -> ExactTimes {
+        let r = &self.0.registered;
+        ExactTimes {
+            expires_at: r.expires_at,
+            not_before: r.not_before,
+            issued_at: r.issued_at,
+        }
     }
 
     /// `jti`, when present.
@@ -386,8 +400,24 @@ impl Claims {
 
     /// The time `exp` denotes.
     pub fn expiry(&self) -> SystemTime {
-        to_system_time(self.0.registered.expires_at)
+        to_system_time(self.expires_at())
     }
+}
+
+/// The time claims with their fractions, in seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExactTimes {
+    pub(crate) expires_at: f64,
+    pub(crate) not_before: Option<f64>,
+    pub(crate) issued_at: Option<f64>,
+}
+
+/// A NumericDate rounded down to whole seconds.
+fn whole_seconds(date: f64) -> i64 {
+    // `as` is exact here: the value is finite, whole after `floor`, and within ±MAX_DATE.
+    #[allow(clippy::cast_possible_truncation)]
+    let secs = date.floor() as i64;
+    secs
 }
 
 pub(crate) fn to_system_time(secs: i64) -> SystemTime {
@@ -404,7 +434,7 @@ impl fmt::Debug for Claims {
             .field("iss", &self.issuer())
             .field("sub", &self.subject())
             .field("aud", &self.0.registered.audience)
-            .field("exp", &self.0.registered.expires_at)
+            .field("exp", &self.expires_at())
             .field("scopes", &self.0.registered.scopes)
             .field("alg", &self.0.algorithm)
             .finish_non_exhaustive()
@@ -586,14 +616,11 @@ impl<'de> Raw<'de> {
         }
     }
 
-    fn numeric_date(self, name: &'static str) -> Result<Option<i64>, ClaimShape> {
+    /// A NumericDate, kept exact (with its fraction).
+    fn numeric_date(self, name: &'static str) -> Result<Option<f64>, ClaimShape> {
         match self {
             Raw::Absent | Raw::Null => Ok(None),
-            Raw::Num(f) if (-MAX_DATE..=MAX_DATE).contains(&f) => {
-                // `as` is exact here: the value is finite and within i64 range.
-                #[allow(clippy::cast_possible_truncation)]
-                Ok(Some(f.floor() as i64))
-            }
+            Raw::Num(f) if (-MAX_DATE..=MAX_DATE).contains(&f) => Ok(Some(f)),
             _ => Err(ClaimShape::Invalid(name)),
         }
     }
@@ -817,9 +844,9 @@ struct Registered {
     issuer: Text,
     subject: Option<Text>,
     audience: Vec<String>,
-    expires_at: i64,
-    not_before: Option<i64>,
-    issued_at: Option<i64>,
+    expires_at: f64,
+    not_before: Option<f64>,
+    issued_at: Option<f64>,
     jwt_id: Option<Text>,
     client_id: Option<Text>,
     scopes: Scopes,

@@ -39,6 +39,11 @@ pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest retry delay after failed fetches.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long the last good keys are kept while every refresh fails, counted from the first
+/// failure: past it they are dropped and tokens are answered 503 "keys unavailable".
+pub const DEFAULT_MAX_STALE_AGE: Duration = Duration::from_secs(4 * 3600);
+/// Longest JWKS lifetime bound accepted by [`VerifierBuilder::jwks_ttl`].
+pub const MAX_JWKS_TTL_BOUND: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default number of verified tokens cached.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: u64 = 10_000;
 
@@ -116,6 +121,7 @@ pub struct VerifierBuilder {
     unknown_kid_cooldown: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
+    max_stale_age: Duration,
     token_cache_entries: u64,
     validators: Vec<ClaimValidator>,
 }
@@ -166,6 +172,7 @@ impl Default for VerifierBuilder {
             unknown_kid_cooldown: DEFAULT_UNKNOWN_KID_COOLDOWN,
             initial_backoff: DEFAULT_INITIAL_BACKOFF,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            max_stale_age: DEFAULT_MAX_STALE_AGE,
             token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
             validators: Vec::new(),
         }
@@ -400,7 +407,8 @@ impl VerifierBuilder {
     }
 
     /// JWKS lifetime bounds: `default` when the response has no `max-age`, which is
-    /// clamped to `min..=max`. Defaults: 10 min, 5 min, 24 h.
+    /// clamped to `min..=max`. Defaults: 10 min, 5 min, 24 h. Each must lie between 1 ms and
+    /// 7 days ([`MAX_JWKS_TTL_BOUND`]), with `min <= max`.
     pub fn jwks_ttl(mut self, default: Duration, min: Duration, max: Duration) -> Self {
         self.default_ttl = default;
         self.min_ttl = min;
@@ -421,6 +429,21 @@ impl VerifierBuilder {
     pub fn fetch_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max;
+        self
+    }
+
+    /// How long the last good keys are kept while refreshing them fails (HTTP errors such as
+    /// a 404 for good, network errors, a broken document), counted from the first failed
+    /// fetch. Past it the keys are dropped, tokens are answered
+    /// [`KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) (503 with `Retry-After`)
+    /// and [`Verifier::key_health`] is `Missing`, until a fetch succeeds. This bounds how
+    /// long a key the issuer withdrew can keep verifying tokens while its JWKS is
+    /// unreachable. Default 4 h ([`DEFAULT_MAX_STALE_AGE`]); 10 ms to 30 days.
+    ///
+    /// A well-formed JWK Set without any usable key is not a failure: it replaces the keys
+    /// at once (logged at ERROR).
+    pub fn max_stale_age(mut self, age: Duration) -> Self {
+        self.max_stale_age = age;
         self
     }
 
@@ -504,13 +527,33 @@ impl VerifierBuilder {
                 range: "1 to 10000",
             });
         }
-        if self.min_ttl > self.max_ttl || self.min_ttl.is_zero() {
+        for (what, value) in [
+            ("jwks_ttl default", self.default_ttl),
+            ("jwks_ttl min", self.min_ttl),
+            ("jwks_ttl max", self.max_ttl),
+        ] {
+            check_range(
+                what,
+                value,
+                Duration::from_millis(1),
+                MAX_JWKS_TTL_BOUND,
+                "1 ms to 7 days",
+            )?;
+        }
+        if self.min_ttl > self.max_ttl {
             return Err(ConfigError::OutOfRange {
                 what: "jwks_ttl",
                 value: format!("min {:?}, max {:?}", self.min_ttl, self.max_ttl),
                 range: "0 < min <= max",
             });
         }
+        check_range(
+            "max_stale_age",
+            self.max_stale_age,
+            Duration::from_millis(10),
+            Duration::from_secs(30 * 24 * 3600),
+            "10 ms to 30 days",
+        )?;
         if self.unknown_kid_cooldown.is_zero() {
             return Err(ConfigError::OutOfRange {
                 what: "unknown_kid_cooldown",
@@ -622,6 +665,7 @@ impl VerifierBuilder {
                         initial_backoff: self.initial_backoff,
                         max_backoff: self.max_backoff,
                         max_keys: self.max_keys,
+                        max_stale_age: self.max_stale_age,
                         algorithms: algorithms.clone(),
                     },
                 )

@@ -331,6 +331,23 @@ impl AuthError {
         e
     }
 
+    /// Keys unavailable, with the reason the last fetch failed (for [`refresh_keys`] and
+    /// operators: the reason names URLs and issuers, never token content).
+    ///
+    /// [`refresh_keys`]: crate::Verifier::refresh_keys
+    pub(crate) fn keys_unavailable_because(
+        retry_after: Option<Duration>,
+        reason: impl Into<std::sync::Arc<str>>,
+    ) -> Self {
+        let reason = KeysError(reason.into());
+        let mut e = Self::new(
+            AuthErrorKind::KeysUnavailable,
+            format!("the issuer's signing keys are unavailable: {reason}"),
+        );
+        e.retry_after = retry_after;
+        e.with_source(reason)
+    }
+
     /// An `insufficient_scope` error naming the scopes the resource requires
     /// (space-separated, as in the `scope` challenge parameter).
     pub fn insufficient_scope(required: impl Into<std::sync::Arc<str>>) -> Self {
@@ -339,6 +356,16 @@ impl AuthError {
             "the token lacks a required scope",
         );
         e.required_scopes = Some(required.into());
+        e
+    }
+
+    /// An `insufficient_scope` error for a resource that accepts any one of `scopes`
+    /// (space-separated): its description says that one of them is enough.
+    pub(crate) fn insufficient_scope_any_of(scopes: impl Into<std::sync::Arc<str>>) -> Self {
+        let mut e = Self::insufficient_scope(scopes);
+        e.detail = Cow::Borrowed(
+            "the token has none of the scopes in scope, and any one of them is enough",
+        );
         e
     }
 
@@ -405,6 +432,20 @@ impl StdError for AuthError {
             .map(|s| s as &(dyn StdError + 'static))
     }
 }
+
+/// Why the issuer's keys could not be obtained: the [`source`](StdError::source) of a
+/// [`KeysUnavailable`](AuthErrorKind::KeysUnavailable) error from
+/// [`Verifier::refresh_keys`](crate::Verifier::refresh_keys).
+#[derive(Debug, Clone)]
+struct KeysError(std::sync::Arc<str>);
+
+impl fmt::Display for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for KeysError {}
 
 #[cfg(test)]
 mod tests {

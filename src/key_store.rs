@@ -6,8 +6,13 @@
 //! - Unknown `kid` refreshes are rate-limited by a token bucket (burst, then one per
 //!   cooldown), and a `kid` found absent after a refresh is remembered as absent until the
 //!   next refresh.
-//! - A failed fetch keeps the last good set (stale-on-error) and is retried with backoff.
-//! - A background task refreshes ahead of expiry (at 80 % of the TTL).
+//! - A failed fetch keeps the last good set (stale-on-error) and is retried with backoff,
+//!   but only for the maximum stale age counted from the first failure: then the keys are
+//!   dropped and verification answers "keys unavailable" until a fetch succeeds.
+//! - A well-formed set without a usable key is the issuer's answer: it replaces the keys.
+//! - A background task refreshes ahead of expiry (at 80 % of the TTL); it is started again
+//!   when it is gone (its runtime shut down).
+//! - Time arithmetic saturates: no TTL or `max-age` can overflow an `Instant`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,7 +46,17 @@ pub(crate) struct RefreshPolicy {
     pub(crate) initial_backoff: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) max_keys: usize,
+    pub(crate) max_stale_age: Duration,
     pub(crate) algorithms: Vec<Algorithm>,
+}
+
+/// `now + d`, saturating at a far-future instant instead of overflowing.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    // About 30 years: far beyond any TTL, and representable on every platform.
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(d.min(FAR))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// The keys held at one moment.
@@ -59,6 +74,9 @@ struct Snapshot {
     refresh_due: Option<Instant>,
     /// SHA-256 of the JWK Set document the keys were parsed from.
     body_hash: Option<[u8; 32]>,
+    /// Set at the first failed fetch after the keys were loaded: past it, the keys are
+    /// dropped (see [`RefreshPolicy::max_stale_age`]).
+    stale_until: Option<Instant>,
     absent: Mutex<HashSet<String>>,
 }
 
@@ -87,6 +105,27 @@ impl Snapshot {
         }
     }
 
+    /// Whether the keys have been stale for longer than the maximum stale age.
+    fn expired(&self) -> bool {
+        self.stale_until.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// The same keys, with a deadline for their staleness.
+    fn stale(&self, until: Instant) -> Self {
+        Self {
+            by_kid: self.by_kid.clone(),
+            all: self.all.clone(),
+            loaded: self.loaded,
+            generation: self.generation,
+            etag: self.etag.clone(),
+            loaded_at: self.loaded_at,
+            refresh_due: self.refresh_due,
+            body_hash: self.body_hash,
+            stale_until: Some(until),
+            absent: Mutex::default(),
+        }
+    }
+
     fn is_absent(&self, kid: &str) -> bool {
         self.absent.lock().is_ok_and(|a| a.contains(kid))
     }
@@ -111,8 +150,9 @@ impl Snapshot {
             generation: self.generation + 1,
             etag,
             loaded_at: Some(SystemTime::now()),
-            refresh_due: Some(Instant::now() + ttl.mul_f64(0.8)),
+            refresh_due: Some(later(Instant::now(), ttl.mul_f64(0.8))),
             body_hash: self.body_hash,
+            stale_until: None,
             absent: Mutex::default(),
         }
     }
@@ -156,7 +196,14 @@ pub enum KeyHealth {
 #[derive(Debug, Clone)]
 enum Outcome {
     Loaded,
-    Failed,
+    /// The fetch failed, for this reason (for logs and [`KeyStore::refresh_now`]).
+    Failed(Arc<str>),
+}
+
+impl Outcome {
+    fn failed(reason: impl Into<Arc<str>>) -> Self {
+        Self::Failed(reason.into())
+    }
 }
 
 #[derive(Debug)]
@@ -182,7 +229,9 @@ struct Remote {
     fetcher: Fetcher,
     policy: RefreshPolicy,
     coord: Mutex<Coord>,
-    background: AtomicBool,
+    /// Whether the background task runs; it clears this when it ends or is dropped (its
+    /// runtime shut down), so that the next request starts it again.
+    background: Arc<AtomicBool>,
     /// Wakes the background task when a fetch finishes: a request's fetch may have failed
     /// (retry with backoff from now) or loaded a new set (the next refresh moved).
     wake: Arc<tokio::sync::Notify>,
@@ -246,7 +295,7 @@ impl KeyStore {
                         next_retry: None,
                         fetches_started: 0,
                     }),
-                    background: AtomicBool::new(false),
+                    background: Arc::new(AtomicBool::new(false)),
                     wake: Arc::new(tokio::sync::Notify::new()),
                 }),
             }),
@@ -275,6 +324,7 @@ impl KeyStore {
             return self.lookup_final(&snap, kid, alg);
         };
         self.start_background();
+        self.inner.drop_expired();
         // A fetch settles whether a key exists only if it started after we looked: one that
         // started earlier may predate the key's publication. Join such a fetch, then look
         // again (once) before starting a new one.
@@ -411,37 +461,50 @@ impl KeyStore {
         c.fetches_started += 1;
         c.inflight_seq = c.fetches_started;
         let seq = c.fetches_started;
-        let inner = self.inner.clone();
+        // Released when the task ends, however it ends: completed, panicked, or dropped
+        // with its runtime.
+        let guard = InflightGuard {
+            inner: self.inner.clone(),
+            seq,
+            tx: Some(tx),
+        };
         tokio::spawn(async move {
-            let outcome = inner.fetch_once().await;
-            inner.finish(outcome.clone(), seq);
-            inner.report(&outcome);
-            let _ = tx.send(Some(outcome));
+            let mut guard = guard;
+            let outcome = guard.inner.fetch_once().await;
+            guard.complete(outcome);
         });
         rx
     }
 
-    /// Starts the background refresher once (needs a Tokio runtime).
+    /// Starts the background refresher unless it runs (needs a Tokio runtime). It is
+    /// started again when it is gone, for example because its runtime shut down.
     fn start_background(&self) {
         let Some(remote) = &self.inner.remote else {
             return;
         };
-        if remote.background.swap(true, Ordering::AcqRel) {
+        if remote.background.load(Ordering::Acquire)
+            || remote.background.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(background(weak));
+        let alive = BackgroundAlive(remote.background.clone());
+        tokio::spawn(async move {
+            let _alive = alive;
+            background(weak).await;
+        });
     }
 
     /// Fetches now unless a fetch is under way (then joins it); for warm-up at startup.
-    pub(crate) async fn refresh_now(&self) -> Result<(), ()> {
+    /// The error says why the keys could not be loaded.
+    pub(crate) async fn refresh_now(&self) -> Result<(), Arc<str>> {
         let Some(remote) = &self.inner.remote else {
             return Ok(());
         };
         self.start_background();
         let rx = {
             let Ok(mut c) = remote.coord.lock() else {
-                return Err(());
+                return Err("the key store's lock is poisoned".into());
             };
             match &c.inflight {
                 Some(rx) => rx.clone(),
@@ -450,8 +513,12 @@ impl KeyStore {
         };
         let mut rx = rx;
         match wait(&mut rx).await {
+            Some(Outcome::Loaded) if self.inner.snapshot.load().all.is_empty() => {
+                Err("the JWK Set has no usable key".into())
+            }
             Some(Outcome::Loaded) => Ok(()),
-            _ => Err(()),
+            Some(Outcome::Failed(reason)) => Err(reason),
+            None => Err("the fetch was abandoned".into()),
         }
     }
 
@@ -465,9 +532,10 @@ impl KeyStore {
             .unwrap_or(0)
     }
 
-    /// Whether the key with this id is still held.
+    /// Whether the key with this id is still held (and not stale beyond the maximum age).
     pub(crate) fn holds_key(&self, id: u64) -> bool {
-        self.inner.snapshot.load().all.iter().any(|k| k.id() == id)
+        let snap = self.inner.snapshot.load();
+        snap.all.iter().any(|k| k.id() == id) && !snap.expired()
     }
 
     /// The ids of the keys held now.
@@ -488,6 +556,7 @@ impl KeyStore {
 
     /// The current freshness.
     pub(crate) fn health(&self) -> KeyHealth {
+        self.inner.drop_expired();
         let snap = self.inner.snapshot.load();
         if !snap.loaded {
             return KeyHealth::Missing;
@@ -511,6 +580,48 @@ impl KeyStore {
     #[allow(dead_code)]
     pub(crate) fn loaded_at(&self) -> Option<SystemTime> {
         self.inner.snapshot.load().loaded_at
+    }
+}
+
+/// Ends a fetch: records its outcome and wakes its waiters, or, when the fetch task is
+/// dropped before it completed (its runtime shut down, or it panicked), releases the
+/// in-flight marker all the same, so that the next request can fetch again.
+struct InflightGuard {
+    inner: Arc<Inner>,
+    seq: u64,
+    tx: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl InflightGuard {
+    fn complete(&mut self, outcome: Outcome) {
+        self.inner.finish(outcome.clone(), self.seq);
+        self.inner.report(&outcome);
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Some(outcome));
+        }
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            let reason = if std::thread::panicking() {
+                "the fetch task panicked"
+            } else {
+                "the fetch task was dropped (its runtime shut down)"
+            };
+            tracing::warn!(reason, "JWKS fetch abandoned");
+            self.complete(Outcome::failed(reason));
+        }
+    }
+}
+
+/// Clears the background task's flag when the task ends or is dropped.
+struct BackgroundAlive(Arc<AtomicBool>);
+
+impl Drop for BackgroundAlive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -540,7 +651,7 @@ impl Remote {
 impl Inner {
     async fn fetch_once(&self) -> Outcome {
         let Some(remote) = &self.remote else {
-            return Outcome::Failed;
+            return Outcome::failed("no remote key source");
         };
         let current = self.snapshot.load_full();
         let etag = if current.loaded {
@@ -578,17 +689,20 @@ impl Inner {
                         tracing::warn!(%reason, "JWKS key skipped");
                     }
                     if parsed.keys.is_empty() {
-                        tracing::warn!(
-                            "JWKS refresh failed: no usable key in the set; keeping the last good keys"
+                        // A well-formed set is the issuer's answer, even an empty one: keys
+                        // it no longer publishes must stop verifying tokens.
+                        tracing::error!(
+                            held = current.all.len(),
+                            "the JWKS has no usable key: every key held was dropped, and every \
+                             token will be refused until the issuer publishes a usable key"
                         );
-                        return Outcome::Failed;
                     }
                     let ttl = remote.ttl(max_age);
                     let mut next = Snapshot::from_keys(parsed.keys);
                     next.generation = current.generation + 1;
                     next.etag = etag;
                     next.loaded_at = Some(SystemTime::now());
-                    next.refresh_due = Some(Instant::now() + ttl.mul_f64(0.8));
+                    next.refresh_due = Some(later(Instant::now(), ttl.mul_f64(0.8)));
                     next.body_hash = Some(Sha256::digest(&bytes).into());
                     tracing::debug!(
                         keys = next.all.len(),
@@ -600,12 +714,12 @@ impl Inner {
                 }
                 Err(reason) => {
                     tracing::warn!(%reason, "JWKS refresh failed; keeping the last good keys");
-                    Outcome::Failed
+                    Outcome::failed(reason)
                 }
             },
             Err(e) => {
                 tracing::warn!(reason = %e, "JWKS refresh failed; keeping the last good keys");
-                Outcome::Failed
+                Outcome::failed(e.0)
             }
         }
     }
@@ -619,15 +733,17 @@ impl Inner {
         };
         c.attempts += 1;
         c.last_seq = c.last_seq.max(seq);
-        c.inflight = None;
+        if c.inflight_seq == seq {
+            c.inflight = None;
+        }
         remote.wake.notify_one();
-        match outcome {
+        match &outcome {
             Outcome::Loaded => {
                 c.failures = 0;
                 c.failing_since = None;
                 c.next_retry = None;
             }
-            Outcome::Failed => {
+            Outcome::Failed(_) => {
                 c.failures = c.failures.saturating_add(1);
                 c.failing_since.get_or_insert_with(SystemTime::now);
                 let p = &remote.policy;
@@ -636,10 +752,43 @@ impl Inner {
                     .initial_backoff
                     .saturating_mul(1 << exp)
                     .min(p.max_backoff);
-                c.next_retry = Some(Instant::now() + backoff);
+                let now = Instant::now();
+                c.next_retry = Some(later(now, backoff));
+                // The keys held go stale now; they are dropped once stale for too long.
+                let current = self.snapshot.load_full();
+                if current.loaded && current.stale_until.is_none() {
+                    let until = later(now, p.max_stale_age);
+                    self.snapshot.store(Arc::new(current.stale(until)));
+                }
             }
         }
         c.last = Some(outcome);
+        drop(c);
+        self.drop_expired();
+    }
+
+    /// Drops the keys once they have been stale for longer than the maximum stale age: tokens
+    /// are then answered "keys unavailable" until a fetch succeeds.
+    fn drop_expired(&self) {
+        let current = self.snapshot.load_full();
+        if !current.expired() {
+            return;
+        }
+        let next = Arc::new(Snapshot {
+            generation: current.generation + 1,
+            ..Snapshot::default()
+        });
+        let previous = self.snapshot.compare_and_swap(&current, next);
+        if Arc::ptr_eq(&previous, &current) {
+            let max_stale_age = self.remote.as_ref().map(|r| r.policy.max_stale_age);
+            tracing::error!(
+                keys = current.all.len(),
+                ?max_stale_age,
+                "the JWKS could not be refreshed for longer than the maximum stale age: \
+                 the last good keys were dropped, and tokens are answered \
+                 \"keys unavailable\" until a fetch succeeds"
+            );
+        }
     }
 
     /// How long the background task should sleep before its next refresh.

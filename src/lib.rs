@@ -27,13 +27,15 @@
 //! ## Key store
 //!
 //! The key set lives in a lock-free snapshot: a request never waits on a fetch unless its
-//! key is unknown, and expiry never evicts the last good keys. Each key is bound to exactly
+//! key is unknown, and TTL expiry alone never evicts the last good keys. Each key is bound to exactly
 //! one algorithm (the JWK `alg`, else derived from `kty`/`crv`: RSA keys without `alg` are
 //! bound to RS256). An unknown `kid` triggers one fetch, shared by every request waiting for
 //! it, rate-limited to a burst of 2 then one per 30 s; a `kid` still absent after a refresh
 //! is remembered as absent until the next one. A failed refresh keeps the last good keys and
-//! retries with backoff; if no key set was ever obtained, verification fails with
-//! [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401).
+//! retries with backoff, but only for [`VerifierBuilder::max_stale_age`] (4 h by default)
+//! from the first failure; then, as when no key set was ever obtained, verification fails
+//! with [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401). A well-formed JWK Set
+//! without a usable key is the issuer's answer: it replaces the keys (logged at ERROR).
 //!
 //! ## Verified-token cache
 //!
@@ -64,7 +66,8 @@
 //! | keys per JWKS | 100 ([`DEFAULT_MAX_KEYS`]; 1 – 10,000) | bounded memory and lookup time |
 //! | fetch timeout | 5 s for discovery + JWKS ([`DEFAULT_FETCH_TIMEOUT`]; 10 ms – 2 min); connect ≤ 3 s | a slow issuer cannot hold requests; only requests whose key is unknown ever wait on a fetch |
 //! | redirects | at most 5, same origin (scheme, host, port) only | another service cannot substitute keys |
-//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it; `no-cache`/`no-store` count as 0 | refresh often enough for rotation, rarely enough for the issuer |
+//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it; `no-cache`/`no-store` count as 0; bounds 1 ms – 7 days ([`MAX_JWKS_TTL_BOUND`]) | refresh often enough for rotation, rarely enough for the issuer |
+//! | stale keys kept | 4 h from the first failed refresh ([`DEFAULT_MAX_STALE_AGE`]; 10 ms – 30 days), then 503 | an outage does not take the API down at once, and a withdrawn key does not stay trusted for ever |
 //! | ETag kept | up to 256 bytes | bounded memory |
 //! | background refresh | at 80 % of the TTL | new keys arrive before they are needed |
 //! | unknown-`kid` refresh | burst 2, then 1 per 30 s | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) until it refills or the next TTL refresh (while the issuer is failing the answer is 503 instead) |
@@ -129,8 +132,9 @@ pub use claims::{Claims, ClaimsError, InvalidScope, ScopeToken, Scopes, ScopesIt
 pub use config::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_INITIAL_BACKOFF, DEFAULT_JWKS_TTL, DEFAULT_LEEWAY,
     DEFAULT_MAX_BACKOFF, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_JWKS_TTL, DEFAULT_MAX_KEYS,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL, DEFAULT_TOKEN_CACHE_ENTRIES,
-    DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN, VerifierBuilder,
+    DEFAULT_MAX_STALE_AGE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL,
+    DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN,
+    MAX_JWKS_TTL_BOUND, VerifierBuilder,
 };
 pub use error::{AuthError, AuthErrorKind, ConfigError, InvalidTokenReason};
 pub use extract::{TokenSource, bearer_token, parse_authorization};

@@ -395,6 +395,14 @@ impl<'de> Deserialize<'de> for Member<'de> {
     }
 }
 
+/// Seconds since the Unix epoch, with the fraction (for the time claims).
+fn exact_now() -> f64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(_) => 0.0,
+    }
+}
+
 pub(crate) fn unix_now() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
@@ -488,7 +496,9 @@ impl Verifier {
     /// # Errors
     ///
     /// [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the
-    /// fetch failed (the reason is logged at WARN).
+    /// fetch failed or the JWK Set holds no usable key; its message (and its
+    /// [`source`](std::error::Error::source)) says why, for example which issuer string to
+    /// configure when the discovered issuer differs from it. The reason is also logged.
     pub async fn refresh_keys(&self) -> Result<(), AuthError> {
         match &self.repr {
             Repr::One(inner) => inner.refresh_keys().await,
@@ -576,7 +586,7 @@ impl Inner {
             .keys
             .refresh_now()
             .await
-            .map_err(|()| AuthError::keys_unavailable(None))
+            .map_err(|reason| AuthError::keys_unavailable_because(None, reason))
     }
 
     /// Verifies one token against this issuer's configuration.
@@ -601,7 +611,7 @@ impl Inner {
                 .await
             {
                 Ok(hit) => {
-                    if let Some(answer) = self.answer(cache, token.as_bytes(), &hit, now) {
+                    if let Some(answer) = self.answer(cache, token.as_bytes(), &hit, exact_now()) {
                         crate::metrics::token_cache(true);
                         return answer;
                     }
@@ -672,7 +682,7 @@ impl Inner {
         }
         // No sweep here: a hit checks its entry, and misses sweep.
         let hit = cache.entries.get(token)?;
-        self.answer(cache, token, &hit, unix_now())
+        self.answer(cache, token, &hit, exact_now())
     }
 
     /// A cache hit's answer: its key must still be held (else the entry is dropped and the
@@ -683,7 +693,7 @@ impl Inner {
         cache: &TokenCache,
         token: &[u8],
         hit: &CacheEntry,
-        now: i64,
+        now: f64,
     ) -> Option<Result<Claims, AuthError>> {
         if !self.s.keys.holds_key(hit.key_id) {
             cache.entries.remove(token);
@@ -773,7 +783,7 @@ impl Inner {
             return Err(AuthError::invalid(InvalidTokenReason::WrongIssuer));
         }
         self.check_audience(&claims)?;
-        self.check_times(&claims, unix_now())?;
+        self.check_times(&claims, exact_now())?;
         let strict: &[&str] = if s.strict_rfc9068 {
             &["iat", "sub", "client_id", "jti"]
         } else {
@@ -831,32 +841,37 @@ impl Inner {
         }
     }
 
-    /// `exp`, `nbf`, `iat` and the maximum age, at `now` (seconds since the epoch).
-    fn check_times(&self, claims: &Claims, now: i64) -> Result<(), AuthError> {
+    /// `exp`, `nbf`, `iat` and the maximum age, at `now` (seconds since the epoch, with
+    /// the fraction). The claims are compared exactly, fraction included: a fractional
+    /// `nbf` is not accepted early, a fractional `exp` not refused early.
+    fn check_times(&self, claims: &Claims, now: f64) -> Result<(), AuthError> {
         let s = &self.s;
-        let leeway = i64::try_from(s.leeway).unwrap_or(i64::MAX);
-        if now >= claims.expires_at().saturating_add(leeway) {
+        // Exact: the leeway is at most minutes, the dates at most 9999-12-31 (2^38 s), so
+        // sums stay far within f64's 53-bit mantissa at microsecond resolution.
+        #[allow(clippy::cast_precision_loss)]
+        let leeway = s.leeway as f64;
+        let t = claims.exact_times();
+        if now >= t.expires_at + leeway {
             return Err(AuthError::invalid(InvalidTokenReason::Expired));
         }
-        if let Some(nbf) = claims.not_before()
-            && now.saturating_add(leeway) < nbf
+        if let Some(nbf) = t.not_before
+            && now + leeway < nbf
         {
             return Err(AuthError::invalid(InvalidTokenReason::NotYetValid));
         }
-        if let Some(iat) = claims.issued_at()
-            && iat > now.saturating_add(leeway)
+        if let Some(iat) = t.issued_at
+            && iat > now + leeway
         {
             return Err(AuthError::invalid(InvalidTokenReason::IssuedInFuture));
         }
         if let Some(max_age) = s.max_age {
-            let Some(iat) = claims.issued_at() else {
+            let Some(iat) = t.issued_at else {
                 return Err(AuthError::invalid_with(
                     InvalidTokenReason::MissingClaim,
                     "the token lacks the claim 'iat'",
                 ));
             };
-            let max = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-            if now.saturating_sub(iat) > max.saturating_add(leeway) {
+            if now - iat > max_age.as_secs_f64() + leeway {
                 return Err(AuthError::invalid(InvalidTokenReason::TooOld));
             }
         }

@@ -472,4 +472,40 @@ mod with_a_crypto_backend {
         let b = base().fetch_backoff(Duration::from_secs(10), Duration::from_secs(1));
         out_of_range(b, "fetch_backoff", "10s");
     }
+
+    #[test]
+    fn an_absurd_maximum_jwks_ttl_is_refused() {
+        let b = base().jwks_ttl(
+            Duration::from_secs(600),
+            Duration::from_secs(300),
+            Duration::MAX,
+        );
+        out_of_range(b, "jwks_ttl max", &format!("{:?}", Duration::MAX));
+    }
+
+    #[test]
+    fn an_absurd_default_jwks_ttl_is_refused() {
+        let b = base().jwks_ttl(
+            Duration::from_secs(365 * 24 * 3600),
+            Duration::from_secs(300),
+            Duration::from_secs(600),
+        );
+        out_of_range(b, "jwks_ttl default", "31536000s");
+    }
+
+    #[test]
+    fn a_jwks_ttl_of_seven_days_is_allowed() {
+        let week = bearer_guard::MAX_JWKS_TTL_BOUND;
+        base().jwks_ttl(week, week, week).build().expect("verifier");
+    }
+
+    #[test]
+    fn a_max_stale_age_out_of_range_is_refused() {
+        out_of_range(base().max_stale_age(Duration::ZERO), "max_stale_age", "0ns");
+        out_of_range(
+            base().max_stale_age(Duration::MAX),
+            "max_stale_age",
+            &format!("{:?}", Duration::MAX),
+        );
+    }
 }

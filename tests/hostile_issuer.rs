@@ -196,16 +196,48 @@ async fn json_that_is_not_a_jwk_set() {
 }
 
 #[tokio::test]
-async fn only_keys_of_unknown_kty() {
-    let doc = json!({"keys": [
+async fn only_keys_of_unknown_kty_replace_the_keys_loudly() {
+    let log = LogCapture::start();
+    let old_key = key(0, "old");
+    let new_key = key(1, "new");
+    let issuer = Issuer::start(Mode::Jwks(jwk_set([&old_key]))).await;
+    let verifier = builder(&issuer.url()).build().expect("verifier");
+    verifier
+        .refresh_keys()
+        .await
+        .expect("the first fetch works");
+    let old = token(&old_key);
+    verifier.verify(&old).await.expect("a valid token");
+
+    // A well-formed set without a usable key is the issuer's answer: the old key is gone.
+    issuer.set(Mode::Jwks(json!({"keys": [
         {"kty": "XYZ", "kid": "a", "n": "AQAB"},
         {"kty": "oct", "kid": "b", "k": "c2VjcmV0"},
         {"kty": "RSA", "kid": "c"},
-    ]});
-    let (_, log) = scenario(Mode::Jwks(doc), "no usable key in the set").await;
+    ]})));
+    let err = verifier.refresh_keys().await.expect_err("no usable key");
+    assert!(err.to_string().contains("no usable key"), "{err}");
     let text = log.text();
     assert!(text.contains(r#"unsupported "kty" "XYZ""#), "{text}");
     assert!(text.contains("symmetric keys are never taken"), "{text}");
+    let errors = log.errors();
+    assert!(
+        errors.iter().any(|e| e.contains("no usable key")),
+        "no ERROR line: {errors:#?}"
+    );
+    assert_eq!(verifier.key_health(), KeyHealth::Fresh { keys: 0 });
+    let err = verifier
+        .verify(&old)
+        .await
+        .expect_err("the old key is gone");
+    assert_eq!(reason_of(&err), Some(InvalidTokenReason::UnknownKey));
+
+    issuer.set(Mode::Jwks(jwk_set([&new_key])));
+    verifier.refresh_keys().await.expect("a usable key again");
+    verifier
+        .verify(&token(&new_key))
+        .await
+        .expect("the new key verifies");
 }
 
 #[tokio::test]

@@ -414,13 +414,174 @@ async fn a_broken_jwks_response_keeps_the_last_good_keys() {
 }
 
 #[tokio::test]
-async fn a_jwks_without_a_usable_key_keeps_the_last_good_keys() {
+async fn a_jwks_without_a_usable_key_replaces_the_keys() {
     let server = Server::start(&[&k1()]).await;
     let v = server.builder().build().expect("verifier");
     v.verify(&token(&k1())).await.expect("k1 accepted");
     server.set_jwks(json!({"keys": [{"kty": "XYZ", "kid": "k1"}]}));
+    let err = v.refresh_keys().await.expect_err("no usable key");
+    assert!(err.to_string().contains("no usable key"), "{err}");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 0 });
+    assert_eq!(reason(v.verify(&token(&k1())).await), R::UnknownKey);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_jwks_revokes_a_cached_token() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server.builder().build().expect("verifier");
+    let t = token(&k1());
+    v.verify(&t).await.expect("k1 accepted");
+    v.verify(&t).await.expect("k1 accepted from the cache");
+    server.set_jwks(json!({"keys": []}));
     assert!(v.refresh_keys().await.is_err());
-    v.verify(&token(&k1())).await.expect("k1 still accepted");
+    assert_eq!(reason(v.verify(&t).await), R::UnknownKey);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stale_keys_are_dropped_after_the_maximum_stale_age() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .max_stale_age(Duration::from_millis(400))
+        .fetch_backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .build()
+        .expect("verifier");
+    let t = token(&k1());
+    v.verify(&t).await.expect("k1 accepted");
+    server.reply(Reply::Status(404));
+    assert!(v.refresh_keys().await.is_err());
+    v.verify(&t)
+        .await
+        .expect("kept within the maximum stale age");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let err = v.verify(&t).await.expect_err("dropped after it");
+    assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable, "{err:?}");
+    assert!(err.retry_after().is_some(), "a Retry-After hint");
+    let fresh = token(&k1());
+    assert_keys_unavailable(v.verify(&fresh).await);
+    assert_eq!(v.key_health(), KeyHealth::Missing);
+    // The issuer comes back: the keys are loaded again.
+    server.reply(Reply::Jwks);
+    assert!(
+        eventually(Duration::from_secs(3), || v.key_health()
+            == KeyHealth::Fresh { keys: 1 })
+        .await
+    );
+    v.verify(&fresh).await.expect("accepted again");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_successful_refresh_resets_the_stale_age() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .max_stale_age(Duration::from_millis(400))
+        .fetch_backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .build()
+        .expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    server.reply(Reply::Status(500));
+    assert!(v.refresh_keys().await.is_err());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    server.reply(Reply::Jwks);
+    v.refresh_keys().await.expect("recovered");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    v.verify(&token(&k1())).await.expect("fresh keys are kept");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 1 });
+    server.stop().await;
+}
+
+// ---- a store that cannot jam ----
+
+/// Runs `f` on a runtime of its own, on another thread, then shuts that runtime down.
+async fn on_a_runtime_that_then_ends<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(f());
+        drop(rt);
+    })
+    .await
+    .expect("the other runtime's thread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_dropped_with_its_runtime_does_not_jam_the_store() {
+    let server = Server::start(&[&k1()]).await;
+    server.delay(Duration::from_secs(5));
+    let v = server.builder().build().expect("verifier");
+    let v2 = v.clone();
+    on_a_runtime_that_then_ends(move || async move {
+        // The fetch hangs; the runtime ends under it.
+        let r = tokio::time::timeout(Duration::from_millis(200), v2.refresh_keys()).await;
+        assert!(r.is_err(), "the fetch did not hang");
+    })
+    .await;
+    server.delay(Duration::ZERO);
+    v.refresh_keys()
+        .await
+        .expect("a new fetch after the dropped one");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_refresher_is_restarted_on_a_new_runtime() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .jwks_ttl(
+            Duration::from_millis(300),
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+        )
+        .build()
+        .expect("verifier");
+    let v2 = v.clone();
+    on_a_runtime_that_then_ends(move || async move {
+        v2.verify(&token(&k1())).await.expect("k1 accepted");
+    })
+    .await;
+    // A request on this runtime: the refresher, gone with the first runtime, starts again
+    // and refreshes with no further request.
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    let hits = server.jwks_hits();
+    assert!(
+        eventually(Duration::from_secs(3), || server.jwks_hits() >= hits + 2).await,
+        "no background refresh after the first runtime ended: {} fetches",
+        server.jwks_hits()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_max_age_of_u64_max_is_clamped_without_overflow() {
+    let server = Server::start(&[&k1()]).await;
+    server.cache_control("max-age=18446744073709551615");
+    let v = server
+        .builder()
+        .jwks_ttl(
+            Duration::from_secs(600),
+            Duration::from_secs(300),
+            bearer_guard::MAX_JWKS_TTL_BOUND,
+        )
+        .build()
+        .expect("verifier");
+    v.refresh_keys().await.expect("loaded");
+    v.refresh_keys()
+        .await
+        .expect("loaded again: the store is not jammed");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 1 });
     server.stop().await;
 }
 

@@ -205,12 +205,45 @@ async fn a_cached_token_in_a_malformed_header_is_still_400() {
         get_with(&s, "/me", &[&format!("bearer {t}")]).await.status,
         200
     );
-    for bad in [format!("Bearer  {t}"), format!("Bearer {t} x")] {
+    for bad in [format!("Bearer {t} x"), format!("Bearer  {t},")] {
         assert_eq!(get_with(&s, "/me", &[&bad]).await.status, 400, "{bad:?}");
     }
     let twice = [format!("Bearer {t}"), format!("Bearer {t}")];
     let a = get_with(&s, "/me", &[&twice[0], &twice[1]]).await;
     assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn one_or_more_spaces_after_bearer_are_accepted_fresh_and_from_the_cache() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    // RFC 6750 §2.1: `"Bearer" 1*SP b64token`. The first request verifies the token, the
+    // later ones are answered by the layer's cached-token path.
+    let t = token(json!({}));
+    for header in [
+        format!("Bearer  {t}"),
+        format!("Bearer {t}"),
+        format!("Bearer  {t}"),
+        format!("bearer     {t}"),
+    ] {
+        assert_eq!(
+            get_with(&s, "/me", &[&header]).await.status,
+            200,
+            "{header:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_character_outside_b64token_is_400_saying_so() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let t = token(json!({}));
+    let a = get_with(&s, "/me", &[&format!("Bearer {t}!")]).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        json_body(&a),
+        json!({"error": "invalid_request", "error_description":
+            "the token has a character outside the token syntax (RFC 6750 b64token)"})
+    );
 }
 
 #[tokio::test]

@@ -1341,10 +1341,11 @@ pub fn attack_cases(k: &Keys, attacker_url: &str, issuer_base: &str) -> Vec<Case
         ),
         ("Bearer alone", vec![b("Bearer")], Expect::BadRequest),
         ("Bearer and a space", vec![b("Bearer ")], Expect::BadRequest),
+        // RFC 6750 §2.1: `"Bearer" 1*SP b64token`.
         (
             "two spaces",
             vec![b(&format!("Bearer  {good}"))],
-            Expect::BadRequest,
+            Expect::Accepted,
         ),
         (
             "a tab instead of the space",
