@@ -588,3 +588,55 @@ async fn a_dpop_header_already_on_the_request_is_replaced() {
     let res = client.oneshot(req).await.expect("answer");
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_tonic_client_with_relative_uris_names_the_configured_origin() {
+    let stub = start().await;
+    let key = es256();
+    let channel = tonic::transport::Channel::from_shared(stub.base())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    // A generated client made with `Client::new(channel)` sends `/package.Service/Method`.
+    let layer = AddBearerLayer::new(source(&stub, &key))
+        .without_retry()
+        .dpop_origin(&stub.base())
+        .expect("origin");
+    let client = ServiceBuilder::new().layer(layer).service(channel);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/api/worldmappers.v1.Routes/Directions")
+        .header("content-type", "application/grpc")
+        .body(tonic::body::Body::empty())
+        .expect("request");
+    let res = client.oneshot(req).await.expect("answer");
+    assert_eq!(res.status(), 200);
+    let proofs = api_proofs(&stub);
+    assert_eq!(
+        proofs[0].htu,
+        format!("{}/api/worldmappers.v1.Routes/Directions", stub.base())
+    );
+}
+
+#[test]
+fn a_bad_dpop_origin_is_a_config_error() {
+    let source = ClientCredentials::builder()
+        .token_endpoint("https://idp.example/oauth/token")
+        .client_id("a")
+        .client_secret("b")
+        .dpop(es256())
+        .build()
+        .expect("builds");
+    for bad in ["/relative", "ftp://h", "https://h/?q=1", "not a url"] {
+        let e = AddBearerLayer::new(source.clone())
+            .dpop_origin(bad)
+            .expect_err(bad);
+        assert!(e.to_string().contains("dpop_origin"), "{e}");
+    }
+    assert!(
+        AddBearerLayer::new(source)
+            .dpop_origin("https://api.example/prefix/")
+            .is_ok()
+    );
+}

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -29,6 +30,7 @@ pin_project! {
         #[pin]
         state: State<S, B>,
         source: ClientCredentials,
+        origin: Option<Arc<str>>,
     }
 }
 
@@ -80,6 +82,7 @@ where
 {
     pub(super) fn new(
         source: ClientCredentials,
+        origin: Option<Arc<str>>,
         req: Request<B>,
         inner: S,
         replay: Option<(Request<B>, S)>,
@@ -92,6 +95,7 @@ where
                 replay,
             },
             source,
+            origin,
         }
     }
 }
@@ -107,12 +111,13 @@ fn authorize<B>(
     req: &mut Request<B>,
     token: &AccessToken,
     dpop: Option<&Dpop>,
+    origin: Option<&str>,
 ) -> Result<(), BoxError> {
     req.headers_mut().remove(DPOP);
     if let (true, Some(dpop)) = (token.is_dpop_bound(), dpop) {
         let proof = dpop.proof(
             req.method().as_str(),
-            &req.uri().to_string(),
+            &target(req, origin),
             Some(token.secret()),
         )?;
         let mut value = HeaderValue::from_str(&proof)?;
@@ -125,6 +130,18 @@ fn authorize<B>(
 }
 
 const DPOP: &str = "dpop";
+
+/// The request's URI, made absolute with `origin` when it has no scheme and host.
+fn target<B>(req: &Request<B>, origin: Option<&str>) -> String {
+    let uri = req.uri();
+    match (uri.scheme(), origin) {
+        (None, Some(origin)) => format!(
+            "{origin}{}",
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        ),
+        _ => uri.to_string(),
+    }
+}
 
 /// Remembers the answer's `DPoP-Nonce`, if DPoP is on; whether there was a usable one.
 fn remember(source: &ClientCredentials, uri: &str, headers: &HeaderMap) -> bool {
@@ -164,10 +181,13 @@ where
                     let (Some(mut req), Some(mut inner)) = (req.take(), inner.take()) else {
                         return Poll::Ready(Err("the request was already sent".into()));
                     };
-                    if let Err(e) = authorize(&mut req, &token, this.source.dpop().map(|d| &**d)) {
+                    let origin = this.origin.as_deref();
+                    if let Err(e) =
+                        authorize(&mut req, &token, this.source.dpop().map(|d| &**d), origin)
+                    {
                         return Poll::Ready(Err(e));
                     }
-                    let uri = req.uri().to_string();
+                    let uri = target(&req, origin);
                     let fut = inner.call(req);
                     let replay = replay.take();
                     this.state.set(State::First {
@@ -197,9 +217,12 @@ where
                         let Some(mut replay) = replay.take() else {
                             return Poll::Ready(Ok(res));
                         };
-                        if let Err(e) =
-                            authorize(&mut replay.0, token, this.source.dpop().map(|d| &**d))
-                        {
+                        if let Err(e) = authorize(
+                            &mut replay.0,
+                            token,
+                            this.source.dpop().map(|d| &**d),
+                            this.origin.as_deref(),
+                        ) {
                             return Poll::Ready(Err(e));
                         }
                         this.state.set(State::Ready {
@@ -234,7 +257,12 @@ where
                     };
                     let mut replay = replay.take();
                     if let Some((req, _)) = replay.as_mut()
-                        && let Err(e) = authorize(req, &token, this.source.dpop().map(|d| &**d))
+                        && let Err(e) = authorize(
+                            req,
+                            &token,
+                            this.source.dpop().map(|d| &**d),
+                            this.origin.as_deref(),
+                        )
                     {
                         return Poll::Ready(Err(e));
                     }
@@ -252,7 +280,7 @@ where
                     let Some((req, mut inner)) = replay.take() else {
                         continue;
                     };
-                    let uri = req.uri().to_string();
+                    let uri = target(&req, this.origin.as_deref());
                     let fut = inner.call(req);
                     this.state.set(State::Last { fut, uri });
                 }

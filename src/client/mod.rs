@@ -71,7 +71,7 @@
 //! assertion per request). A server that enforces the method registered for the client
 //! needs it set explicitly. The endpoint is configured, or discovered from the
 //! issuer (OIDC discovery, then RFC 8414). The answer must be a JSON token response with a
-//! `Bearer` `token_type` (or none).
+//! `Bearer` `token_type` (or none; `DPoP` with [DPoP](#dpop-rfc-9449)).
 //!
 //! # Caching and renewal
 //!
@@ -156,9 +156,10 @@
 //!   answer's `token_type` must be `DPoP` (a `Bearer` answer is refused, not used unbound).
 //! - [`AddBearer`] sends `Authorization: DPoP <token>` and a new proof per request: a
 //!   random `jti`, `htm` the method, `htu` the request URI without query and fragment
-//!   (requests need an absolute URI, as reqwest, hyper and tonic clients make them), `iat`,
-//!   and `ath` = base64url(SHA-256(token)). A `DPoP` header already on the request is
-//!   replaced.
+//!   (requests need an absolute URI, as reqwest and hyper clients make them; for a tonic
+//!   client made with `Client::new(channel)`, whose URIs are relative, set
+//!   [`AddBearerLayer::dpop_origin`]), `iat`, and `ath` = base64url(SHA-256(token)). A `DPoP`
+//!   header already on the request is replaced.
 //! - Server nonces (RFC 9449 §8–9): an answer `400` `use_dpop_nonce` from the token endpoint
 //!   or `401` `use_dpop_nonce` from the API, with a `DPoP-Nonce` header, is retried once
 //!   with a proof carrying the nonce (for the API, when the body can be replayed). The
