@@ -9,8 +9,9 @@
 //!
 //! Environment: `ISSUER_BASE_URL` (the token endpoint is discovered) or `TOKEN_URL` (the
 //! token endpoint itself), `CLIENT_ID`, `CLIENT_SECRET`, `AUDIENCE` (default
-//! `urn:worldmappers`), `API_URL` (default `http://127.0.0.1:7001`). The destination is the
-//! command line (default: the North Pole).
+//! `urn:worldmappers`), `API_URL` (default `http://127.0.0.1:7001`), `DPOP` (`1`: get a
+//! DPoP-bound token for a new ES256 key and send each call with a proof, RFC 9449; default
+//! `0`). The destination is the command line (default: the North Pole).
 //!
 //! Any failure (wrong credentials, an API refusal, nothing listening) ends with one line on
 //! stderr and exit code 1.
@@ -18,7 +19,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bearer_guard::client::{AddBearerLayer, BoxError, ClientCredentials, TokenError};
+use bearer_guard::Algorithm;
+use bearer_guard::client::{AddBearerLayer, BoxError, ClientCredentials, DpopKey, TokenError};
 use bytes::Bytes;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -62,6 +64,10 @@ async fn run() -> Result<(), String> {
                 .to_owned());
         }
     };
+    if dpop()? {
+        let key = DpopKey::generate(Algorithm::ES256).map_err(|e| e.to_string())?;
+        builder = builder.dpop(key);
+    }
     let source = builder.build().map_err(|e| e.to_string())?;
 
     // The API client: reqwest under the AddBearer middleware, which sends the token and,
@@ -160,6 +166,15 @@ fn required(name: &str) -> Result<String, String> {
              credentials)"
         )
     })
+}
+
+/// `DPOP`: `1` (or `true`) asks for DPoP-bound tokens; `0`, `false` or unset does not.
+fn dpop() -> Result<bool, String> {
+    match env("DPOP").as_deref() {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(format!("DPOP {other:?} is not 1 or 0")),
+    }
 }
 
 fn env(name: &str) -> Option<String> {

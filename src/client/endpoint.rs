@@ -2,8 +2,8 @@
 //! with backoff, and parsing of the answer.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -16,6 +16,7 @@ use url::Url;
 
 use super::assertion::{AssertionKey, JWT_BEARER};
 use super::config::ClientAuthMethod;
+use super::dpop::Dpop;
 use super::error::{TokenError, TokenErrorKind, clean_remote};
 use super::token::{AccessToken, Secret};
 use crate::fetch;
@@ -66,6 +67,8 @@ pub(super) struct Endpoint {
     pub(super) discovered: Mutex<Option<Discovered>>,
     /// HTTP requests sent to the token endpoint (retries included).
     pub(super) requests: AtomicU64,
+    /// DPoP: the key the tokens are bound to, and the servers' nonces.
+    pub(super) dpop: Option<Arc<Dpop>>,
 }
 
 /// The longest `Retry-After` taken into account (longer ones exceed any retry budget).
@@ -97,6 +100,7 @@ impl std::fmt::Debug for Endpoint {
             .field("timeout", &self.timeout)
             .field("max_attempts", &self.max_attempts)
             .field("retry_budget", &self.retry_budget)
+            .field("dpop", &self.dpop.as_ref().map(|d| &d.key))
             .finish_non_exhaustive()
     }
 }
@@ -167,13 +171,46 @@ impl Endpoint {
         }
     }
 
-    /// One POST to the token endpoint.
+    /// One token request: a POST, and with DPoP a second one when the server asks for a
+    /// nonce (`use_dpop_nonce`, RFC 9449 §8) and sent one.
     async fn attempt(
         &self,
         url: &Url,
         auth: ClientAuthMethod,
         sent: Instant,
         min_skew: Duration,
+    ) -> Result<AccessToken, TokenError> {
+        match self.send(url, auth, sent, min_skew).await {
+            (Err(e), true) if e.oauth_error() == Some("use_dpop_nonce") => {
+                tracing::debug!(endpoint = %url, "the token endpoint asked for a DPoP nonce; retrying with it");
+                self.send(url, auth, Instant::now(), min_skew).await.0
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// One POST to the token endpoint, and whether its answer carried a new DPoP nonce.
+    async fn send(
+        &self,
+        url: &Url,
+        auth: ClientAuthMethod,
+        sent: Instant,
+        min_skew: Duration,
+    ) -> (Result<AccessToken, TokenError>, bool) {
+        let mut new_nonce = false;
+        let result = self
+            .send_inner(url, auth, sent, min_skew, &mut new_nonce)
+            .await;
+        (result, new_nonce)
+    }
+
+    async fn send_inner(
+        &self,
+        url: &Url,
+        auth: ClientAuthMethod,
+        sent: Instant,
+        min_skew: Duration,
+        new_nonce: &mut bool,
     ) -> Result<AccessToken, TokenError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let body = {
@@ -210,9 +247,19 @@ impl Endpoint {
         {
             req = req.header(AUTHORIZATION, basic(&self.client_id, secret)?);
         }
+        if let Some(dpop) = &self.dpop {
+            let proof = dpop
+                .proof("POST", url.as_str(), None)
+                .map_err(|e| TokenError::new(TokenErrorKind::InvalidResponse, e.to_string()))?;
+            req = req.header("dpop", proof);
+        }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let retry_after = retry_after(resp.headers(), SystemTime::now());
+        *new_nonce = self
+            .dpop
+            .as_ref()
+            .is_some_and(|d| d.remember(url.as_str(), resp.headers()));
         let body = fetch::read_capped(resp, self.max_body).await;
         if !status.is_success() {
             let oauth = body.ok().and_then(|b| oauth_error(&b));
@@ -243,13 +290,29 @@ impl Endpoint {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s,
             _ => return Err(invalid("the token response has no access_token".into())),
         };
+        let dpop = self.dpop.is_some();
         match resp.token_type {
-            None => {}
-            Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
-            Some(other) => {
-                let shown = other
-                    .as_str()
-                    .map_or_else(|| other.to_string(), str::to_owned);
+            None if !dpop => {}
+            Some(serde_json::Value::String(t)) if !dpop && t.eq_ignore_ascii_case("bearer") => {}
+            Some(serde_json::Value::String(t)) if dpop && t.eq_ignore_ascii_case("dpop") => {}
+            other if dpop => {
+                // RFC 9449 §5: a server that does not support DPoP answers with a Bearer
+                // token; it is refused rather than sent unbound.
+                let shown = other.map_or_else(
+                    || "none".to_owned(),
+                    |t| t.as_str().map_or_else(|| t.to_string(), str::to_owned),
+                );
+                return Err(invalid(format!(
+                    "a DPoP-bound token was asked for, but the token_type is {:?}, not DPoP \
+                     (does the authorization server support DPoP for this client?)",
+                    clean_remote(&shown)
+                )));
+            }
+            other => {
+                let shown = other.map_or_else(
+                    || "none".to_owned(),
+                    |t| t.as_str().map_or_else(|| t.to_string(), str::to_owned),
+                );
                 return Err(invalid(format!(
                     "the token_type {:?} is not Bearer",
                     clean_remote(&shown)
@@ -271,7 +334,7 @@ impl Endpoint {
             Some(serde_json::Value::String(s)) => Some(clean_remote(&s)),
             _ => None,
         };
-        AccessToken::new(&token, scope, lifetime, min_skew, sent)
+        AccessToken::with_type(&token, dpop, scope, lifetime, min_skew, sent)
             .map_err(|reason| invalid(reason.to_owned()))
     }
 
