@@ -81,7 +81,10 @@
 //! ## Deployment caveats
 //!
 //! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway.
-//! - The issuer string is compared exactly, trailing slash included.
+//! - The issuer string is compared exactly, trailing slash included. Call
+//!   [`Verifier::refresh_keys`] at start-up: a wrong issuer then fails the deploy with the
+//!   string to configure, instead of every request getting 503; or take the issuer from
+//!   discovery with [`VerifierBuilder::issuer_from_discovery`].
 //! - Keys are fetched with Tokio: verification needs a Tokio runtime.
 //! - Proxies and HTTP servers have header-size limits of their own (nginx 8 KiB by default;
 //!   hyper answers 431 past about 400 KB) that can be lower than the 16 KiB token limit.
