@@ -277,19 +277,50 @@ impl RawClaims {
     }
 }
 
-/// The error of [`Claims::deserialize`].
+/// The error of [`Claims::deserialize`]: serde's message, kept.
+///
+/// Its `Display` holds serde's message, which can quote a claim's value (`invalid type:
+/// string "…"`): log it escaped, do not send it to clients.
+/// [`missing_claim`](Self::missing_claim) gives the name of a missing field, which comes
+/// from your type rather than from the token.
 #[derive(Debug)]
-pub struct ClaimsError(serde_json::Error);
+pub struct ClaimsError {
+    error: serde_json::Error,
+    missing: Option<String>,
+}
+
+impl ClaimsError {
+    fn new(error: serde_json::Error) -> Self {
+        // serde's `de::Error::missing_field` message, as serde_json words it (no position:
+        // the claims are deserialized from a `Value`).
+        let missing = error
+            .to_string()
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+            .map(str::to_owned);
+        Self { error, missing }
+    }
+
+    /// When the claims lack a field that the type requires: its name (as the type's serde
+    /// derive names it, so never token content).
+    pub fn missing_claim(&self) -> Option<&str> {
+        self.missing.as_deref()
+    }
+}
 
 impl fmt::Display for ClaimsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the claims do not fit the requested type: {}", self.0)
+        write!(
+            f,
+            "the claims do not fit the requested type: {}",
+            self.error
+        )
     }
 }
 
 impl std::error::Error for ClaimsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&self.error)
     }
 }
 
@@ -395,7 +426,7 @@ impl Claims {
     /// # }
     /// ```
     pub fn deserialize<C: DeserializeOwned>(&self) -> Result<C, ClaimsError> {
-        C::deserialize(self.0.raw.value()).map_err(ClaimsError)
+        C::deserialize(self.0.raw.value()).map_err(ClaimsError::new)
     }
 
     /// The time `exp` denotes.
@@ -1132,6 +1163,35 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn a_claims_error_names_a_missing_field_and_keeps_serdes_message() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Mine {
+            org_id: String,
+            n: u32,
+        }
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "n": 1})),
+            Algorithm::RS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        let e = c.deserialize::<Mine>().expect_err("no org_id");
+        assert_eq!(e.missing_claim(), Some("org_id"), "{e}");
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "org_id": "o", "n": "x"})),
+            Algorithm::RS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        let e = c.deserialize::<Mine>().expect_err("n is a string");
+        assert_eq!(e.missing_claim(), None);
+        assert!(e.to_string().contains("invalid type: string \"x\""), "{e}");
     }
 
     fn scope_claims() -> Vec<ScopeSource> {

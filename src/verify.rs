@@ -19,6 +19,7 @@ use crate::claims::{ClaimShape, Claims, Name, ReadError, ScopeSource, Skip, read
 use crate::config::{ClaimValidator, VerifierBuilder};
 use crate::error::{AuthError, AuthErrorKind, InvalidTokenReason};
 use crate::key_store::{KeyHealth, KeyStore};
+use crate::rejection::RefusalLog;
 
 /// Tokens longer than this are verified but not cached.
 pub const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
@@ -53,6 +54,8 @@ pub(crate) struct Inner {
     cache: Option<TokenCache>,
     /// The header of the last token verified that had to be read: most tokens repeat it.
     last_header: ArcSwapOption<LastHeader>,
+    /// WARN lines for wrong `iss` / `aud`, rate-limited.
+    refusals: RefusalLog,
 }
 
 /// The verified-token cache: verified claims by token, each tied to the key that verified it.
@@ -470,6 +473,7 @@ impl Verifier {
             s,
             cache,
             last_header: ArcSwapOption::empty(),
+            refusals: RefusalLog::default(),
         })))
     }
 
@@ -836,6 +840,8 @@ impl Inner {
             None => Some(s.issuer.as_str()),
         };
         if Some(claims.issuer()) != expected {
+            self.refusals
+                .wrong_issuer(expected.unwrap_or(s.issuer.as_str()), claims.issuer());
             return Err(AuthError::invalid(InvalidTokenReason::WrongIssuer));
         }
         self.check_audience(&claims)?;
@@ -881,7 +887,8 @@ impl Inner {
             let client_id = claims.get("client_id").and_then(serde_json::Value::as_str);
             return match client_id {
                 Some(c) if s.audience_from_client_id && accepted(c) => Ok(()),
-                Some(_) if s.audience_from_client_id => {
+                Some(c) if s.audience_from_client_id => {
+                    self.refusals.wrong_audience(&s.audiences, [c]);
                     Err(AuthError::invalid(InvalidTokenReason::WrongAudience))
                 }
                 _ => Err(AuthError::invalid_with(
@@ -893,6 +900,8 @@ impl Inner {
         if claims.audience().iter().any(|a| accepted(a)) {
             Ok(())
         } else {
+            let received = claims.audience().iter().map(String::as_str);
+            self.refusals.wrong_audience(&s.audiences, received);
             Err(AuthError::invalid(InvalidTokenReason::WrongAudience))
         }
     }

@@ -58,11 +58,17 @@ struct M2m {
     sub: String,
 }
 
+#[derive(serde::Deserialize)]
+struct WithOrg {
+    org_id: String,
+}
+
 fn app(layer: JwtAuthLayer) -> Router {
     Router::new()
         .route("/me", get(|c: Claims| async move { c.subject().unwrap_or_default().to_owned() }))
         .route("/scopes", get(|s: Scopes| async move { s.to_string() }))
         .route("/typed", get(|Auth(m): Auth<M2m>| async move { m.sub }))
+        .route("/org", get(|Auth(o): Auth<WithOrg>| async move { o.org_id }))
         .route(
             "/directions",
             get(|RequireScopes(c, ..): RequireScopes<Directions>| async move {
@@ -324,6 +330,43 @@ async fn the_typed_claims_extractor_deserializes_the_users_type() {
     )
     .await;
     assert_eq!(a.status, 401);
+}
+
+#[tokio::test]
+async fn the_typed_claims_extractor_names_a_missing_field() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let a = get_with(&s, "/org", &[&format!("Bearer {}", token(json!({})))]).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        json_body(&a),
+        json!({"error": "invalid_token",
+            "error_description": "the token's claims lack the field 'org_id'"})
+    );
+    // A value of the wrong type is not echoed: the description stays generic.
+    let t = token(json!({"org_id": 7}));
+    let a = get_with(&s, "/org", &[&format!("Bearer {t}")]).await;
+    assert_eq!(
+        json_body(&a)["error_description"],
+        "the token's claims do not have the expected shape"
+    );
+    let t = token(json!({"org_id": "acme"}));
+    let a = get_with(&s, "/org", &[&format!("Bearer {t}")]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "acme"));
+}
+
+#[tokio::test]
+async fn an_any_of_403_says_that_any_one_of_the_scopes_is_enough() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let t = token(json!({"scope": "other"}));
+    for path in ["/location", "/guarded-any"] {
+        let a = get_with(&s, path, &[&format!("Bearer {t}")]).await;
+        assert_eq!(a.status, 403, "{path}");
+        let challenge = a.challenge.expect("challenge");
+        assert!(
+            challenge.contains("any one of them is enough"),
+            "{path}: {challenge}"
+        );
+    }
 }
 
 #[tokio::test]
