@@ -9,6 +9,10 @@
     any(feature = "aws-lc-rs", feature = "rust-crypto")
 ))]
 
+#[cfg(feature = "axum")]
+#[path = "../examples/world_mappers/app.rs"]
+mod app;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -639,4 +643,72 @@ fn a_bad_dpop_origin_is_a_config_error() {
             .dpop_origin("https://api.example/prefix/")
             .is_ok()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// End to end: the development issuer binds the token, World Mappers (DPoP allowed) checks
+// the proofs with bearer-guard's resource-server side.
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn world_mappers_accepts_a_dev_issuer_dpop_token_sent_by_the_layer() {
+    use bearer_guard::dev_issuer::DevIssuer;
+    use bearer_guard::{Dpop, Verifier};
+
+    let dev = DevIssuer::builder()
+        .audience("urn:worldmappers")
+        .client("gift-deliveries", "dev-secret", ["directions"])
+        .start()
+        .await
+        .expect("dev issuer");
+    let verifier = Verifier::builder()
+        .issuer(dev.issuer())
+        .audience("urn:worldmappers")
+        .build()
+        .expect("verifier");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let dpop = Dpop::builder().public_url(&base).build().expect("dpop");
+    let router = app::app_with_dpop(verifier, &base, Some(dpop));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+
+    let key = es256();
+    let source = ClientCredentials::builder()
+        .issuer(dev.issuer())
+        .client_id("gift-deliveries")
+        .client_secret("dev-secret")
+        .audience("urn:worldmappers")
+        .dpop(key.clone())
+        .build()
+        .expect("client");
+    let client = ServiceBuilder::new()
+        .layer(AddBearerLayer::new(source.clone()))
+        .service(ReqwestService(reqwest::Client::new()));
+    for destination in ["Lapland", "Rovaniemi"] {
+        let res = client
+            .clone()
+            .oneshot(request(
+                "GET",
+                format!("{base}/api/directions?destination={destination}"),
+            ))
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), 200, "{:?}", res.headers());
+        let body: Value = serde_json::from_slice(res.body()).expect("json");
+        assert_eq!(body["destination"], destination);
+    }
+    let token = source.token().await.expect("token");
+    assert!(token.is_dpop_bound());
+    // The bound token without its proof, as a bearer token: refused.
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/directions"))
+        .bearer_auth(token.secret())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), 401);
+    server.abort();
+    dev.shutdown().await;
 }

@@ -300,12 +300,30 @@ impl Drop for Api {
 
 impl Api {
     async fn start(builder: VerifierBuilder) -> Self {
+        Self::start_inner(builder, None).await
+    }
+
+    /// World Mappers accepting DPoP as its example does by default (`DPOP=allowed`, the
+    /// public URL for `htu`), with server nonces when `nonces` (`DPOP_NONCE=1`).
+    #[cfg(feature = "client")]
+    async fn start_with_dpop(builder: VerifierBuilder, nonces: bool) -> Self {
+        Self::start_inner(builder, Some(nonces)).await
+    }
+
+    async fn start_inner(builder: VerifierBuilder, dpop_nonces: Option<bool>) -> Self {
         let verifier = builder.build().expect("verifier");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = app::app(verifier.clone(), &base);
+        let dpop = dpop_nonces.map(|nonces| {
+            let mut b = bearer_guard::Dpop::builder().public_url(&base);
+            if nonces {
+                b = b.nonces(bearer_guard::dpop::Nonces::random().expect("nonces"));
+            }
+            b.build().expect("dpop")
+        });
+        let router = app::app_with_dpop(verifier.clone(), &base, dpop);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -1070,5 +1088,137 @@ mod dpop {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("dpop_client.mjs output")
+    }
+
+    /// The World Mappers API accepting DPoP (mode `allowed`, its default), trusting `idp`.
+    async fn dpop_api(idp: &Idp, nonces: bool) -> Api {
+        Api::start_with_dpop(trusting(&idp.issuer), nonces).await
+    }
+
+    /// `GET url` with `Authorization: DPoP <token>` and `DPoP: <proof>`: status and
+    /// `WWW-Authenticate`.
+    async fn dpop_call(url: &str, token: &str, proof: &str) -> (u16, String) {
+        let res = reqwest::Client::new()
+            .get(url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+            .await
+            .expect("request");
+        let www = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (res.status().as_u16(), www)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn world_mappers_accepts_our_clients_dpop_calls_with_oidc_providers_tokens() {
+        use bearer_guard::client::{AddBearerLayer, BoxError};
+        use tower::{ServiceBuilder, ServiceExt};
+
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig {
+            dpop_nonce: true,
+            ..IdpConfig::new(tmp.keys())
+        })
+        .await;
+        // Server nonces at both ends: the IdP's token endpoint and the API.
+        let api = dpop_api(&idp, true).await;
+        for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+            let key = DpopKey::generate(alg).expect("key");
+            let source = our_client(&idp, &key);
+            let http = reqwest::Client::new();
+            let client = ServiceBuilder::new()
+                .layer(AddBearerLayer::new(source.clone()))
+                .service_fn(move |req: http::Request<bytes::Bytes>| {
+                    let http = http.clone();
+                    async move {
+                        let req = reqwest::Request::try_from(req.map(reqwest::Body::from))?;
+                        let res = http.execute(req).await?;
+                        let mut out = http::Response::builder().status(res.status());
+                        if let Some(h) = out.headers_mut() {
+                            *h = res.headers().clone();
+                        }
+                        Ok::<_, BoxError>(out.body(res.bytes().await?)?)
+                    }
+                });
+            for destination in ["Oslo", "Rovaniemi"] {
+                let req = http::Request::get(format!(
+                    "{}/api/directions?destination={destination}",
+                    api.base
+                ))
+                .body(bytes::Bytes::new())
+                .expect("request");
+                let res = client.clone().oneshot(req).await.expect("answer");
+                assert_eq!(
+                    res.status(),
+                    200,
+                    "{alg}: {:?} {}",
+                    res.headers(),
+                    String::from_utf8_lossy(res.body())
+                );
+                let body: Value = serde_json::from_slice(res.body()).expect("json");
+                assert_eq!(body["requested_by"], "dpop-basic");
+                assert_eq!(body["destination"], destination);
+            }
+            // The bound token, sent as a bearer token: refused (no downgrade).
+            let token = source.token().await.expect("token");
+            let (status, www, _) = api.call("/api/directions", token.secret()).await;
+            assert_eq!(status, 401, "{alg}: a bound token as Bearer");
+            assert!(www.contains("invalid_token"), "{www}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn world_mappers_accepts_proofs_made_by_jose_and_refuses_a_replayed_one() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+        let api = dpop_api(&idp, false).await;
+        for alg in ["ES256", "EdDSA"] {
+            let endpoint = idp.token_endpoint();
+            let htu = format!("{}/api/directions", api.base);
+            let calls_htu = htu.clone();
+            let out = tokio::task::spawn_blocking(move || {
+                jose_client(
+                    &endpoint,
+                    alg,
+                    &[
+                        ("GET", &calls_htu),
+                        ("GET", &calls_htu),
+                        ("GET", &calls_htu),
+                    ],
+                )
+            })
+            .await
+            .expect("task");
+            let token = out["access_token"].as_str().expect("token");
+            assert_eq!(out["token_type"], "DPoP");
+            assert_eq!(decode(token).1["cnf"]["jkt"], out["jkt"]);
+            let proofs: Vec<&str> = out["proofs"]
+                .as_array()
+                .expect("proofs")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let url = format!("{htu}?destination=Oslo");
+            let (status, www) = dpop_call(&url, token, proofs[0]).await;
+            assert_eq!(status, 200, "{alg}: jose's proof: {www}");
+            // The same proof again: a replay.
+            let (status, www) = dpop_call(&url, token, proofs[0]).await;
+            assert_eq!(status, 401, "{alg}: a replayed proof");
+            assert!(www.contains("invalid_dpop_proof"), "{www}");
+            // jose's next proof passes.
+            let (status, www) = dpop_call(&url, token, proofs[1]).await;
+            assert_eq!(status, 200, "{alg}: jose's second proof: {www}");
+            // jose's unused third proof with another (unbound) token: refused.
+            let other = idp.token("es256-basic", SCOPES).await;
+            let (status, _) = dpop_call(&url, &other, proofs[2]).await;
+            assert_eq!(status, 401, "{alg}: another token");
+        }
     }
 }
