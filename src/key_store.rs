@@ -955,8 +955,10 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
     use crate::fetch::RemoteSource;
 
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
     /// A store fetching from a server on 127.0.0.1 that answers `jwks` with this
     /// `Cache-Control`, with TTL bounds `build()` would refuse.
     async fn store_with_unbounded_ttl(jwks: String, cache_control: &'static str) -> KeyStore {

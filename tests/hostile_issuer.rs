@@ -587,3 +587,29 @@ async fn an_issuer_differing_by_a_trailing_slash_is_explained_once_at_error() {
         "logged at ERROR once, then rate-limited: {errors:#?}"
     );
 }
+
+#[tokio::test]
+async fn keys_stale_beyond_the_maximum_age_are_answered_503_with_retry_after() {
+    let k = key(0, "k");
+    let issuer = Issuer::start(Mode::Jwks(doc_of(&[&k]))).await;
+    let verifier = builder(&issuer.url())
+        .max_stale_age(Duration::from_millis(300))
+        .build()
+        .expect("verifier");
+    verifier.refresh_keys().await.expect("keys");
+    let app = serve_app(verifier.clone()).await;
+    let http = client();
+    let t = token(&k);
+    let bearer = format!("Bearer {t}");
+    assert_eq!(call(&http, &app.base, "/me", &[&bearer]).await.status, 200);
+    // The key is withdrawn and the JWKS answers 404 for good: kept for a while ...
+    issuer.set(Mode::Status(404));
+    assert!(verifier.refresh_keys().await.is_err());
+    assert_eq!(call(&http, &app.base, "/me", &[&bearer]).await.status, 200);
+    // ... then no longer trusted: 503, with a hint when to come back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let a = call(&http, &app.base, "/me", &[&bearer]).await;
+    assert_eq!(a.status, 503, "{a:?}");
+    assert!(a.retry_after.is_some(), "{a:?}");
+    assert_eq!(verifier.key_health(), KeyHealth::Missing);
+}

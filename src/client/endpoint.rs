@@ -621,6 +621,7 @@ fn jitter(backoff: Duration) -> Duration {
 mod tests {
     use super::*;
 
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
     /// Serves the JSON document `doc(addr)` at every path of a server on 127.0.0.1 (it stops
     /// with the test's runtime).
     async fn serve_json(doc: impl FnOnce(std::net::SocketAddr) -> serde_json::Value) -> String {
