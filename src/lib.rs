@@ -78,6 +78,18 @@
 //! | verified-token cache | 10,000 entries; tokens ≤ 8 KiB | bounded memory |
 //! | issuers per multi-issuer verifier | 32 ([`multi::MAX_ISSUERS`]) | bounded routing table |
 //!
+//! ## DPoP (RFC 9449)
+//!
+//! Sender-constrained tokens: [`JwtAuthLayer::dpop`] accepts tokens bound to a client key
+//! (`cnf.jkt`) sent as `Authorization: DPoP <token>` with a fresh proof per request, checks
+//! every proof as RFC 9449 §4.3 says (also when the token comes from the verified-token
+//! cache), refuses replays (a bounded in-memory [`ReplayStore`](dpop::ReplayStore) by
+//! default, which refuses with 503 rather than forgets when full), and optionally demands
+//! server nonces. Modes, defaults, the `htu` and proxy rules and the answers are in the
+//! [`dpop`] module docs and the [`rejection`](crate::DefaultRejection) table. The core
+//! ([`dpop::ProofChecker`], [`dpop::Dpop::check`]) takes plain request facts and works
+//! without the layer.
+//!
 //! ## Deployment caveats
 //!
 //! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway.

@@ -100,6 +100,9 @@ struct Settings {
 struct DpopChallenge {
     algs: String,
     required: bool,
+    /// The settings of a request accepted with a DPoP proof: its later answers (a missing
+    /// scope) carry the `DPoP` challenge.
+    request_used_dpop: bool,
 }
 
 /// The `DPoP-Nonce` response header (RFC 9449 §8.1).
@@ -165,7 +168,17 @@ impl DefaultRejection {
         self.settings().dpop = Some(DpopChallenge {
             algs: sanitize(algs),
             required,
+            request_used_dpop: false,
         });
+        self
+    }
+
+    /// These settings for a request accepted with a DPoP proof (its later answers, such as
+    /// 403 `insufficient_scope`, carry the `DPoP` challenge).
+    pub(crate) fn for_dpop_request(mut self) -> Self {
+        if let Some(d) = &mut self.settings().dpop {
+            d.request_used_dpop = true;
+        }
         self
     }
 
@@ -203,6 +216,7 @@ impl DefaultRejection {
         let dpop = match &self.inner.dpop {
             Some(d) => {
                 error.is_dpop()
+                    || d.request_used_dpop
                     || matches!(
                         error.kind(),
                         AuthErrorKind::InvalidDpopProof(_) | AuthErrorKind::UseDpopNonce

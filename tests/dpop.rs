@@ -181,6 +181,8 @@ fn dpop() -> bearer_guard::dpop::DpopBuilder {
     Dpop::builder().public_url(ORIGIN)
 }
 
+bearer_guard::scope_requirement!(Directions = all_of["directions"]);
+
 fn app(dpop: Dpop) -> Router {
     let handler = |c: Claims, d: Option<DpopConfirmation>| async move {
         format!(
@@ -196,6 +198,10 @@ fn app(dpop: Dpop) -> Router {
             get(|d: DpopConfirmation| async move { d.jkt().to_owned() }),
         )
         .route("/strict-post", post(|| async { "posted" }))
+        .route(
+            "/directions",
+            get(|_: bearer_guard::RequireScopes<Directions>| async { "directions" }),
+        )
         .layer(JwtAuthLayer::new(verifier()).dpop(dpop))
 }
 
@@ -924,4 +930,46 @@ mod grpc {
             "{h}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_dpop_request_lacking_a_scope_gets_403_with_the_dpop_challenge() {
+    let app = app(dpop().build().expect("dpop"));
+    let key = ProofKey::es256();
+    let t = bound_token(&key);
+    let p = key.proof("GET", &url("/directions"), &t);
+    let res = send(&app, dpop_req("GET", "/directions", &t, &[&p])).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let h = www(&res);
+    assert!(
+        h[0].starts_with("DPoP ") && h[0].contains("insufficient_scope"),
+        "{h:?}"
+    );
+}
+
+#[tokio::test]
+async fn in_off_mode_the_dpop_scheme_counts_as_no_credentials() {
+    let app = app(dpop().mode(DpopMode::Off).build().expect("dpop"));
+    let key = ProofKey::es256();
+    let t = bound_token(&key);
+    let res = send(
+        &app,
+        dpop_req("GET", "/maps", &t, &[&key.proof("GET", &url("/maps"), &t)]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(www(&res), vec!["Bearer realm=\"api\"".to_owned()]);
+}
+
+#[tokio::test]
+async fn in_required_mode_a_dpop_request_is_accepted() {
+    let app = app(dpop().mode(DpopMode::Required).build().expect("dpop"));
+    let key = ProofKey::es256();
+    let t = bound_token(&key);
+    let res = send(
+        &app,
+        dpop_req("GET", "/maps", &t, &[&key.proof("GET", &url("/maps"), &t)]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
 }

@@ -48,10 +48,30 @@
 //! if any); query and fragment are ignored. For gRPC the method is `POST` and the URL the
 //! method's (`https://api.example/package.Service/Method`), as for any HTTP request.
 //!
+//! # Deployment caveats
+//!
+//! - Replicas: the in-memory replay store sees only its own process. Behind a load balancer
+//!   a proof replayed to another replica within its window is not detected; share a store
+//!   (the [`ReplayStore`] trait) across the fleet, or pin clients to a replica.
+//! - Clocks: `iat` is the client's clock. A client more than the leeway ahead, or whose
+//!   proofs take longer than the window to arrive, is refused; server nonces
+//!   ([`Nonces`]) spare clients from needing a right clock only in part (the `iat` window
+//!   still applies).
+//! - A full in-memory store answers 503 until entries expire (at most the window, 90 s by
+//!   default): size it for the DPoP request rate times the window.
+//! - Proxies must forward the `DPoP` header unchanged and must not merge two into one.
+//!
 //! ```
 //! # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 //! # fn main() {
-//! use bearer_guard::dpop::{Dpop, DpopMode};
+//! use bearer_guard::dpop::{Dpop, DpopMode, ProofChecker, RequestFacts};
+//! use bearer_guard::{AuthErrorKind, DpopProofReason};
+//!
+//! // A proof that is not a JWS is refused, whatever the request.
+//! let facts = RequestFacts::new("GET", "https://api.example/maps", "not-a-jws", std::time::SystemTime::now());
+//! let err = ProofChecker::default().check(&facts).unwrap_err();
+//! assert_eq!(err.kind(), AuthErrorKind::InvalidDpopProof(DpopProofReason::Malformed));
+//!
 //! let dpop = Dpop::builder()
 //!     .public_url("https://api.example")
 //!     .mode(DpopMode::Required)

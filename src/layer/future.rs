@@ -149,6 +149,9 @@ where
                             req.extensions_mut().insert(accepted.claims);
                             if let Some(confirmation) = accepted.dpop {
                                 req.extensions_mut().insert(confirmation);
+                                // Later answers (a missing scope) carry the `DPoP` challenge.
+                                let challenge = shared.challenge.clone().for_dpop_request();
+                                req.extensions_mut().insert(challenge);
                             }
                             let fut = inner.call(req);
                             this.state.set(State::Inner {
