@@ -132,12 +132,16 @@ struct Stub {
     api_nonce: Mutex<Option<String>>,
     token_proofs: Mutex<Vec<Seen>>,
     api_proofs: Mutex<Vec<Seen>>,
+    /// Every proof received, as sent.
+    raw_proofs: Mutex<Vec<String>>,
     /// The tokens issued, each with the thumbprint it is bound to.
     issued: Mutex<Vec<(String, String)>>,
     /// The token endpoint asks for a new nonce on every request.
     rotate_as_nonce: Mutex<bool>,
     /// The API asks for a new nonce on every request.
     rotate_api_nonce: Mutex<bool>,
+    /// The API sends this `DPoP-Nonce` with its successful answers (RFC 9449 §8.2).
+    nonce_on_success: Mutex<Option<String>>,
     /// The API answers 401 invalid_token to this token once.
     refuse_token: Mutex<Option<String>>,
 }
@@ -182,7 +186,9 @@ async fn token_endpoint(State(stub): State<Arc<Stub>>, headers: HeaderMap) -> Re
         return (StatusCode::BAD_REQUEST, "no DPoP proof").into_response();
     };
     let url = format!("{}/oauth/token", stub.base());
-    let seen = verify_proof(proof.to_str().expect("ascii"), "POST", &url);
+    let proof = proof.to_str().expect("ascii");
+    stub.raw_proofs.lock().expect("lock").push(proof.to_owned());
+    let seen = verify_proof(proof, "POST", &url);
     assert!(seen.ath.is_none(), "no ath at the token endpoint");
     stub.token_proofs.lock().expect("lock").push(seen.clone());
     if *stub.rotate_as_nonce.lock().expect("lock") {
@@ -230,7 +236,9 @@ async fn api(State(stub): State<Arc<Stub>>, req: Request) -> Response {
         return challenge("invalid_token");
     };
     let htu = format!("{}{}", stub.base(), req.uri().path());
-    let seen = verify_proof(one_dpop_header(req.headers()), req.method().as_str(), &htu);
+    let proof = one_dpop_header(req.headers());
+    stub.raw_proofs.lock().expect("lock").push(proof.to_owned());
+    let seen = verify_proof(proof, req.method().as_str(), &htu);
     assert_eq!(seen.ath.as_deref(), Some(ath(token).as_str()), "ath");
     let n = {
         let mut proofs = stub.api_proofs.lock().expect("lock");
@@ -266,7 +274,12 @@ async fn api(State(stub): State<Arc<Stub>>, req: Request) -> Response {
     if refuse.is_some() {
         return challenge("invalid_token");
     }
-    (StatusCode::OK, format!("{} {}", req.method(), token)).into_response()
+    let mut res = (StatusCode::OK, format!("{} {}", req.method(), token)).into_response();
+    if let Some(nonce) = stub.nonce_on_success.lock().expect("lock").clone() {
+        res.headers_mut()
+            .insert("dpop-nonce", HeaderValue::from_str(&nonce).expect("nonce"));
+    }
+    res
 }
 
 fn source(stub: &Stub, key: &DpopKey) -> ClientCredentials {
@@ -494,6 +507,27 @@ async fn a_second_use_dpop_nonce_from_the_api_is_returned_as_it_is() {
 }
 
 #[tokio::test]
+async fn a_nonce_sent_with_a_successful_answer_is_used_by_the_next_proof() {
+    let stub = start().await;
+    *stub.nonce_on_success.lock().expect("lock") = Some("next-nonce".into());
+    let client = ServiceBuilder::new()
+        .layer(AddBearerLayer::new(source(&stub, &es256())))
+        .service(ReqwestService(reqwest::Client::new()));
+    let url = format!("{}/api/x", stub.base());
+    for _ in 0..2 {
+        let res = client
+            .clone()
+            .oneshot(request("GET", url.clone()))
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), 200);
+    }
+    let proofs = api_proofs(&stub);
+    assert_eq!(proofs[0].nonce, None);
+    assert_eq!(proofs[1].nonce.as_deref(), Some("next-nonce"));
+}
+
+#[tokio::test]
 async fn without_retry_a_nonce_challenge_is_returned_but_the_nonce_is_kept() {
     let stub = start().await;
     *stub.api_nonce.lock().expect("lock") = Some("kept".into());
@@ -711,4 +745,91 @@ async fn world_mappers_accepts_a_dev_issuer_dpop_token_sent_by_the_layer() {
     assert_eq!(res.status(), 401);
     server.abort();
     dev.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Nothing leaks: no token, proof or private key in the logs (TRACE and up) or in `Debug`.
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Self;
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+/// RFC 8037 Appendix A.1's Ed25519 private key.
+const ED25519_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+
+#[tokio::test]
+async fn no_token_proof_or_private_key_appears_in_logs_or_debug() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let stub = start().await;
+    *stub.as_nonce.lock().expect("lock") = Some("as-n".into());
+    *stub.api_nonce.lock().expect("lock") = Some("api-n".into());
+    let key = DpopKey::from_jwk(&format!(
+        r#"{{"kty":"OKP","crv":"Ed25519","d":"{ED25519_D}"}}"#
+    ))
+    .expect("key");
+    let source = source(&stub, &key);
+    let layer = AddBearerLayer::new(source.clone());
+    let client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(ReqwestService(reqwest::Client::new()));
+    // A nonce challenge from the AS and from the API, then a refused token and its renewal.
+    let res = client
+        .clone()
+        .oneshot(request("GET", format!("{}/api/x", stub.base())))
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), 200);
+    *stub.refuse_token.lock().expect("lock") = Some("tok-1".into());
+    let res = client
+        .oneshot(request("GET", format!("{}/api/x", stub.base())))
+        .await
+        .expect("answer");
+    assert_eq!(
+        res.status(),
+        200,
+        "{:?} {:?}",
+        res.headers(),
+        api_proofs(&stub)
+    );
+    let token = source.token().await.expect("token");
+    assert_eq!(token.secret(), "tok-2");
+    let debug = format!("{key:?} {source:?} {layer:?} {token:?}");
+
+    let logs = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(!logs.is_empty(), "the capture works");
+    let proofs = stub.raw_proofs.lock().expect("lock").clone();
+    assert!(proofs.len() >= 4, "token and API proofs: {}", proofs.len());
+    let mut secrets: Vec<String> = vec![ED25519_D.to_owned(), "tok-1".into(), "tok-2".into()];
+    for p in &proofs {
+        secrets.push(p.clone());
+        // The signature, and the claims (each proof's jti makes them unique).
+        secrets.extend(p.split('.').skip(1).map(str::to_owned));
+    }
+    for s in &secrets {
+        assert!(!logs.contains(s.as_str()), "the logs hold {s:.40}");
+        assert!(!debug.contains(s.as_str()), "Debug holds {s:.40}");
+    }
 }

@@ -358,8 +358,9 @@ impl ClientCredentialsBuilder {
     ///   [`TokenErrorKind::InvalidResponse`](super::TokenErrorKind::InvalidResponse) error
     ///   rather than used unbound.
     /// - When the authorization server answers `400` `use_dpop_nonce` with a `DPoP-Nonce`
-    ///   header, the request is sent once more with that nonce. The latest nonce of each
-    ///   origin (authorization server or API) is remembered for the next proofs.
+    ///   header, the request is sent once more with that nonce. The latest nonce of the
+    ///   authorization server, and of each API origin, is remembered for the next proofs
+    ///   (apart, even when they share an origin).
     /// - [`AddBearer`](super::AddBearer) then sends `Authorization: DPoP <token>` and a new
     ///   proof (with `ath`) on every request.
     pub fn dpop(mut self, key: DpopKey) -> Self {

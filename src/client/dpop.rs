@@ -384,12 +384,22 @@ fn invalid_key(reason: String) -> ConfigError {
     }
 }
 
-/// A DPoP key and the latest `DPoP-Nonce` each origin sent (RFC 9449 §8–9), shared by the
-/// token source and the middleware.
+/// Which server a nonce comes from: an authorization server and a resource server at the
+/// same origin keep their own nonces (RFC 9449 §8 and §9 are separate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Role {
+    /// The token endpoint.
+    AuthorizationServer,
+    /// An API called through the middleware.
+    Resource,
+}
+
+/// A DPoP key and the latest `DPoP-Nonce` each server sent (RFC 9449 §8–9), by role and
+/// origin, shared by the token source and the middleware.
 #[derive(Debug)]
 pub(super) struct Dpop {
     pub(super) key: DpopKey,
-    nonces: Mutex<HashMap<String, String>>,
+    nonces: Mutex<HashMap<(Role, String), String>>,
 }
 
 impl Dpop {
@@ -400,26 +410,27 @@ impl Dpop {
         }
     }
 
-    /// A proof for `method` `uri`, with the latest nonce of its origin.
+    /// A proof for `method` `uri`, with the latest nonce of that server.
     pub(super) fn proof(
         &self,
+        role: Role,
         method: &str,
         uri: &str,
         access_token: Option<&str>,
     ) -> Result<String, DpopProofError> {
-        let nonce = self.nonce(uri);
+        let nonce = self.nonce(role, uri);
         self.key.proof(method, uri, access_token, nonce.as_deref())
     }
 
-    /// The latest nonce of `uri`'s origin.
-    pub(super) fn nonce(&self, uri: &str) -> Option<String> {
+    /// The latest nonce of the `role` server at `uri`'s origin.
+    pub(super) fn nonce(&self, role: Role, uri: &str) -> Option<String> {
         let origin = origin(uri)?;
-        self.lock().get(&origin).cloned()
+        self.lock().get(&(role, origin)).cloned()
     }
 
-    /// Remembers the `DPoP-Nonce` of an answer from `uri`, if it has one; returns whether it
-    /// had a usable one.
-    pub(super) fn remember(&self, uri: &str, headers: &http::HeaderMap) -> bool {
+    /// Remembers the `DPoP-Nonce` of an answer from the `role` server at `uri`, if it has
+    /// one; returns whether it had a usable one.
+    pub(super) fn remember(&self, role: Role, uri: &str, headers: &http::HeaderMap) -> bool {
         let Some(nonce) = headers
             .get("dpop-nonce")
             .and_then(|v| v.to_str().ok())
@@ -430,18 +441,19 @@ impl Dpop {
         let Some(origin) = origin(uri) else {
             return false;
         };
+        let key = (role, origin);
         let mut nonces = self.lock();
         if nonces.len() >= MAX_NONCE_ORIGINS
-            && !nonces.contains_key(&origin)
+            && !nonces.contains_key(&key)
             && let Some(evict) = nonces.keys().next().cloned()
         {
             nonces.remove(&evict);
         }
-        nonces.insert(origin, nonce.to_owned());
+        nonces.insert(key, nonce.to_owned());
         true
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Role, String), String>> {
         self.nonces.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

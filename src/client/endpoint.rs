@@ -16,7 +16,7 @@ use url::Url;
 
 use super::assertion::{AssertionKey, JWT_BEARER};
 use super::config::ClientAuthMethod;
-use super::dpop::Dpop;
+use super::dpop::{Dpop, Role};
 use super::error::{TokenError, TokenErrorKind, clean_remote};
 use super::token::{AccessToken, Secret};
 use crate::fetch;
@@ -249,7 +249,7 @@ impl Endpoint {
         }
         if let Some(dpop) = &self.dpop {
             let proof = dpop
-                .proof("POST", url.as_str(), None)
+                .proof(Role::AuthorizationServer, "POST", url.as_str(), None)
                 .map_err(|e| TokenError::new(TokenErrorKind::InvalidResponse, e.to_string()))?;
             req = req.header("dpop", proof);
         }
@@ -259,7 +259,7 @@ impl Endpoint {
         *new_nonce = self
             .dpop
             .as_ref()
-            .is_some_and(|d| d.remember(url.as_str(), resp.headers()));
+            .is_some_and(|d| d.remember(Role::AuthorizationServer, url.as_str(), resp.headers()));
         let body = fetch::read_capped(resp, self.max_body).await;
         if !status.is_success() {
             let oauth = body.ok().and_then(|b| oauth_error(&b));

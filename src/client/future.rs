@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::dpop::Dpop;
+use super::dpop::{Dpop, Role};
 use super::error::TokenError;
 use super::layer::BoxError;
 use super::source::{ClientCredentials, Refusal};
@@ -116,6 +116,7 @@ fn authorize<B>(
     req.headers_mut().remove(DPOP);
     if let (true, Some(dpop)) = (token.is_dpop_bound(), dpop) {
         let proof = dpop.proof(
+            Role::Resource,
             req.method().as_str(),
             &target(req, origin),
             Some(token.secret()),
@@ -145,7 +146,9 @@ fn target<B>(req: &Request<B>, origin: Option<&str>) -> String {
 
 /// Remembers the answer's `DPoP-Nonce`, if DPoP is on; whether there was a usable one.
 fn remember(source: &ClientCredentials, uri: &str, headers: &HeaderMap) -> bool {
-    source.dpop().is_some_and(|d| d.remember(uri, headers))
+    source
+        .dpop()
+        .is_some_and(|d| d.remember(Role::Resource, uri, headers))
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>

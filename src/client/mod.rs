@@ -163,7 +163,9 @@
 //! - Server nonces (RFC 9449 §8–9): an answer `400` `use_dpop_nonce` from the token endpoint
 //!   or `401` `use_dpop_nonce` from the API, with a `DPoP-Nonce` header, is retried once
 //!   with a proof carrying the nonce (for the API, when the body can be replayed). The
-//!   latest `DPoP-Nonce` of each origin (up to 64 origins) is kept for the next proofs.
+//!   latest `DPoP-Nonce` (also from successful answers) of the authorization server and of
+//!   each API origin is kept for the next proofs: apart, even when they share an origin,
+//!   and for 64 servers at most.
 //!
 //! ```
 //! # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]

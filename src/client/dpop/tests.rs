@@ -232,22 +232,50 @@ fn a_bad_method_makes_no_proof() {
 
 #[test]
 fn nonces_are_remembered_per_origin_and_bounded() {
+    const RS: Role = Role::Resource;
     let dpop = Dpop::new(DpopKey::generate(Algorithm::ES256).expect("key"));
     let mut h = http::HeaderMap::new();
     h.insert("dpop-nonce", http::HeaderValue::from_static("n-a"));
-    assert!(dpop.remember("https://a.example/token?x", &h));
-    assert_eq!(dpop.nonce("https://a.example/api").as_deref(), Some("n-a"));
-    assert_eq!(dpop.nonce("https://a.example:8443/api"), None);
-    assert_eq!(dpop.nonce("https://b.example/api"), None);
+    assert!(dpop.remember(RS, "https://a.example/token?x", &h));
+    assert_eq!(
+        dpop.nonce(RS, "https://a.example/api").as_deref(),
+        Some("n-a")
+    );
+    assert_eq!(dpop.nonce(RS, "https://a.example:8443/api"), None);
+    assert_eq!(dpop.nonce(RS, "https://b.example/api"), None);
     h.insert("dpop-nonce", http::HeaderValue::from_static("n-b"));
-    assert!(dpop.remember("https://a.example/other", &h));
-    assert_eq!(dpop.nonce("https://a.example/").as_deref(), Some("n-b"));
+    assert!(dpop.remember(RS, "https://a.example/other", &h));
+    assert_eq!(dpop.nonce(RS, "https://a.example/").as_deref(), Some("n-b"));
     h.insert("dpop-nonce", http::HeaderValue::from_static("bad\"quote"));
-    assert!(!dpop.remember("https://a.example/", &h));
-    assert_eq!(dpop.nonce("https://a.example/").as_deref(), Some("n-b"));
+    assert!(!dpop.remember(RS, "https://a.example/", &h));
+    assert_eq!(dpop.nonce(RS, "https://a.example/").as_deref(), Some("n-b"));
     h.insert("dpop-nonce", http::HeaderValue::from_static("n"));
     for i in 0..200 {
-        dpop.remember(&format!("https://h{i}.example/"), &h);
+        dpop.remember(RS, &format!("https://h{i}.example/"), &h);
     }
     assert!(dpop.lock().len() <= MAX_NONCE_ORIGINS);
+}
+
+#[test]
+fn the_token_endpoint_and_an_api_at_the_same_origin_keep_their_own_nonces() {
+    let dpop = Dpop::new(DpopKey::generate(Algorithm::ES256).expect("key"));
+    let mut h = http::HeaderMap::new();
+    h.insert("dpop-nonce", http::HeaderValue::from_static("as-nonce"));
+    dpop.remember(
+        Role::AuthorizationServer,
+        "https://a.example/oauth/token",
+        &h,
+    );
+    h.insert("dpop-nonce", http::HeaderValue::from_static("api-nonce"));
+    dpop.remember(Role::Resource, "https://a.example/api/x", &h);
+    assert_eq!(
+        dpop.nonce(Role::AuthorizationServer, "https://a.example/oauth/token")
+            .as_deref(),
+        Some("as-nonce")
+    );
+    assert_eq!(
+        dpop.nonce(Role::Resource, "https://a.example/api/y")
+            .as_deref(),
+        Some("api-nonce")
+    );
 }
