@@ -19,7 +19,10 @@
 //! discovery), `AUDIENCE` (default `urn:worldmappers`), `JWKS_URI` (optional: skip
 //! discovery), `PORT` (default 50051). With no `ISSUER_BASE_URL`, a development issuer starts
 //! in-process with a "Gift Deliveries" client, and the command that runs the client is
-//! printed.
+//! printed. DPoP (RFC 9449) as in the HTTP example: `DPOP` = `off` | `allowed` (default) |
+//! `required`, `DPOP_NONCE=1` for server nonces, `PUBLIC_URL` the external origin (default
+//! `http://127.0.0.1:$PORT`); a call's proof names `POST` and
+//! `{PUBLIC_URL}/world_mappers.v1.WorldMappers/<Method>`.
 //!
 //! Client mode (`--client`): `ISSUER_BASE_URL` and `CLIENT_SECRET` (required), `CLIENT_ID`
 //! (default `gift-deliveries`), `AUDIENCE`, `TOKEN_URL` (default: from the issuer's discovery
@@ -41,6 +44,7 @@ use std::process::ExitCode;
 
 use bearer_guard::Verifier;
 use bearer_guard::dev_issuer::DevIssuer;
+use bearer_guard::dpop::{Dpop, DpopMode, Nonces};
 use serde_json::Value;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
@@ -95,6 +99,8 @@ async fn server() -> Result<(), String> {
         }
     };
     let verifier = verifier(&issuer, &audience, env("JWKS_URI")).await?;
+    let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+    let dpop = dpop_settings(&public_url)?;
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -103,7 +109,7 @@ async fn server() -> Result<(), String> {
     if let Some((dev, secret)) = &dev {
         print_walkthrough(dev, secret, &audience, addr);
     }
-    serve(listener, verifier, async {
+    serve(listener, verifier, dpop, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
@@ -118,14 +124,34 @@ async fn server() -> Result<(), String> {
 async fn serve(
     listener: tokio::net::TcpListener,
     verifier: Verifier,
+    dpop: Option<Dpop>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     Server::builder()
-        .layer(app::auth(verifier))
+        .layer(app::auth_with_dpop(verifier, dpop))
         .add_service(app::service())
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// `DPOP` (off | allowed | required, default allowed) and `DPOP_NONCE=1`.
+fn dpop_settings(public_url: &str) -> Result<Option<Dpop>, String> {
+    let mode: DpopMode = match env("DPOP") {
+        Some(m) => m.parse().map_err(|e| format!("DPOP: {e}"))?,
+        None => DpopMode::Allowed,
+    };
+    if mode == DpopMode::Off {
+        return Ok(None);
+    }
+    let mut builder = Dpop::builder().mode(mode).public_url(public_url);
+    if env("DPOP_NONCE").as_deref() == Some("1") {
+        builder = builder.nonces(Nonces::random().map_err(|e| format!("DPOP_NONCE: {e}"))?);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| format!("DPoP configuration: {e}"))
 }
 
 async fn verifier(issuer: &str, audience: &str, jwks: Option<String>) -> Result<Verifier, String> {
@@ -365,7 +391,7 @@ async fn demo() -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot listen: {e}"))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, verifier, async {
+    let server = tokio::spawn(serve(listener, verifier, None, async {
         let _ = stopped.await;
     }));
     println!(

@@ -451,6 +451,37 @@ fn whole_seconds(date: f64) -> i64 {
     secs
 }
 
+/// The confirmation claim (RFC 7800), read on demand: DPoP (RFC 9449 §6).
+impl Claims {
+    /// `cnf.jkt`: the RFC 7638 thumbprint of the key a DPoP-bound token is bound to, or
+    /// `None` for a token that is not DPoP-bound.
+    pub fn confirmation_jkt(&self) -> Option<&str> {
+        if !self.may_contain_member("cnf") {
+            return None;
+        }
+        self.get("cnf")?.get("jkt")?.as_str()
+    }
+
+    /// Whether the payload may have a member called `name` (no false negatives): a scan of
+    /// its text for `"name"`, or for any escape, which could spell it otherwise. Spares most
+    /// tokens the full parse that [`get`](Self::get) makes.
+    pub(crate) fn may_contain_member(&self, name: &str) -> bool {
+        let raw = &self.0.raw;
+        if raw.value.get().is_some() || raw.text.is_empty() {
+            return true;
+        }
+        let text = raw.text.as_bytes();
+        if memchr::memchr(b'\\', text).is_some() {
+            return true;
+        }
+        let mut quoted = Vec::with_capacity(name.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(name.as_bytes());
+        quoted.push(b'"');
+        memchr::memmem::find(text, &quoted).is_some()
+    }
+}
+
 pub(crate) fn to_system_time(secs: i64) -> SystemTime {
     if secs >= 0 {
         UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())

@@ -173,6 +173,115 @@ pub enum AuthErrorKind {
     /// The issuer's keys could not be obtained; the token could not be checked. Not the
     /// client's fault: answer 503, not 401.
     KeysUnavailable,
+    /// The DPoP proof (RFC 9449) was refused (`invalid_dpop_proof`), for the reason given.
+    InvalidDpopProof(DpopProofReason),
+    /// The DPoP proof lacks the server nonce, or its nonce is stale or forged
+    /// (`use_dpop_nonce`, RFC 9449 §8): the answer carries a fresh `DPoP-Nonce`.
+    UseDpopNonce,
+    /// The DPoP replay store could not record the proof (full of live entries, or
+    /// unreachable): the proof cannot be accepted safely. Not the client's fault: answer 503
+    /// with `Retry-After`.
+    ReplayStoreUnavailable,
+}
+
+/// Why a DPoP proof (RFC 9449 §4.3) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DpopProofReason {
+    /// Longer than the configured maximum (checked before any parsing).
+    TooLarge,
+    /// Not a compact JWS of three base64url parts whose header and payload are JSON objects.
+    Malformed,
+    /// More than one `DPoP` header, or one holding more than one proof.
+    MultipleProofs,
+    /// The request uses the `DPoP` scheme but has no `DPoP` header.
+    Missing,
+    /// The `typ` header is not `dpop+jwt`.
+    WrongType,
+    /// The `alg` header is not in the allow-list (this includes `none` and HMAC).
+    AlgorithmNotAllowed,
+    /// The header carries a `crit` extension this library does not understand.
+    UnsupportedCritical,
+    /// The `jwk` header is missing or is not a usable public key.
+    InvalidKey,
+    /// The `jwk` header holds private key material (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`).
+    PrivateKey,
+    /// The `alg` header does not fit the key's type or curve.
+    KeyAlgorithmMismatch,
+    /// The signature does not verify under the `jwk` header's key.
+    BadSignature,
+    /// A required claim (`jti`, `htm`, `htu`, `iat`) is missing or has the wrong type.
+    MissingClaim,
+    /// A claim has an invalid value (for example a `jti` longer than the maximum).
+    InvalidClaim,
+    /// `htm` is not the request's method.
+    WrongMethod,
+    /// `htu` is not the request's URI (without query and fragment).
+    WrongUri,
+    /// `iat` is further in the future than the leeway.
+    IssuedInFuture,
+    /// `iat` is older than the accepted window.
+    TooOld,
+    /// `ath` is missing or is not the hash of the access token.
+    WrongAccessTokenHash,
+    /// The proof was used before (same key, same `jti`, within the window).
+    Replayed,
+    /// The proof's key is not the one the access token is bound to (`cnf.jkt`).
+    KeyNotBound,
+}
+
+impl DpopProofReason {
+    /// A short, fixed description, safe to send to clients (it never echoes proof content).
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::TooLarge => "the DPoP proof is too large",
+            Self::Malformed => "the DPoP proof is malformed",
+            Self::MultipleProofs => "the request carries more than one DPoP proof",
+            Self::Missing => "the request lacks a DPoP proof",
+            Self::WrongType => "the DPoP proof type is not dpop+jwt",
+            Self::AlgorithmNotAllowed => "the DPoP proof's signing algorithm is not allowed",
+            Self::UnsupportedCritical => "the DPoP proof has an unsupported critical header",
+            Self::InvalidKey => "the DPoP proof's jwk is not a usable public key",
+            Self::PrivateKey => "the DPoP proof's jwk contains private key material",
+            Self::KeyAlgorithmMismatch => "the DPoP proof's algorithm does not fit its key",
+            Self::BadSignature => "the DPoP proof's signature is invalid",
+            Self::MissingClaim => "the DPoP proof lacks a required claim",
+            Self::InvalidClaim => "the DPoP proof has an invalid claim",
+            Self::WrongMethod => "the DPoP proof is for another method",
+            Self::WrongUri => "the DPoP proof is for another URI",
+            Self::IssuedInFuture => "the DPoP proof was issued in the future",
+            Self::TooOld => "the DPoP proof is too old",
+            Self::WrongAccessTokenHash => "the DPoP proof's ath does not match the access token",
+            Self::Replayed => "the DPoP proof was already used",
+            Self::KeyNotBound => "the DPoP proof's key is not the key the token is bound to",
+        }
+    }
+
+    /// A stable snake_case name, for logs and metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::MultipleProofs => "multiple_proofs",
+            Self::Missing => "missing",
+            Self::WrongType => "wrong_type",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::UnsupportedCritical => "unsupported_critical",
+            Self::InvalidKey => "invalid_key",
+            Self::PrivateKey => "private_key",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaim => "invalid_claim",
+            Self::WrongMethod => "wrong_method",
+            Self::WrongUri => "wrong_uri",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::TooOld => "too_old",
+            Self::WrongAccessTokenHash => "wrong_access_token_hash",
+            Self::Replayed => "replayed",
+            Self::KeyNotBound => "key_not_bound",
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -213,6 +322,11 @@ pub enum InvalidTokenReason {
     InvalidClaim,
     /// A custom claim validator refused the token.
     Rejected,
+    /// The token is DPoP-bound (`cnf.jkt`) but was sent with the `Bearer` scheme (no
+    /// downgrade, RFC 9449 §7.2).
+    BoundTokenAsBearer,
+    /// The token is not DPoP-bound but was sent with the `DPoP` scheme.
+    UnboundTokenAsDpop,
 }
 
 impl InvalidTokenReason {
@@ -237,6 +351,8 @@ impl InvalidTokenReason {
             Self::MissingClaim => "the token lacks a required claim",
             Self::InvalidClaim => "the token has an invalid claim",
             Self::Rejected => "the token was rejected",
+            Self::BoundTokenAsBearer => "the token is DPoP-bound: send it with the DPoP scheme",
+            Self::UnboundTokenAsDpop => "the token is not DPoP-bound",
         }
     }
 
@@ -260,6 +376,8 @@ impl InvalidTokenReason {
             Self::MissingClaim => "missing_claim",
             Self::InvalidClaim => "invalid_claim",
             Self::Rejected => "rejected",
+            Self::BoundTokenAsBearer => "bound_token_as_bearer",
+            Self::UnboundTokenAsDpop => "unbound_token_as_dpop",
         }
     }
 }
@@ -273,6 +391,9 @@ impl AuthErrorKind {
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::ReplayStoreUnavailable => "replay_store_unavailable",
         }
     }
 }
@@ -288,6 +409,15 @@ pub struct AuthError {
     required_scopes: Option<std::sync::Arc<str>>,
     retry_after: Option<Duration>,
     source: Option<std::sync::Arc<dyn StdError + Send + Sync>>,
+    dpop: DpopContext,
+}
+
+/// What an error knows of DPoP: whether the request used the `DPoP` scheme (so the answer's
+/// challenge is a `DPoP` one) and the fresh nonce to send.
+#[derive(Clone, Default)]
+struct DpopContext {
+    scheme: bool,
+    nonce: Option<std::sync::Arc<str>>,
 }
 
 impl AuthError {
@@ -298,7 +428,53 @@ impl AuthError {
             required_scopes: None,
             retry_after: None,
             source: None,
+            dpop: DpopContext::default(),
         }
+    }
+
+    pub(crate) fn invalid_dpop_proof(reason: DpopProofReason) -> Self {
+        Self::new(
+            AuthErrorKind::InvalidDpopProof(reason),
+            reason.description(),
+        )
+        .dpop_scheme()
+    }
+
+    pub(crate) fn use_dpop_nonce(nonce: impl Into<std::sync::Arc<str>>) -> Self {
+        let mut e = Self::new(
+            AuthErrorKind::UseDpopNonce,
+            "the DPoP proof must carry the server's current nonce",
+        )
+        .dpop_scheme();
+        e.dpop.nonce = Some(nonce.into());
+        e
+    }
+
+    pub(crate) fn replay_store_unavailable(retry_after: Option<Duration>) -> Self {
+        let mut e = Self::new(
+            AuthErrorKind::ReplayStoreUnavailable,
+            "the DPoP replay check is unavailable",
+        )
+        .dpop_scheme();
+        e.retry_after = retry_after;
+        e
+    }
+
+    /// Marks the error as an answer to a request made with the `DPoP` scheme.
+    pub(crate) fn dpop_scheme(mut self) -> Self {
+        self.dpop.scheme = true;
+        self
+    }
+
+    /// Whether the request was made with the `DPoP` authorization scheme (RFC 9449), so that
+    /// its challenge is a `DPoP` one.
+    pub fn is_dpop(&self) -> bool {
+        self.dpop.scheme
+    }
+
+    /// For [`AuthErrorKind::UseDpopNonce`]: the nonce to send in the `DPoP-Nonce` header.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop.nonce.as_deref()
     }
 
     pub(crate) fn invalid(reason: InvalidTokenReason) -> Self {
@@ -330,6 +506,23 @@ impl AuthError {
         );
         e.retry_after = retry_after;
         e
+    }
+
+    /// Keys unavailable, with the reason the last fetch failed (for [`refresh_keys`] and
+    /// operators: the reason names URLs and issuers, never token content).
+    ///
+    /// [`refresh_keys`]: crate::Verifier::refresh_keys
+    pub(crate) fn keys_unavailable_because(
+        retry_after: Option<Duration>,
+        reason: impl Into<std::sync::Arc<str>>,
+    ) -> Self {
+        let reason = KeysError(reason.into());
+        let mut e = Self::new(
+            AuthErrorKind::KeysUnavailable,
+            format!("the issuer's signing keys are unavailable: {reason}"),
+        );
+        e.retry_after = retry_after;
+        e.with_source(reason)
     }
 
     /// An `insufficient_scope` error naming the scopes the resource requires
@@ -380,7 +573,8 @@ impl AuthError {
         self.required_scopes.as_deref()
     }
 
-    /// For [`AuthErrorKind::KeysUnavailable`]: when trying again may help.
+    /// For [`AuthErrorKind::KeysUnavailable`] and [`AuthErrorKind::ReplayStoreUnavailable`]:
+    /// when trying again may help.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -399,6 +593,9 @@ impl fmt::Debug for AuthError {
         if let Some(s) = &self.source {
             d.field("source", &s.to_string());
         }
+        if self.dpop.scheme {
+            d.field("dpop", &true);
+        }
         d.finish()
     }
 }
@@ -416,6 +613,20 @@ impl StdError for AuthError {
             .map(|s| s as &(dyn StdError + 'static))
     }
 }
+
+/// Why the issuer's keys could not be obtained: the [`source`](StdError::source) of a
+/// [`KeysUnavailable`](AuthErrorKind::KeysUnavailable) error from
+/// [`Verifier::refresh_keys`](crate::Verifier::refresh_keys).
+#[derive(Debug, Clone)]
+struct KeysError(std::sync::Arc<str>);
+
+impl fmt::Display for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for KeysError {}
 
 #[cfg(test)]
 mod tests {
@@ -449,6 +660,8 @@ mod tests {
             InvalidTokenReason::MissingClaim,
             InvalidTokenReason::InvalidClaim,
             InvalidTokenReason::Rejected,
+            InvalidTokenReason::BoundTokenAsBearer,
+            InvalidTokenReason::UnboundTokenAsDpop,
         ];
         for r in all {
             assert!(

@@ -27,13 +27,15 @@
 //! ## Key store
 //!
 //! The key set lives in a lock-free snapshot: a request never waits on a fetch unless its
-//! key is unknown, and expiry never evicts the last good keys. Each key is bound to exactly
+//! key is unknown, and TTL expiry alone never evicts the last good keys. Each key is bound to exactly
 //! one algorithm (the JWK `alg`, else derived from `kty`/`crv`: RSA keys without `alg` are
 //! bound to RS256). An unknown `kid` triggers one fetch, shared by every request waiting for
 //! it, rate-limited to a burst of 2 then one per 30 s; a `kid` still absent after a refresh
-//! is remembered as absent until the next one. A failed refresh keeps the last good keys and
-//! retries with backoff; if no key set was ever obtained, verification fails with
-//! [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401).
+//! is remembered as absent for that cooldown (30 s), or until the next refresh if sooner. A failed refresh keeps the last good keys and
+//! retries with backoff, but only for [`VerifierBuilder::max_stale_age`] (4 h by default)
+//! from the first failure; then, as when no key set was ever obtained, verification fails
+//! with [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401). A well-formed JWK Set
+//! without a usable key is the issuer's answer: it replaces the keys (logged at ERROR).
 //!
 //! ## Verified-token cache
 //!
@@ -55,6 +57,7 @@
 //! | what | default (range) | why |
 //! |---|---|---|
 //! | token size | 16 KiB ([`DEFAULT_MAX_TOKEN_BYTES`]; 256 B – 1 MiB) | checked before any parsing: bounded work per request |
+//! | `kid` length | 256 bytes ([`MAX_KID_BYTES`]) | a longer `kid` names no key: `invalid_token` at once, no JWKS fetch |
 //! | JSON nesting | 128 levels (header and payload) | serde_json's recursion limit: no stack exhaustion |
 //! | NumericDate (`exp`, `nbf`, `iat`) | up to 9999-12-31T23:59:59Z | a larger or non-numeric value is an invalid claim |
 //! | leeway | 30 s ([`DEFAULT_LEEWAY`]; 0 – 5 min) | clock skew between issuer and API |
@@ -64,20 +67,36 @@
 //! | keys per JWKS | 100 ([`DEFAULT_MAX_KEYS`]; 1 – 10,000) | bounded memory and lookup time |
 //! | fetch timeout | 5 s for discovery + JWKS ([`DEFAULT_FETCH_TIMEOUT`]; 10 ms – 2 min); connect ≤ 3 s | a slow issuer cannot hold requests; only requests whose key is unknown ever wait on a fetch |
 //! | redirects | at most 5, same origin (scheme, host, port) only | another service cannot substitute keys |
-//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it; `no-cache`/`no-store` count as 0 | refresh often enough for rotation, rarely enough for the issuer |
+//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it; `no-cache`/`no-store` count as 0; bounds 1 ms – 7 days ([`MAX_JWKS_TTL_BOUND`]) | refresh often enough for rotation, rarely enough for the issuer |
+//! | stale keys kept | 4 h from the first failed refresh ([`DEFAULT_MAX_STALE_AGE`]; 10 ms – 30 days), then 503 | an outage does not take the API down at once, and a withdrawn key does not stay trusted for ever |
 //! | ETag kept | up to 256 bytes | bounded memory |
 //! | background refresh | at 80 % of the TTL | new keys arrive before they are needed |
-//! | unknown-`kid` refresh | burst 2, then 1 per 30 s | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) until it refills or the next TTL refresh (while the issuer is failing the answer is 503 instead) |
-//! | absent `kid`s remembered | 1,024 per key set, `kid`s up to 256 bytes; forgotten at each new key set | bounded memory |
+//! | unknown-`kid` refresh | burst 2, then 1 per 30 s; a `kid` refused for want of allowance schedules a refresh for when it refills | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) for at most one cooldown (30 s) after its publication, flood or not: every refill is spent on a fetch, by the flood or by the catch-up refresh, and each fetch loads the whole set (while the issuer is failing the answer is 503 instead) |
+//! | absent `kid`s remembered | 1,024 per key set, each for one unknown-`kid` cooldown (30 s), or until the next key set if sooner | bounded memory; a key the issuer's CDN did not show yet is found within the cooldown |
 //! | fetch retry | 1 s doubling to 60 s, in the background after any failed fetch | an outage is not hammered |
 //! | `Retry-After` on 503 | the time to the next fetch attempt; 5 s when unknown | clients come back when it can help |
 //! | verified-token cache | 10,000 entries; tokens ≤ 8 KiB | bounded memory |
 //! | issuers per multi-issuer verifier | 32 ([`multi::MAX_ISSUERS`]) | bounded routing table |
 //!
+//! ## DPoP (RFC 9449)
+//!
+//! Sender-constrained tokens: [`JwtAuthLayer::dpop`] accepts tokens bound to a client key
+//! (`cnf.jkt`) sent as `Authorization: DPoP <token>` with a fresh proof per request, checks
+//! every proof as RFC 9449 §4.3 says (also when the token comes from the verified-token
+//! cache), refuses replays (a bounded in-memory [`ReplayStore`](dpop::ReplayStore) by
+//! default, which refuses with 503 rather than forgets when full), and optionally demands
+//! server nonces. Modes, defaults, the `htu` and proxy rules and the answers are in the
+//! [`dpop`] module docs and the [`rejection`](crate::DefaultRejection) table. The core
+//! ([`dpop::ProofChecker`], [`dpop::Dpop::check`]) takes plain request facts and works
+//! without the layer.
+//!
 //! ## Deployment caveats
 //!
 //! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway.
-//! - The issuer string is compared exactly, trailing slash included.
+//! - The issuer string is compared exactly, trailing slash included. Call
+//!   [`Verifier::refresh_keys`] at start-up: a wrong issuer then fails the deploy with the
+//!   string to configure, instead of every request getting 503; or take the issuer from
+//!   discovery with [`VerifierBuilder::issuer_from_discovery`].
 //! - Keys are fetched with Tokio: verification needs a Tokio runtime.
 //! - Proxies and HTTP servers have header-size limits of their own (nginx 8 KiB by default;
 //!   hyper answers 431 past about 400 KB) that can be lower than the 16 KiB token limit.
@@ -94,6 +113,7 @@ pub mod axum;
 mod claims;
 mod config;
 mod crypto;
+pub mod dpop;
 mod error;
 mod extract;
 mod fetch;
@@ -133,10 +153,12 @@ pub use claims::{Claims, ClaimsError, InvalidScope, ScopeToken, Scopes, ScopesIt
 pub use config::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_INITIAL_BACKOFF, DEFAULT_JWKS_TTL, DEFAULT_LEEWAY,
     DEFAULT_MAX_BACKOFF, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_JWKS_TTL, DEFAULT_MAX_KEYS,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL, DEFAULT_TOKEN_CACHE_ENTRIES,
-    DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN, VerifierBuilder,
+    DEFAULT_MAX_STALE_AGE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL,
+    DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN,
+    MAX_JWKS_TTL_BOUND, VerifierBuilder,
 };
-pub use error::{AuthError, AuthErrorKind, ConfigError, InvalidTokenReason};
+pub use dpop::{Dpop, DpopConfirmation, DpopMode};
+pub use error::{AuthError, AuthErrorKind, ConfigError, DpopProofReason, InvalidTokenReason};
 pub use extract::{TokenSource, bearer_token, parse_authorization};
 pub use key_store::KeyHealth;
 pub use layer::{JwtAuth, JwtAuthLayer};
@@ -147,7 +169,7 @@ pub use scope::{
     GuardFuture, RequireScopes as RequireScopesService, RequireScopesLayer, ScopePolicy,
     require_any_scope, require_scopes,
 };
-pub use verify::{MAX_CACHED_TOKEN_BYTES, Verifier};
+pub use verify::{MAX_CACHED_TOKEN_BYTES, MAX_KID_BYTES, Verifier};
 
 /// The README's code blocks, compiled as doc tests so that the quick start stays true.
 #[cfg(all(

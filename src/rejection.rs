@@ -8,6 +8,19 @@
 //! | insufficient scope | 403 | `Bearer realm="api", error="insufficient_scope", error_description="…", scope="…"` |
 //! | keys unavailable | 503 | none; `Retry-After` instead |
 //!
+//! With DPoP (RFC 9449 §7, [`JwtAuthLayer::dpop`](crate::JwtAuthLayer::dpop)):
+//!
+//! | failure | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credentials, mode allowed | 401 | `Bearer realm="api"` and `DPoP realm="api", algs="ES256 …"` (two headers) |
+//! | no credentials (or `Bearer`), mode required | 401 | `DPoP realm="api", algs="…"` |
+//! | invalid proof (any [`DpopProofReason`](crate::DpopProofReason)) | 401 | `DPoP realm="api", algs="…", error="invalid_dpop_proof", error_description="…"` |
+//! | nonce missing, stale or forged | 401 | `DPoP …, error="use_dpop_nonce", …` and `DPoP-Nonce: <fresh nonce>` |
+//! | invalid token sent with the `DPoP` scheme, unbound token as `DPoP` | 401 | `DPoP …, error="invalid_token", …` |
+//! | bound token sent as `Bearer` | 401 | `DPoP …, error="invalid_token", …` |
+//! | malformed `DPoP` request | 400 | `DPoP …, error="invalid_request", …` |
+//! | replay store full or unreachable | 503 | none; `Retry-After` (fails closed) |
+//!
 //! The body is a small JSON object `{"error": …, "error_description": …}`. The
 //! [`AuthError`] is left in the response extensions for logging layers.
 
@@ -17,6 +30,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::HeaderName;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
@@ -78,7 +92,21 @@ struct Settings {
     describe: bool,
     resource_metadata: Option<String>,
     retry_after_default: u64,
+    dpop: Option<DpopChallenge>,
 }
+
+/// The `DPoP` challenge settings, set by [`JwtAuthLayer::dpop`](crate::JwtAuthLayer::dpop).
+#[derive(Debug, Clone)]
+struct DpopChallenge {
+    algs: String,
+    required: bool,
+    /// The settings of a request accepted with a DPoP proof: its later answers (a missing
+    /// scope) carry the `DPoP` challenge.
+    request_used_dpop: bool,
+}
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub(crate) const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
 
 impl fmt::Debug for DefaultRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,6 +122,7 @@ impl Default for DefaultRejection {
                 describe: true,
                 resource_metadata: None,
                 retry_after_default: 5,
+                dpop: None,
             }),
         }
     }
@@ -131,22 +160,89 @@ impl DefaultRejection {
         self
     }
 
+    /// Adds the `DPoP` challenge (RFC 9449 §7.1) with the allowed proof algorithms; with
+    /// `required`, a 401 without credentials carries only the `DPoP` challenge, else both.
+    /// [`JwtAuthLayer::dpop`](crate::JwtAuthLayer::dpop) calls it.
+    #[must_use]
+    pub fn dpop(mut self, algs: &str, required: bool) -> Self {
+        self.settings().dpop = Some(DpopChallenge {
+            algs: sanitize(algs),
+            required,
+            request_used_dpop: false,
+        });
+        self
+    }
+
+    /// These settings for a request accepted with a DPoP proof (its later answers, such as
+    /// 403 `insufficient_scope`, carry the `DPoP` challenge).
+    pub(crate) fn for_dpop_request(mut self) -> Self {
+        if let Some(d) = &mut self.settings().dpop {
+            d.request_used_dpop = true;
+        }
+        self
+    }
+
+    /// Keeps `other`'s DPoP challenge settings (a new challenge set after `dpop`).
+    pub(crate) fn with_dpop_of(mut self, other: &DefaultRejection) -> Self {
+        if self.inner.dpop.is_none() && other.inner.dpop.is_some() {
+            self.settings().dpop = other.inner.dpop.clone();
+        }
+        self
+    }
+
     /// The status for an error.
     pub fn status(&self, error: &AuthError) -> StatusCode {
         status_of(error.kind())
     }
 
-    /// The `WWW-Authenticate` value for an error, if one is sent.
+    /// Every `WWW-Authenticate` value for an error: the one of
+    /// [`www_authenticate`](Self::www_authenticate), and with DPoP allowed, the `DPoP`
+    /// challenge beside the `Bearer` one for a request without credentials.
+    pub fn www_authenticate_all(&self, error: &AuthError) -> Vec<HeaderValue> {
+        let mut all: Vec<HeaderValue> = self.www_authenticate(error).into_iter().collect();
+        if let Some(d) = &self.inner.dpop
+            && !d.required
+            && error.kind() == AuthErrorKind::MissingToken
+            && let Some(v) = self.challenge(error, "DPoP")
+        {
+            all.push(v);
+        }
+        all
+    }
+
+    /// The `WWW-Authenticate` value for an error, if one is sent (with DPoP allowed and no
+    /// credentials, the `Bearer` one; see [`www_authenticate_all`](Self::www_authenticate_all)).
     pub fn www_authenticate(&self, error: &AuthError) -> Option<HeaderValue> {
+        let dpop = match &self.inner.dpop {
+            Some(d) => {
+                error.is_dpop()
+                    || d.request_used_dpop
+                    || matches!(
+                        error.kind(),
+                        AuthErrorKind::InvalidDpopProof(_) | AuthErrorKind::UseDpopNonce
+                    )
+                    || (d.required && error.kind() == AuthErrorKind::MissingToken)
+            }
+            None => false,
+        };
+        self.challenge(error, if dpop { "DPoP" } else { "Bearer" })
+    }
+
+    fn challenge(&self, error: &AuthError, scheme: &str) -> Option<HeaderValue> {
         let s = &self.inner;
         let code = match error.kind() {
-            AuthErrorKind::KeysUnavailable => return None,
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => return None,
             AuthErrorKind::MissingToken => None,
             kind => error_code(kind),
         };
         let mut params: Vec<String> = Vec::new();
         if let Some(realm) = &s.realm {
             params.push(format!("realm=\"{realm}\""));
+        }
+        if scheme == "DPoP"
+            && let Some(d) = &s.dpop
+        {
+            params.push(format!("algs=\"{}\"", d.algs));
         }
         if let Some(code) = code {
             params.push(format!("error=\"{code}\""));
@@ -166,9 +262,9 @@ impl DefaultRejection {
             params.push(format!("resource_metadata=\"{url}\""));
         }
         let value = if params.is_empty() {
-            "Bearer".to_owned()
+            scheme.to_owned()
         } else {
-            format!("Bearer {}", params.join(", "))
+            format!("{scheme} {}", params.join(", "))
         };
         HeaderValue::from_str(&value).ok()
     }
@@ -176,7 +272,9 @@ impl DefaultRejection {
     /// The JSON body for an error.
     pub fn body(&self, error: &AuthError) -> Bytes {
         let code = error_code(error.kind()).unwrap_or(match error.kind() {
-            AuthErrorKind::KeysUnavailable => "temporarily_unavailable",
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
+                "temporarily_unavailable"
+            }
             _ => "unauthorized",
         });
         let mut body = serde_json::Map::new();
@@ -197,10 +295,19 @@ impl DefaultRejection {
     pub(crate) fn decorate<B>(&self, res: &mut Response<B>, error: &AuthError) {
         *res.status_mut() = self.status(error);
         let h = res.headers_mut();
-        if let Some(v) = self.www_authenticate(error) {
-            h.insert(WWW_AUTHENTICATE, v);
+        for v in self.www_authenticate_all(error) {
+            h.append(WWW_AUTHENTICATE, v);
         }
-        if error.kind() == AuthErrorKind::KeysUnavailable {
+        if let Some(nonce) = error
+            .dpop_nonce()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            h.insert(DPOP_NONCE, nonce);
+        }
+        if matches!(
+            error.kind(),
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable
+        ) {
             let secs = error
                 .retry_after()
                 .map_or(self.inner.retry_after_default, |d| {
@@ -226,10 +333,15 @@ impl<B: From<Bytes>> Rejection<B> for DefaultRejection {
 
 pub(crate) fn status_of(kind: AuthErrorKind) -> StatusCode {
     match kind {
-        AuthErrorKind::MissingToken | AuthErrorKind::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        AuthErrorKind::MissingToken
+        | AuthErrorKind::InvalidToken(_)
+        | AuthErrorKind::InvalidDpopProof(_)
+        | AuthErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
         AuthErrorKind::MalformedRequest => StatusCode::BAD_REQUEST,
         AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
-        AuthErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 
@@ -238,7 +350,11 @@ fn error_code(kind: AuthErrorKind) -> Option<&'static str> {
         AuthErrorKind::MalformedRequest => Some("invalid_request"),
         AuthErrorKind::InvalidToken(_) => Some("invalid_token"),
         AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
-        AuthErrorKind::MissingToken | AuthErrorKind::KeysUnavailable => None,
+        AuthErrorKind::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
+        AuthErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
+        AuthErrorKind::MissingToken
+        | AuthErrorKind::KeysUnavailable
+        | AuthErrorKind::ReplayStoreUnavailable => None,
     }
 }
 
@@ -247,6 +363,12 @@ pub(crate) fn log(error: &AuthError) {
     crate::metrics::rejected(error);
     match error.kind() {
         AuthErrorKind::InvalidToken(reason) => tracing::debug!(
+            kind = error.kind().as_str(),
+            reason = reason.as_str(),
+            description = error.description(),
+            "bearer-guard rejected a request"
+        ),
+        AuthErrorKind::InvalidDpopProof(reason) => tracing::debug!(
             kind = error.kind().as_str(),
             reason = reason.as_str(),
             description = error.description(),

@@ -157,6 +157,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::claims::{Claims, Scopes};
+use crate::dpop::DpopConfirmation;
 use crate::error::{AuthError, AuthErrorKind, InvalidTokenReason};
 use crate::layer::JwtAuth;
 use crate::rejection::{DefaultRejection, Rejection, log};
@@ -233,23 +234,34 @@ impl GrpcRejection {
         match kind {
             AuthErrorKind::MissingToken
             | AuthErrorKind::MalformedRequest
-            | AuthErrorKind::InvalidToken(_) => Code::Unauthenticated,
+            | AuthErrorKind::InvalidToken(_)
+            | AuthErrorKind::InvalidDpopProof(_)
+            | AuthErrorKind::UseDpopNonce => Code::Unauthenticated,
             AuthErrorKind::InsufficientScope => Code::PermissionDenied,
-            AuthErrorKind::KeysUnavailable => Code::Unavailable,
+            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
+                Code::Unavailable
+            }
         }
     }
 
     /// The gRPC status for `error`: its [`code`](Self::code), the error's description as
     /// message (with the required scopes for an insufficient scope), and `challenge`'s
-    /// `www-authenticate` value as metadata.
+    /// `www-authenticate` values as metadata (with DPoP, the `DPoP` challenge, and a
+    /// `dpop-nonce` for `use_dpop_nonce`).
     pub fn status(&self, error: &AuthError, challenge: &DefaultRejection) -> Status {
         let message = match error.required_scopes() {
             Some(scopes) => format!("{}; required: {scopes}", error.description()),
             None => error.description().to_owned(),
         };
         let mut headers = HeaderMap::new();
-        if let Some(v) = challenge.www_authenticate(error) {
-            headers.insert(WWW_AUTHENTICATE, v);
+        for v in challenge.www_authenticate_all(error) {
+            headers.append(WWW_AUTHENTICATE, v);
+        }
+        if let Some(nonce) = error
+            .dpop_nonce()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert(crate::rejection::DPOP_NONCE, nonce);
         }
         Status::with_metadata(
             self.code(error.kind()),
@@ -374,6 +386,14 @@ pub trait ClaimsExt {
     ///
     /// As [`claims`](Self::claims), and `PERMISSION_DENIED` naming the required scopes.
     fn require_scopes(&self, policy: &ScopePolicy) -> Result<&Claims, Status>;
+
+    /// The DPoP confirmation (the thumbprint of the client's key) when the call was made
+    /// with a DPoP-bound token and proof, `None` for a bearer token or an anonymous call.
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` without the layer.
+    fn dpop(&self) -> Result<Option<&DpopConfirmation>, Status>;
 }
 
 fn denied(error: AuthError, extensions: &http::Extensions) -> Status {
@@ -417,6 +437,14 @@ impl ClaimsExt for http::Extensions {
         policy.check(claims.scopes()).map_err(|e| denied(e, self))?;
         Ok(claims)
     }
+
+    fn dpop(&self) -> Result<Option<&DpopConfirmation>, Status> {
+        match self.get::<DpopConfirmation>() {
+            Some(c) => Ok(Some(c)),
+            None if self.get::<DefaultRejection>().is_some() => Ok(None),
+            None => Err(no_layer_status()),
+        }
+    }
 }
 
 impl<T> ClaimsExt for tonic::Request<T> {
@@ -434,6 +462,10 @@ impl<T> ClaimsExt for tonic::Request<T> {
 
     fn require_scopes(&self, policy: &ScopePolicy) -> Result<&Claims, Status> {
         self.extensions().require_scopes(policy)
+    }
+
+    fn dpop(&self) -> Result<Option<&DpopConfirmation>, Status> {
+        self.extensions().dpop()
     }
 }
 

@@ -24,8 +24,16 @@ use crate::rejection::RefusalLog;
 /// Tokens longer than this are verified but not cached.
 pub const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Longest `kid` (in bytes) a key or a token may have. A token with a longer `kid` is
+/// refused as `invalid_token` (unknown key) without any JWKS fetch; a JWK with a longer
+/// `kid` is skipped.
+pub const MAX_KID_BYTES: usize = 256;
+
 pub(crate) struct Settings {
     pub(crate) issuer: String,
+    /// With `issuer_from_discovery`: the issuer found in the metadata (`issuer` is then the
+    /// discovery base).
+    pub(crate) discovered_issuer: Option<Arc<std::sync::OnceLock<String>>>,
     pub(crate) audiences: Vec<String>,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: u64,
@@ -500,7 +508,9 @@ impl Verifier {
     /// # Errors
     ///
     /// [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the
-    /// fetch failed (the reason is logged at WARN).
+    /// fetch failed or the JWK Set holds no usable key; its message (and its
+    /// [`source`](std::error::Error::source)) says why, for example which issuer string to
+    /// configure when the discovered issuer differs from it. The reason is also logged.
     pub async fn refresh_keys(&self) -> Result<(), AuthError> {
         match &self.repr {
             Repr::One(inner) => inner.refresh_keys().await,
@@ -508,7 +518,8 @@ impl Verifier {
         }
     }
 
-    /// Whether keys are held and fresh, for readiness probes. For a
+    /// Whether keys are held and fresh, for readiness probes ([`key_error`](Self::key_error)
+    /// says why they are not). For a
     /// [multi-issuer](Self::multi) verifier, the worst of its issuers': `Missing` if any
     /// issuer's keys are missing, else `Stale` if any is stale (since the earliest), else
     /// `Fresh` (keys summed); [`for_issuer`](Self::for_issuer) gives each issuer's.
@@ -516,6 +527,34 @@ impl Verifier {
         match &self.repr {
             Repr::One(inner) => inner.key_health(),
             Repr::Many(many) => many.key_health(),
+        }
+    }
+
+    /// Why the keys are not fresh, for readiness probes and start-up checks: `None` while
+    /// [`key_health`](Self::key_health) is `Fresh` with keys, else a
+    /// [`KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) error whose message (and
+    /// [`source`](std::error::Error::source)) says why: the last fetch's failure (an
+    /// unreachable issuer, an HTTP status, metadata naming another issuer, with the string
+    /// to configure when only a trailing slash differs, ...), an empty key set, or no fetch
+    /// yet. For a [multi-issuer](Self::multi) verifier, the first issuer's problem. Meant
+    /// for operators: never send it to clients.
+    ///
+    /// ```
+    /// # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] {
+    /// use bearer_guard::Verifier;
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://tenant.auth0.com/")
+    ///     .audience("urn:worldmappers")
+    ///     .build()
+    ///     .unwrap();
+    /// let why = verifier.key_error().expect("no key set yet");
+    /// assert!(why.to_string().contains("no key set was fetched yet"));
+    /// # }
+    /// ```
+    pub fn key_error(&self) -> Option<AuthError> {
+        match &self.repr {
+            Repr::One(inner) => inner.key_error(),
+            Repr::Many(many) => many.key_error(),
         }
     }
 
@@ -563,8 +602,18 @@ impl Verifier {
 }
 
 impl Inner {
+    /// The issuer tokens must name: the configured one, or the one discovered (the
+    /// discovery base until it is found).
     pub(crate) fn issuer(&self) -> &str {
-        &self.s.issuer
+        match &self.s.discovered_issuer {
+            Some(found) => found.get().map_or(&self.s.issuer, |s| s.as_str()),
+            None => &self.s.issuer,
+        }
+    }
+
+    /// Whether the issuer is taken from discovery.
+    pub(crate) fn issuer_is_discovered(&self) -> bool {
+        self.s.discovered_issuer.is_some()
     }
 
     pub(crate) fn audiences(&self) -> &[String] {
@@ -583,12 +632,17 @@ impl Inner {
         self.s.keys.fetches_started()
     }
 
+    pub(crate) fn key_error(&self) -> Option<AuthError> {
+        let (reason, retry_after) = self.s.keys.problem()?;
+        Some(AuthError::keys_unavailable_because(retry_after, reason))
+    }
+
     pub(crate) async fn refresh_keys(&self) -> Result<(), AuthError> {
         self.s
             .keys
             .refresh_now()
             .await
-            .map_err(|()| AuthError::keys_unavailable(None))
+            .map_err(|reason| AuthError::keys_unavailable_because(None, reason))
     }
 
     /// Verifies one token against this issuer's configuration.
@@ -781,8 +835,13 @@ impl Inner {
                     format!("the token's claim '{name}' is invalid"),
                 ),
             })?;
-        if claims.issuer() != s.issuer {
-            self.refusals.wrong_issuer(&s.issuer, claims.issuer());
+        let expected = match &s.discovered_issuer {
+            Some(found) => found.get().map(String::as_str),
+            None => Some(s.issuer.as_str()),
+        };
+        if Some(claims.issuer()) != expected {
+            self.refusals
+                .wrong_issuer(expected.unwrap_or(s.issuer.as_str()), claims.issuer());
             return Err(AuthError::invalid(InvalidTokenReason::WrongIssuer));
         }
         self.check_audience(&claims)?;

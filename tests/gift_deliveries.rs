@@ -38,6 +38,11 @@ impl Drop for World {
 /// The World Mappers API trusting a development issuer that knows `gift-deliveries`, allowed
 /// `directions` and `geocode:location`.
 async fn world() -> World {
+    world_with(|verifier, base| world::app(verifier, base)).await
+}
+
+/// [`world`], with the app built by `app` from the verifier and the base URL.
+async fn world_with(app: impl FnOnce(Verifier, &str) -> axum::Router) -> World {
     let dev = DevIssuer::builder()
         .audience(AUD)
         .client(
@@ -57,7 +62,7 @@ async fn world() -> World {
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = world::app(verifier, &base);
+    let app = app(verifier, &base);
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -90,6 +95,41 @@ async fn it_requests_the_directions_scope_by_default_and_gets_directions() {
     assert_eq!(s.scope, "directions");
     let body = gift::directions(&s, "Seattle").await.expect("directions");
     assert!(gift::directions_text(&body).starts_with("Directions to Seattle:"));
+}
+
+#[tokio::test]
+async fn with_dpop_it_gets_a_bound_token_and_calls_with_proofs() {
+    let w = world_with(|verifier, base| {
+        let dpop = bearer_guard::dpop::Dpop::builder()
+            .public_url(base)
+            .mode(bearer_guard::dpop::DpopMode::Required)
+            .build()
+            .expect("dpop");
+        world::app_with_dpop(verifier, base, Some(dpop))
+    })
+    .await;
+    let s = settings(&w, &[("DPOP", "1")]);
+    assert!(s.dpop);
+    // DPoP is required by this API: a bearer token would be answered 401.
+    let body = gift::directions(&s, "Seattle").await.expect("directions");
+    assert!(gift::directions_text(&body).starts_with("Directions to Seattle:"));
+    let bearer = settings(&w, &[]);
+    let line = gift::directions(&bearer, "Seattle")
+        .await
+        .expect_err("a bearer token is refused where DPoP is required");
+    assert!(line.contains("HTTP 401"), "{line}");
+}
+
+#[test]
+fn dpop_other_than_1_or_0_is_refused() {
+    let err = Settings::from_vars(vars(&[
+        ("ISSUER_BASE_URL", "https://issuer.example/"),
+        ("CLIENT_ID", "id"),
+        ("CLIENT_SECRET", "secret"),
+        ("DPOP", "yes"),
+    ]))
+    .expect_err("refused");
+    assert!(err.contains("DPOP"), "{err}");
 }
 
 #[tokio::test]

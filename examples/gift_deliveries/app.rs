@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use bearer_guard::client::{AddBearerLayer, BoxError, ClientCredentials, TokenError};
+use bearer_guard::Algorithm;
+use bearer_guard::client::{AddBearerLayer, BoxError, ClientCredentials, DpopKey, TokenError};
 use bytes::Bytes;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -31,6 +32,8 @@ pub(crate) struct Settings {
     pub(crate) scope: String,
     pub(crate) api_url: String,
     pub(crate) token_from: TokenFrom,
+    /// `DPOP=1`: get a DPoP-bound token for a new ES256 key and send each call with a proof.
+    pub(crate) dpop: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Settings {
             .field("scope", &self.scope)
             .field("api_url", &self.api_url)
             .field("token_from", &self.token_from)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +83,11 @@ impl Settings {
                 );
             }
         };
+        let dpop = match var("DPOP").as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => return Err(format!("DPOP {other:?} is not 1 or 0")),
+        };
         Ok(Self {
             client_id,
             client_secret,
@@ -87,6 +96,7 @@ impl Settings {
             scope: var("SCOPE").unwrap_or_else(|| DEFAULT_SCOPE.to_owned()),
             api_url: var("API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_owned()),
             token_from,
+            dpop,
         })
     }
 
@@ -99,10 +109,14 @@ impl Settings {
             // Authorization servers that grant only requested scopes (oidc-provider; Okta
             // requires `scope` for client credentials) would otherwise grant none.
             .scope(&self.scope);
-        let builder = match &self.token_from {
+        let mut builder = match &self.token_from {
             TokenFrom::Endpoint(url) => builder.token_endpoint(url),
             TokenFrom::Issuer(issuer) => builder.issuer(issuer),
         };
+        if self.dpop {
+            let key = DpopKey::generate(Algorithm::ES256).map_err(|e| e.to_string())?;
+            builder = builder.dpop(key);
+        }
         builder.build().map_err(|e| e.to_string())
     }
 }

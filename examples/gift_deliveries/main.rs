@@ -13,7 +13,8 @@
 //! the route called), `API_URL` (default `http://127.0.0.1:7001`). The names of Auth0's Node
 //! samples work too when ours are unset: `AUTH0_DOMAIN` (the issuer
 //! `https://<AUTH0_DOMAIN>/`), `RESOURCE_SERVER` (the audience), `AUTH0_CLIENT_ID`,
-//! `AUTH0_CLIENT_SECRET`. The destination is the command line (default: the North Pole).
+//! `AUTH0_CLIENT_SECRET`. `DPOP=1` gets a DPoP-bound token for a new ES256 key and sends each
+//! call with a proof (RFC 9449). The destination is the command line (default: the North Pole).
 //!
 //! Any failure (wrong credentials, an API refusal, nothing listening) ends with one line on
 //! stderr and exit code 1; a 403 says which scope the token lacks.

@@ -36,12 +36,24 @@ pub(crate) fn scopes() -> GrpcScopesLayer {
 }
 
 /// The token check (gRPC-native answers) around the per-method scope check, for
-/// `Server::builder().layer(..)` or for one service.
+/// `Server::builder().layer(..)` or for one service (tests/grpc.rs uses it; the example
+/// uses [`auth_with_dpop`]).
+#[allow(dead_code)]
 pub(crate) fn auth(verifier: Verifier) -> Stack<GrpcScopesLayer, JwtAuthLayer<GrpcRejection>> {
-    Stack::new(
-        scopes(),
-        JwtAuthLayer::new(verifier).rejection(GrpcRejection::new()),
-    )
+    auth_with_dpop(verifier, None)
+}
+
+/// [`auth`], accepting DPoP-bound tokens (RFC 9449) as `dpop` says: a call's proof names
+/// `POST` and the method's URL (`{public URL}/world_mappers.v1.WorldMappers/Geocode`).
+pub(crate) fn auth_with_dpop(
+    verifier: Verifier,
+    dpop: Option<bearer_guard::Dpop>,
+) -> Stack<GrpcScopesLayer, JwtAuthLayer<GrpcRejection>> {
+    let layer = match dpop {
+        Some(dpop) => JwtAuthLayer::new(verifier).dpop(dpop),
+        None => JwtAuthLayer::new(verifier),
+    };
+    Stack::new(scopes(), layer.rejection(GrpcRejection::new()))
 }
 
 /// The service.

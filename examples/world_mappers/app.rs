@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use bearer_guard::{
-    Claims, JwtAuthLayer, KeyHealth, ProtectedResourceMetadata, RequireScopes, Verifier,
+    Claims, Dpop, JwtAuthLayer, KeyHealth, ProtectedResourceMetadata, RequireScopes, Verifier,
     require_scopes, scope_requirement,
 };
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,14 @@ scope_requirement!(
 /// The whole application: public health routes, the public RFC 9728 protected-resource
 /// metadata, and the protected API. `public_url` is where clients reach the API (for
 /// example `http://127.0.0.1:7001`): 401 answers name the metadata document there.
+#[allow(dead_code)] // tests/world_mappers.rs uses it; the example uses `app_with_dpop`.
 pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
+    app_with_dpop(verifier, public_url, None)
+}
+
+/// [`app`], accepting DPoP-bound tokens (RFC 9449) as `dpop` says (`None`: bearer tokens
+/// only).
+pub(crate) fn app_with_dpop(verifier: Verifier, public_url: &str, dpop: Option<Dpop>) -> Router {
     let ready = verifier.clone();
     // RFC 9728: `resource` is the audience, `authorization_servers` the issuer.
     let metadata = ProtectedResourceMetadata::from_verifier(&verifier)
@@ -50,17 +57,31 @@ pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
                 .route("/api/directions", get(directions))
                 .route_layer(require_scopes(["directions"])),
         )
-        .layer(JwtAuthLayer::new(verifier).resource_metadata(metadata_url));
+        .layer(match dpop {
+            Some(dpop) => JwtAuthLayer::new(verifier)
+                .resource_metadata(metadata_url)
+                .dpop(dpop),
+            None => JwtAuthLayer::new(verifier).resource_metadata(metadata_url),
+        });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
+            // For the operator's probe: says why it is not ready (an unreachable issuer, a
+            // wrong issuer string, ...). Clients' 503 answers stay generic.
             get(move || {
                 let health = ready.key_health();
+                let why = ready.key_error();
                 async move {
                     match health {
-                        KeyHealth::Missing => (StatusCode::SERVICE_UNAVAILABLE, "no keys yet"),
-                        _ => (StatusCode::OK, "ready"),
+                        KeyHealth::Missing => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            match why {
+                                Some(e) => format!("not ready: {e}"),
+                                None => "not ready: no keys yet".to_owned(),
+                            },
+                        ),
+                        _ => (StatusCode::OK, "ready".to_owned()),
                     }
                 }
             }),

@@ -13,6 +13,10 @@
 //! protected-resource metadata, `{PUBLIC_URL}/.well-known/oauth-protected-resource`.
 //! With no `ISSUER_BASE_URL`, a development issuer starts in-process with a "Gift Deliveries"
 //! client, and the commands to get a token and call each route are printed.
+//!
+//! DPoP (RFC 9449): `DPOP` = `off` | `allowed` (default: bearer and DPoP-bound tokens) |
+//! `required` (DPoP only); `DPOP_NONCE=1` turns server nonces on. Proofs are checked against
+//! `PUBLIC_URL` (the external origin: set it behind a proxy).
 
 mod app;
 
@@ -21,6 +25,7 @@ use std::process::ExitCode;
 
 use bearer_guard::Verifier;
 use bearer_guard::dev_issuer::{DevIssuer, DevIssuerBuilder};
+use bearer_guard::dpop::{Dpop, DpopMode, Nonces};
 
 use app::SCOPES;
 
@@ -53,6 +58,7 @@ async fn run() -> Result<(), String> {
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+    let dpop = dpop_settings(&public_url)?;
 
     // The development issuer, unless a real one is configured.
     let (issuer, dev) = match env("ISSUER_BASE_URL") {
@@ -88,12 +94,20 @@ async fn run() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!("World Mappers API on http://{addr} (issuer {issuer}, audience {audience})");
+    let mode = dpop.as_ref().map_or(DpopMode::Off, Dpop::mode);
+    println!(
+        "World Mappers API on http://{addr} (issuer {issuer}, audience {audience}, DPoP {mode:?}{})",
+        if dpop.as_ref().is_some_and(|d| d.nonces().is_some()) {
+            ", nonces on"
+        } else {
+            ""
+        }
+    );
     if let Some((dev, secret)) = &dev {
-        print_walkthrough(dev, secret, &audience, addr);
+        print_walkthrough(dev, secret, &audience, addr, mode);
     }
 
-    axum::serve(listener, app::app(verifier, &public_url))
+    axum::serve(listener, app::app_with_dpop(verifier, &public_url, dpop))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -106,7 +120,32 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn print_walkthrough(dev: &DevIssuer, secret: &str, audience: &str, addr: SocketAddr) {
+/// `DPOP` (off | allowed | required, default allowed) and `DPOP_NONCE=1`.
+fn dpop_settings(public_url: &str) -> Result<Option<Dpop>, String> {
+    let mode: DpopMode = match env("DPOP") {
+        Some(m) => m.parse().map_err(|e| format!("DPOP: {e}"))?,
+        None => DpopMode::Allowed,
+    };
+    if mode == DpopMode::Off {
+        return Ok(None);
+    }
+    let mut builder = Dpop::builder().mode(mode).public_url(public_url);
+    if env("DPOP_NONCE").as_deref() == Some("1") {
+        builder = builder.nonces(Nonces::random().map_err(|e| format!("DPOP_NONCE: {e}"))?);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| format!("DPoP configuration: {e}"))
+}
+
+fn print_walkthrough(
+    dev: &DevIssuer,
+    secret: &str,
+    audience: &str,
+    addr: SocketAddr,
+    mode: DpopMode,
+) {
     let token_url = dev.token_endpoint();
     println!(
         r#"
@@ -133,6 +172,18 @@ Or run the Gift Deliveries client:
 "#,
         issuer = dev.issuer(),
     );
+    if mode != DpopMode::Off {
+        println!(
+            r#"DPoP ({mode:?}): a DPoP call sends `Authorization: DPoP <bound token>` and a fresh
+proof per request (`DPoP: <signed JWT naming the method and URL>`):
+  curl -i http://{addr}/api/ping -H "Authorization: DPoP $TOKEN" -H "DPoP: $PROOF"
+The Gift Deliveries client does both (it gets a DPoP-bound token and signs each proof):
+  DPOP=1 ISSUER_BASE_URL={issuer} CLIENT_ID={CLIENT_ID} CLIENT_SECRET={secret} \
+    cargo run --example gift_deliveries --features client
+"#,
+            issuer = dev.issuer(),
+        );
+    }
 }
 
 fn env(name: &str) -> Option<String> {

@@ -130,4 +130,40 @@ fn main() {
     ] {
         write("scopes", name, v);
     }
+    // dpop_proof: mode 0 (a proof as sent) and mode 1 (`header \n payload`, signed by the
+    // target with the Ed25519 pool key).
+    let ed_jwk = {
+        let mut j = ed.public_jwk();
+        for m in ["kid", "alg", "use"] {
+            j.as_object_mut().expect("object").remove(m);
+        }
+        j
+    };
+    let ath = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(b"fuzz.access.token"))
+    };
+    let dpop_header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": ed_jwk});
+    let dpop_claims = json!({"jti": "seed-1", "htm": "GET", "htu": "https://api.fuzz/maps?q=1",
+        "iat": EXP, "ath": ath, "nonce": "n"});
+    let proof = ed
+        .sign_raw(dpop_header.to_string().as_bytes(), dpop_claims.to_string().as_bytes())
+        .expect("sign");
+    let mode0 = |p: &str| [&[0u8][..], p.as_bytes()].concat();
+    let mode1 = |h: &serde_json::Value, c: &serde_json::Value| {
+        [&[1u8][..], h.to_string().as_bytes(), b"\n", c.to_string().as_bytes()].concat()
+    };
+    write("dpop_proof", "valid", mode0(&proof));
+    write("dpop_proof", "not-a-jws", mode0("not-a-jws"));
+    write("dpop_proof", "alg-none", mode0("eyJhbGciOiJub25lIiwidHlwIjoiZHBvcCtqd3QifQ.e30."));
+    write("dpop_proof", "signed-claims", mode1(&dpop_header, &dpop_claims));
+    let mut private = dpop_header.clone();
+    private["jwk"]["d"] = json!("AAAA");
+    write("dpop_proof", "private-jwk", mode1(&private, &dpop_claims));
+    let mut ec_header = dpop_header.clone();
+    ec_header["alg"] = json!("ES256");
+    ec_header["jwk"] = json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
+    write("dpop_proof", "ec-mismatch", mode1(&ec_header, &dpop_claims));
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::assertion::AssertionKey;
+use super::dpop::{Dpop, DpopKey};
 use super::endpoint::{Credential, Endpoint, Target};
 use super::source::ClientCredentials;
 use super::token::Secret;
@@ -116,6 +117,7 @@ pub struct ClientCredentialsBuilder {
     retry_budget: Duration,
     refresh_skew: Duration,
     default_expires_in: Duration,
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -134,6 +136,7 @@ impl fmt::Debug for ClientCredentialsBuilder {
             .field("scopes", &self.scopes)
             .field("organization", &self.organization)
             .field("params", &self.params)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +167,7 @@ impl Default for ClientCredentialsBuilder {
             retry_budget: DEFAULT_RETRY_BUDGET,
             refresh_skew: DEFAULT_REFRESH_SKEW,
             default_expires_in: DEFAULT_EXPIRES_IN,
+            dpop: None,
         }
     }
 }
@@ -342,6 +346,25 @@ impl ClientCredentialsBuilder {
     /// 5 min).
     pub fn default_expires_in(mut self, lifetime: Duration) -> Self {
         self.default_expires_in = lifetime;
+        self
+    }
+
+    /// Asks for DPoP-bound tokens (RFC 9449), bound to `key`
+    /// ([`DpopKey::generate`](super::DpopKey::generate) makes one at run time).
+    ///
+    /// - Each token request carries a `DPoP` proof (`htm` `POST`, `htu` the token
+    ///   endpoint). The answer's `token_type` must be `DPoP`: a `Bearer` answer (a server
+    ///   that does not support DPoP, or not for this client) is refused with a
+    ///   [`TokenErrorKind::InvalidResponse`](super::TokenErrorKind::InvalidResponse) error
+    ///   rather than used unbound.
+    /// - When the authorization server answers `400` `use_dpop_nonce` with a `DPoP-Nonce`
+    ///   header, the request is sent once more with that nonce. The latest nonce of the
+    ///   authorization server, and of each API origin, is remembered for the next proofs
+    ///   (apart, even when they share an origin).
+    /// - [`AddBearer`](super::AddBearer) then sends `Authorization: DPoP <token>` and a new
+    ///   proof (with `ath`) on every request.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
         self
     }
 
@@ -526,6 +549,7 @@ impl ClientCredentialsBuilder {
                 default_expires_in: self.default_expires_in,
                 discovered: std::sync::Mutex::new(None),
                 requests: std::sync::atomic::AtomicU64::new(0),
+                dpop: self.dpop.map(|key| std::sync::Arc::new(Dpop::new(key))),
             },
             self.refresh_skew,
         ))

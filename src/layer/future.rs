@@ -3,16 +3,25 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::service::Shared;
 use crate::claims::Claims;
+use crate::dpop::{Dpop, DpopConfirmation};
 use crate::error::AuthError;
-use crate::rejection::{Rejection, log};
+use crate::rejection::{DPOP_NONCE, Rejection, log};
 
-type VerifyFuture = Pin<Box<dyn Future<Output = Result<Claims, AuthError>> + Send>>;
+type VerifyFuture = Pin<Box<dyn Future<Output = Result<Accepted, AuthError>> + Send>>;
+
+/// What an accepted request carries on: its claims, its DPoP confirmation (a `DPoP`
+/// request), and a fresh DPoP nonce for the response.
+pub(crate) struct Accepted {
+    pub(crate) claims: Claims,
+    pub(crate) dpop: Option<DpopConfirmation>,
+    pub(crate) nonce: Option<HeaderValue>,
+}
 
 pin_project! {
     /// The response future of [`JwtAuth`](super::JwtAuth): verification, then the inner
@@ -41,6 +50,8 @@ pin_project! {
         Inner {
             #[pin]
             fut: S::Future,
+            // A `DPoP-Nonce` to add to the response.
+            nonce: Option<HeaderValue>,
         },
         Rejected {
             res: Option<Response<ResBody>>,
@@ -59,7 +70,38 @@ where
         inner: S,
     ) -> Self {
         let verifier = shared.verifier.clone();
-        let verify: VerifyFuture = Box::pin(async move { verifier.verify(&token).await });
+        // With DPoP on, a token sent as `Bearer` must not be bound (no downgrade).
+        let dpop_on = shared.dpop.is_some();
+        let verify: VerifyFuture = Box::pin(async move {
+            let claims = verifier.verify(&token).await?;
+            if dpop_on {
+                Dpop::check_bearer(&claims)?;
+            }
+            Ok(Accepted {
+                claims,
+                dpop: None,
+                nonce: None,
+            })
+        });
+        Self::verifying(verify, shared, req, inner)
+    }
+
+    /// A `DPoP` request: the future of [`super::dpop::verify`].
+    pub(crate) fn verify_dpop(
+        shared: Arc<Shared<R>>,
+        verify: VerifyFuture,
+        req: Request<ReqBody>,
+        inner: S,
+    ) -> Self {
+        Self::verifying(verify, shared, req, inner)
+    }
+
+    fn verifying(
+        verify: VerifyFuture,
+        shared: Arc<Shared<R>>,
+        req: Request<ReqBody>,
+        inner: S,
+    ) -> Self {
         Self {
             state: State::Verify {
                 verify,
@@ -72,7 +114,7 @@ where
 
     pub(crate) fn inner(fut: S::Future) -> Self {
         Self {
-            state: State::Inner { fut },
+            state: State::Inner { fut, nonce: None },
         }
     }
 
@@ -102,11 +144,20 @@ where
                 } => {
                     let result = ready!(verify.as_mut().poll(cx));
                     match (result, req.take(), inner.take()) {
-                        (Ok(claims), Some(mut req), Some(mut inner)) => {
+                        (Ok(accepted), Some(mut req), Some(mut inner)) => {
                             crate::metrics::accepted();
-                            req.extensions_mut().insert(claims);
+                            req.extensions_mut().insert(accepted.claims);
+                            if let Some(confirmation) = accepted.dpop {
+                                req.extensions_mut().insert(confirmation);
+                                // Later answers (a missing scope) carry the `DPoP` challenge.
+                                let challenge = shared.challenge.clone().for_dpop_request();
+                                req.extensions_mut().insert(challenge);
+                            }
                             let fut = inner.call(req);
-                            this.state.set(State::Inner { fut });
+                            this.state.set(State::Inner {
+                                fut,
+                                nonce: accepted.nonce,
+                            });
                         }
                         (Err(e), req, _) => {
                             log(&e);
@@ -127,7 +178,13 @@ where
                         }
                     }
                 }
-                StateProj::Inner { fut } => return fut.poll(cx),
+                StateProj::Inner { fut, nonce } => {
+                    let mut res = ready!(fut.poll(cx));
+                    if let (Ok(res), Some(nonce)) = (&mut res, nonce.take()) {
+                        res.headers_mut().insert(DPOP_NONCE, nonce);
+                    }
+                    return Poll::Ready(res);
+                }
                 StateProj::Rejected { res } => {
                     return match res.take() {
                         Some(res) => Poll::Ready(Ok(res)),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::service::{JwtAuth, Shared};
+use crate::dpop::{Dpop, DpopMode};
 use crate::extract::TokenSource;
 use crate::rejection::DefaultRejection;
 use crate::verify::Verifier;
@@ -29,6 +30,7 @@ impl<R> fmt::Debug for JwtAuthLayer<R> {
             .field("verifier", &self.shared.verifier)
             .field("source", &self.shared.source)
             .field("optional", &self.shared.optional)
+            .field("dpop", &self.shared.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -43,6 +45,7 @@ impl JwtAuthLayer {
                 challenge: DefaultRejection::new(),
                 source: TokenSource::AuthorizationHeader,
                 optional: false,
+                dpop: None,
             }),
         }
     }
@@ -74,6 +77,7 @@ impl<R> JwtAuthLayer<R> {
                 challenge: s.challenge,
                 source: s.source,
                 optional: s.optional,
+                dpop: s.dpop,
             }),
         }
     }
@@ -117,8 +121,45 @@ impl JwtAuthLayer<DefaultRejection> {
     /// ```
     pub fn challenge(self, challenge: DefaultRejection) -> Self {
         self.map_shared(|s| {
+            let challenge = challenge.with_dpop_of(&s.challenge);
             s.rejection = challenge.clone();
             s.challenge = challenge;
+        })
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449) as `dpop` says: its
+    /// [mode](crate::dpop::DpopMode), proof checks, replay store, nonces and public URL (see
+    /// the [`dpop` module](crate::dpop)). The 401 answers gain the `DPoP` challenge. Call it
+    /// before [`rejection`](Self::rejection) (a custom rejection reads the challenge
+    /// settings from the request, as [`GrpcRejection`](crate::GrpcRejection) does).
+    ///
+    /// ```
+    /// # #[cfg(feature = "aws-lc-rs")]
+    /// # fn main() {
+    /// use bearer_guard::dpop::{Dpop, DpopMode};
+    /// use bearer_guard::{JwtAuthLayer, Verifier};
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://issuer.example/")
+    ///     .audience("urn:worldmappers")
+    ///     .hmac_secret(b"an-example-secret-of-at-least-32-bytes!!")
+    ///     .build()
+    ///     .unwrap();
+    /// let dpop = Dpop::builder().public_url("https://api.example").mode(DpopMode::Required);
+    /// let layer = JwtAuthLayer::new(verifier).dpop(dpop.build().unwrap());
+    /// # }
+    /// # #[cfg(not(feature = "aws-lc-rs"))]
+    /// # fn main() {}
+    /// ```
+    pub fn dpop(self, dpop: Dpop) -> Self {
+        self.map_shared(|s| {
+            if dpop.mode() == DpopMode::Off {
+                s.dpop = None;
+                return;
+            }
+            let required = dpop.mode() == DpopMode::Required;
+            s.challenge = s.challenge.clone().dpop(dpop.algs(), required);
+            s.rejection = s.challenge.clone();
+            s.dpop = Some(dpop);
         })
     }
 

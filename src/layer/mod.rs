@@ -56,6 +56,7 @@
 //!   does not merge two of them into one.
 //! - Clock skew between issuer and API is absorbed by the verifier's leeway (30 s default).
 
+mod dpop;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;

@@ -7,6 +7,8 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use crate::AuthErrorKind;
+use crate::dpop::{Dpop, DpopMode};
+use crate::error::AuthError;
 use crate::extract::{TokenSource, bearer_candidate, bearer_token};
 use crate::rejection::{DefaultRejection, Rejection, log};
 use crate::verify::Verifier;
@@ -17,6 +19,8 @@ pub(crate) struct Shared<R> {
     pub(crate) challenge: DefaultRejection,
     pub(crate) source: TokenSource,
     pub(crate) optional: bool,
+    /// DPoP settings, when DPoP is allowed or required.
+    pub(crate) dpop: Option<Dpop>,
 }
 
 impl<R: Clone> Clone for Shared<R> {
@@ -27,6 +31,7 @@ impl<R: Clone> Clone for Shared<R> {
             challenge: self.challenge.clone(),
             source: self.source.clone(),
             optional: self.optional,
+            dpop: self.dpop.clone(),
         }
     }
 }
@@ -93,11 +98,64 @@ where
         let shared = &*self.shared;
         // The challenge marks that the layer ran, for guards, extractors and rejections.
         req.extensions_mut().insert(shared.challenge.clone());
+        // DPoP (RFC 9449): a `DPoP` request takes its own path; with DPoP required, nothing
+        // else is a credential.
+        if let Some(dpop) = &shared.dpop {
+            match super::dpop::dpop_credentials(req.headers()) {
+                Ok(Some((token, proof))) => {
+                    let (token, proof) = (token.to_owned(), proof.to_owned());
+                    let htu = match dpop.htu(req.headers(), req.uri().path()) {
+                        Ok(htu) => htu,
+                        Err(e) => {
+                            log(&e);
+                            let (head, _) = req.into_parts();
+                            return ResponseFuture::rejected(
+                                shared.rejection.reject_request(e, &head),
+                            );
+                        }
+                    };
+                    let verify = Box::pin(super::dpop::verify(
+                        shared.verifier.clone(),
+                        dpop.clone(),
+                        token,
+                        proof,
+                        req.method().clone(),
+                        htu,
+                    ));
+                    let clone = self.inner.clone();
+                    let inner = std::mem::replace(&mut self.inner, clone);
+                    return ResponseFuture::verify_dpop(self.shared.clone(), verify, req, inner);
+                }
+                Ok(None) if dpop.mode() == DpopMode::Required => {
+                    let e = AuthError::missing_token();
+                    if shared.optional && req.headers().get(http::header::AUTHORIZATION).is_none() {
+                        crate::metrics::anonymous();
+                        return ResponseFuture::inner(self.inner.call(req));
+                    }
+                    log(&e);
+                    let (head, _) = req.into_parts();
+                    return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log(&e);
+                    let (head, _) = req.into_parts();
+                    return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
+                }
+            }
+        }
         // A reused token is answered from the verified-token cache right here: no syntax
         // checks (a cached token passed them), no copy of the token, no boxed future, and the
         // service that was readied is called in place (no clone of it).
         let cached = bearer_candidate(req.headers())
             .and_then(|candidate| shared.verifier.verify_cached(candidate));
+        // With DPoP on, a cached token sent as `Bearer` must not be bound (no downgrade).
+        let cached = match cached {
+            Some(Ok(claims)) if shared.dpop.is_some() => {
+                Some(Dpop::check_bearer(&claims).map(|()| claims))
+            }
+            other => other,
+        };
         match cached {
             Some(Ok(claims)) => {
                 crate::metrics::accepted();

@@ -1,0 +1,509 @@
+//! Parsing and checking one DPoP proof, exactly as RFC 9449 §4.3 lists the checks.
+//!
+//! The checker is a pure function of its settings and the [`RequestFacts`]: no clock, no
+//! store, no framework type. Replay and nonces are checked after it (see the
+//! [module docs](super)).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::htu;
+use super::thumbprint::jwk_thumbprint;
+use crate::algorithm::{Algorithm, Family};
+use crate::error::{AuthError, ConfigError, DpopProofReason};
+use crate::jwks::{B64, parse_jwk};
+
+/// The algorithms a proof may be signed with by default: ES256 (the usual choice), ES384,
+/// EdDSA (Ed25519), RS256 and PS256. Never `none`, never an HMAC algorithm.
+pub const DEFAULT_PROOF_ALGORITHMS: [Algorithm; 5] = [
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+    Algorithm::RS256,
+    Algorithm::PS256,
+];
+
+/// The largest proof accepted by default: 8 KiB, checked before any parsing (an 8192-bit RSA
+/// key in the `jwk` header takes about 1.5 KiB).
+pub const DEFAULT_MAX_PROOF_BYTES: usize = 8 * 1024;
+
+/// How old a proof's `iat` may be by default: 60 s. Its replay entry is kept that long.
+pub const DEFAULT_PROOF_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How far in the future a proof's `iat` may be by default (the client's clock may be
+/// ahead): 30 s.
+pub const DEFAULT_PROOF_LEEWAY: Duration = Duration::from_secs(30);
+
+/// The longest `jti` accepted by default: 256 bytes.
+pub const DEFAULT_MAX_JTI_BYTES: usize = 256;
+
+/// Private JWK members (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a `jwk` header holding
+/// any of them is refused.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The facts of one request that a proof is checked against: plain data, gathered by the
+/// layer (or by you, without it).
+///
+/// ```
+/// use bearer_guard::dpop::RequestFacts;
+/// let facts = RequestFacts::new("GET", "https://api.example/maps", "eyJ...", std::time::SystemTime::now())
+///     .access_token("the-access-token");
+/// assert_eq!(facts.method(), "GET");
+/// ```
+#[derive(Clone, Copy)]
+pub struct RequestFacts<'a> {
+    method: &'a str,
+    htu: &'a str,
+    proof: &'a str,
+    access_token: Option<&'a str>,
+    now: SystemTime,
+}
+
+impl fmt::Debug for RequestFacts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the proof or the token.
+        f.debug_struct("RequestFacts")
+            .field("method", &self.method)
+            .field("htu", &self.htu)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RequestFacts<'a> {
+    /// The request's method, its URI as the client sees it (absolute; query and fragment are
+    /// ignored), the `DPoP` header's value and the time of the check.
+    pub fn new(method: &'a str, htu: &'a str, proof: &'a str, now: SystemTime) -> Self {
+        Self {
+            method,
+            htu,
+            proof,
+            access_token: None,
+            now,
+        }
+    }
+
+    /// The access token sent with the proof: its hash must then be the proof's `ath`.
+    #[must_use]
+    pub fn access_token(mut self, token: &'a str) -> Self {
+        self.access_token = Some(token);
+        self
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// The request's URI.
+    pub fn htu(&self) -> &'a str {
+        self.htu
+    }
+
+    /// The time of the check.
+    pub fn now(&self) -> SystemTime {
+        self.now
+    }
+}
+
+/// A proof that passed every check of [`ProofChecker::check`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifiedProof {
+    jkt: String,
+    jti: String,
+    iat: i64,
+    nonce: Option<String>,
+    algorithm: Algorithm,
+}
+
+impl fmt::Debug for VerifiedProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedProof")
+            .field("jkt", &self.jkt)
+            .field("iat", &self.iat)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedProof {
+    /// The RFC 7638 SHA-256 thumbprint of the proof's key (base64url), to compare with the
+    /// token's `cnf.jkt`.
+    pub fn jkt(&self) -> &str {
+        &self.jkt
+    }
+
+    /// The proof's `jti`, for the replay check.
+    pub fn jti(&self) -> &str {
+        &self.jti
+    }
+
+    /// The proof's `iat` (seconds since the Unix epoch).
+    pub fn issued_at(&self) -> i64 {
+        self.iat
+    }
+
+    /// The proof's `nonce`, if any.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
+    }
+
+    /// The algorithm the proof was signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+/// Checks DPoP proofs (RFC 9449 §4.3). Build it with [`ProofChecker::builder`]; cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct ProofChecker {
+    algorithms: Vec<Algorithm>,
+    max_proof_bytes: usize,
+    max_age: Duration,
+    leeway: Duration,
+    max_jti_bytes: usize,
+}
+
+impl Default for ProofChecker {
+    fn default() -> Self {
+        Self {
+            algorithms: DEFAULT_PROOF_ALGORITHMS.to_vec(),
+            max_proof_bytes: DEFAULT_MAX_PROOF_BYTES,
+            max_age: DEFAULT_PROOF_MAX_AGE,
+            leeway: DEFAULT_PROOF_LEEWAY,
+            max_jti_bytes: DEFAULT_MAX_JTI_BYTES,
+        }
+    }
+}
+
+/// Settings of a [`ProofChecker`]; every check happens in [`build`](Self::build).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProofCheckerBuilder {
+    inner: ProofChecker,
+}
+
+impl ProofCheckerBuilder {
+    /// The allowed proof algorithms (default [`DEFAULT_PROOF_ALGORITHMS`]).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.inner.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// The largest proof accepted, in bytes (default 8 KiB; 512 B – 64 KiB).
+    pub fn max_proof_bytes(mut self, bytes: usize) -> Self {
+        self.inner.max_proof_bytes = bytes;
+        self
+    }
+
+    /// How old a proof's `iat` may be (default 60 s; 1 s – 1 h). Replay entries are kept this
+    /// long (plus the leeway), so a longer window costs memory.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.inner.max_age = max_age;
+        self
+    }
+
+    /// How far in the future a proof's `iat` may be (default 30 s; 0 – 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.inner.leeway = leeway;
+        self
+    }
+
+    /// The longest `jti` accepted, in bytes (default 256; 16 – 4096).
+    pub fn max_jti_bytes(mut self, bytes: usize) -> Self {
+        self.inner.max_jti_bytes = bytes;
+        self
+    }
+
+    /// The checker.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoAlgorithms`] for an empty allow-list,
+    /// [`ConfigError::AlgorithmNotUsable`] for an HMAC algorithm (a proof is signed with the
+    /// client's private key), [`ConfigError::OutOfRange`] for a setting out of its range,
+    /// [`ConfigError::NoCryptoBackend`] without a crypto backend.
+    pub fn build(self) -> Result<ProofChecker, ConfigError> {
+        let c = self.inner;
+        if !crate::crypto::HAS_BACKEND {
+            return Err(ConfigError::NoCryptoBackend);
+        }
+        if c.algorithms.is_empty() {
+            return Err(ConfigError::NoAlgorithms);
+        }
+        if let Some(&a) = c.algorithms.iter().find(|a| a.family() == Family::Hmac) {
+            return Err(ConfigError::AlgorithmNotUsable {
+                algorithm: a,
+                reason: "a DPoP proof must be signed with an asymmetric key",
+            });
+        }
+        if cfg!(not(feature = "aws-lc-rs")) && c.algorithms.contains(&Algorithm::ES512) {
+            return Err(ConfigError::AlgorithmNotUsable {
+                algorithm: Algorithm::ES512,
+                reason: "ES512 needs the aws-lc-rs backend",
+            });
+        }
+        range(
+            "max_proof_bytes",
+            c.max_proof_bytes,
+            512,
+            64 * 1024,
+            "512 - 65536",
+        )?;
+        range("max_jti_bytes", c.max_jti_bytes, 16, 4096, "16 - 4096")?;
+        range_d("max_age", c.max_age, 1, 3600, "1 s - 1 h")?;
+        range_d("leeway", c.leeway, 0, 300, "0 - 5 min")?;
+        Ok(c)
+    }
+}
+
+fn range(
+    what: &'static str,
+    v: usize,
+    lo: usize,
+    hi: usize,
+    range: &'static str,
+) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            what,
+            value: v.to_string(),
+            range,
+        })
+    }
+}
+
+fn range_d(
+    what: &'static str,
+    v: Duration,
+    lo: u64,
+    hi: u64,
+    range: &'static str,
+) -> Result<(), ConfigError> {
+    if v >= Duration::from_secs(lo) && v <= Duration::from_secs(hi) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            what,
+            value: format!("{v:?}"),
+            range,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    jwk: Option<Value>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    jti: Option<Value>,
+    htm: Option<Value>,
+    htu: Option<Value>,
+    iat: Option<Value>,
+    ath: Option<Value>,
+    nonce: Option<Value>,
+}
+
+fn refuse(reason: DpopProofReason) -> AuthError {
+    AuthError::invalid_dpop_proof(reason)
+}
+
+impl ProofChecker {
+    /// A builder with the defaults (see the constants of this module).
+    pub fn builder() -> ProofCheckerBuilder {
+        ProofCheckerBuilder {
+            inner: Self::default(),
+        }
+    }
+
+    /// The allowed algorithms, as sent in the `algs` challenge parameter.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// How old a proof may be.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// How far in the future a proof's `iat` may be.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// Checks a proof against the request's facts (RFC 9449 §4.3, points 1 to 11 except the
+    /// nonce and replay checks, which need state: see [`Dpop`](super::Dpop)).
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthErrorKind::InvalidDpopProof`](crate::AuthErrorKind::InvalidDpopProof) error
+    /// with the reason; its description never echoes proof content.
+    pub fn check(&self, facts: &RequestFacts<'_>) -> Result<VerifiedProof, AuthError> {
+        use DpopProofReason as R;
+        let proof = facts.proof;
+        // Bounded before any parsing.
+        if proof.len() > self.max_proof_bytes {
+            return Err(refuse(R::TooLarge));
+        }
+        let mut parts = proof.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(refuse(R::Malformed));
+        };
+        let header_bytes = B64.decode(h64).map_err(|_| refuse(R::Malformed))?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header_bytes).map_err(|_| refuse(R::Malformed))?;
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"))
+        {
+            return Err(refuse(R::WrongType));
+        }
+        let alg = header
+            .alg
+            .as_deref()
+            .and_then(Algorithm::from_jose)
+            .filter(|a| a.family() != Family::Hmac && self.algorithms.contains(a))
+            .ok_or_else(|| refuse(R::AlgorithmNotAllowed))?;
+        if header.crit.is_some() {
+            return Err(refuse(R::UnsupportedCritical));
+        }
+        let Some(Value::Object(jwk)) = &header.jwk else {
+            return Err(refuse(R::InvalidKey));
+        };
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+            return Err(refuse(R::PrivateKey));
+        }
+        if !key_fits(jwk, alg) {
+            return Err(refuse(R::KeyAlgorithmMismatch));
+        }
+        // The key is bound to the header's `alg`, which was just checked against the key's
+        // type and curve: the algorithm never comes from the header alone.
+        let key = parse_jwk(header.jwk.as_ref().unwrap_or(&Value::Null), &[alg])
+            .map_err(|_| refuse(R::InvalidKey))?;
+        let signature = B64.decode(s64).map_err(|_| refuse(R::Malformed))?;
+        let signed = &proof[..h64.len() + 1 + p64.len()];
+        if !key.verify(signed.as_bytes(), &signature) {
+            return Err(refuse(R::BadSignature));
+        }
+        let payload_bytes = B64.decode(p64).map_err(|_| refuse(R::Malformed))?;
+        let payload: Payload =
+            serde_json::from_slice(&payload_bytes).map_err(|_| refuse(R::Malformed))?;
+        let jti = string(payload.jti)?;
+        if jti.is_empty() || jti.len() > self.max_jti_bytes {
+            return Err(refuse(R::InvalidClaim));
+        }
+        if string(payload.htm)? != facts.method {
+            return Err(refuse(R::WrongMethod));
+        }
+        let claimed = htu::normalize(&string(payload.htu)?);
+        if claimed.is_none() || claimed != htu::normalize(facts.htu) {
+            return Err(refuse(R::WrongUri));
+        }
+        let iat = match payload.iat {
+            Some(Value::Number(n)) => numeric_date(&n).ok_or_else(|| refuse(R::InvalidClaim))?,
+            _ => return Err(refuse(R::MissingClaim)),
+        };
+        let now = unix(facts.now);
+        if iat > now.saturating_add(secs(self.leeway)) {
+            return Err(refuse(R::IssuedInFuture));
+        }
+        if iat < now.saturating_sub(secs(self.max_age)) {
+            return Err(refuse(R::TooOld));
+        }
+        if let Some(token) = facts.access_token {
+            let ath = match payload.ath {
+                Some(Value::String(s)) => s,
+                _ => return Err(refuse(R::WrongAccessTokenHash)),
+            };
+            let expected = B64.encode(Sha256::digest(token.as_bytes()));
+            if !constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
+                return Err(refuse(R::WrongAccessTokenHash));
+            }
+        }
+        let nonce = match payload.nonce {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(refuse(R::InvalidClaim)),
+        };
+        let jkt = jwk_thumbprint(jwk).ok_or_else(|| refuse(R::InvalidKey))?;
+        Ok(VerifiedProof {
+            jkt,
+            jti,
+            iat,
+            nonce,
+            algorithm: alg,
+        })
+    }
+}
+
+/// Whether the `jwk`'s type and curve (and its own `alg`, when present) fit `alg`.
+fn key_fits(jwk: &serde_json::Map<String, Value>, alg: Algorithm) -> bool {
+    let s = |name: &str| jwk.get(name).and_then(Value::as_str);
+    if jwk
+        .get("alg")
+        .is_some_and(|a| a.as_str() != Some(alg.as_str()))
+    {
+        return false;
+    }
+    match (s("kty"), s("crv")) {
+        (Some("EC"), Some("P-256")) => alg == Algorithm::ES256,
+        (Some("EC"), Some("P-384")) => alg == Algorithm::ES384,
+        (Some("EC"), Some("P-521")) => alg == Algorithm::ES512,
+        (Some("OKP"), Some("Ed25519")) => alg == Algorithm::EdDSA,
+        (Some("RSA"), _) => alg.family() == Family::Rsa,
+        _ => false,
+    }
+}
+
+fn string(v: Option<Value>) -> Result<String, AuthError> {
+    match v {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(refuse(DpopProofReason::MissingClaim)),
+    }
+}
+
+/// A NumericDate up to 9999-12-31T23:59:59Z, fractions dropped.
+fn numeric_date(n: &serde_json::Number) -> Option<i64> {
+    const MAX: i64 = 253_402_300_799;
+    if let Some(i) = n.as_i64() {
+        return (-MAX..=MAX).contains(&i).then_some(i);
+    }
+    let f = n.as_f64()?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    ((-MAX as f64..=MAX as f64).contains(&f)).then(|| f.floor() as i64)
+}
+
+pub(crate) fn unix(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Compares without stopping at the first difference.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
