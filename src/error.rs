@@ -111,8 +111,9 @@ impl fmt::Display for ConfigError {
             } => write!(f, "{what} {value:?} is not a valid URL: {reason}"),
             Self::InsecureUrl { what, value } => write!(
                 f,
-                "{what} {value:?} is not https and not a loopback host \
-                 (use `dangerous_allow_insecure_http()` to allow it)"
+                "{what} {value:?} is not https and not a loopback host: use an https URL \
+                 (only if the network between this service and that host is trusted, \
+                 `dangerous_allow_insecure_http()` allows plain http)"
             ),
             Self::ConflictingKeySources { first, second } => {
                 write!(
@@ -679,5 +680,17 @@ mod tests {
             value: "http://idp.example.com/".into(),
         };
         assert!(e.to_string().contains("http://idp.example.com/"));
+    }
+
+    #[test]
+    fn the_http_hint_says_use_https_before_the_dangerous_opt_in() {
+        let e = ConfigError::InsecureUrl {
+            what: "issuer",
+            value: "http://idp.example.com/".into(),
+        }
+        .to_string();
+        let https = e.find("use an https URL").expect(&e);
+        let opt_in = e.find("dangerous_allow_insecure_http").expect(&e);
+        assert!(https < opt_in, "{e}");
     }
 }

@@ -15,11 +15,11 @@
 //! | `aws-lc-rs` | yes | crypto backend: aws-lc-rs (used when both backends are on) |
 //! | `rust-crypto` | no | crypto backend: the pure-Rust RustCrypto crates |
 //! | `tls` | yes | https for discovery and JWKS fetches (rustls) |
-//! | `axum` | yes | axum extractors and route guards |
+//! | `axum` | yes | axum extractors and route guards ([module docs][axum-docs]: the extractors, what they refuse with, the missing-layer 500) |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
-//! | `client` | no | the [`client`] module: a client-credentials token source, and a tower layer sending its tokens |
+//! | `client` | no | the [`client`][client-docs] module: a client-credentials token source, and a tower layer sending its tokens |
 //! | `metrics` | no | [metrics](mod@crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
-//! | `tonic` | no | gRPC servers (tonic 0.14, [module docs](crate::tonic)): gRPC-native rejections, claims in handlers, per-method scopes |
+//! | `tonic` | no | gRPC servers (tonic 0.14, [module docs][tonic-docs]): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
 //! [`ConfigError::NoCryptoBackend`].
@@ -100,12 +100,16 @@
 //! - Keys are fetched with Tokio: verification needs a Tokio runtime.
 //! - Proxies and HTTP servers have header-size limits of their own (nginx 8 KiB by default;
 //!   hyper answers 431 past about 400 KB) that can be lower than the 16 KiB token limit.
+//!
+//! [axum-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/axum/
+//! [client-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/client/
+//! [tonic-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/tonic/
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-mod axum;
+pub mod axum;
 mod claims;
 mod config;
 mod crypto;

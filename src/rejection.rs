@@ -447,6 +447,8 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
+    /// For a `static` (the axum extractors' limit).
+    #[cfg(feature = "axum")]
     pub(crate) const fn new() -> Self {
         Self {
             next_ms: AtomicU64::new(0),

@@ -38,7 +38,7 @@ impl Drop for World {
 /// The World Mappers API trusting a development issuer that knows `gift-deliveries`, allowed
 /// `directions` and `geocode:location`.
 async fn world() -> World {
-    world_with(|verifier, base| world::app(verifier, base)).await
+    world_with(world::app).await
 }
 
 /// [`world`], with the app built by `app` from the verifier and the base URL.

@@ -664,3 +664,13 @@ async fn every_path_through_the_layer_calls_only_a_readied_service() {
         assert_eq!(res.status(), want, "{auth:?}");
     }
 }
+
+#[test]
+fn the_axum_module_and_its_docs_are_public() {
+    // docs.rs renders `bearer_guard::axum` (the extractor table, the missing-layer 500).
+    fn named<T>() -> &'static str {
+        std::any::type_name::<T>()
+    }
+    assert!(named::<bearer_guard::axum::Auth<M2m>>().contains("Auth"));
+    assert!(named::<bearer_guard::axum::AuthRejection>().contains("AuthRejection"));
+}
