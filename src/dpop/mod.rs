@@ -34,7 +34,7 @@
 //! | proof size | 8 KiB, before parsing | [`ProofCheckerBuilder::max_proof_bytes`] |
 //! | `iat` window | 60 s in the past, 30 s in the future | [`ProofCheckerBuilder::max_age`], [`ProofCheckerBuilder::leeway`] |
 //! | `jti` | 1 – 256 bytes | [`ProofCheckerBuilder::max_jti_bytes`] |
-//! | replay store | in memory, 100,000 live proofs (about 10 MiB); full: 503 + `Retry-After` | [`DpopBuilder::replay_store`] |
+//! | replay store | in memory, 100,000 live proofs (about 15 MiB); full: 503 + `Retry-After` | [`DpopBuilder::replay_store`] |
 //! | nonces | off; 5 min steps when on | [`DpopBuilder::nonces`] |
 //!
 //! # The URL a proof is checked against (`htu`)

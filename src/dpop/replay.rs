@@ -22,7 +22,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-/// The default capacity of [`InMemoryReplayStore`]: 100,000 live proofs, about 10 MiB
+/// The default capacity of [`InMemoryReplayStore`]: 100,000 live proofs, about 15 MiB
 /// (BENCHMARKS.md). With the default 90 s window (60 s age plus 30 s leeway) that holds
 /// about 1,100 DPoP requests per second.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
@@ -116,7 +116,7 @@ pub trait ReplayStore: Send + Sync + fmt::Debug + 'static {
 /// Expired entries are dropped as new ones come (the entry expiring first is always at hand,
 /// in a min-heap): each call costs O(log n). When the store holds `capacity` live entries, a
 /// new key is refused with [`ReplayStoreError::Full`] (503 to the client), never recorded by
-/// forgetting a live one. About 100 bytes per entry (BENCHMARKS.md).
+/// forgetting a live one. About 150 bytes per entry (BENCHMARKS.md).
 ///
 /// A fleet of replicas behind a load balancer needs a shared store: a proof replayed to
 /// another replica is not seen by this one.
