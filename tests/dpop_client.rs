@@ -833,3 +833,30 @@ async fn no_token_proof_or_private_key_appears_in_logs_or_debug() {
         assert!(!debug.contains(s.as_str()), "Debug holds {s:.40}");
     }
 }
+
+#[tokio::test]
+async fn a_hyper_client_gets_the_dpop_scheme_and_a_proof() {
+    use http_body_util::{BodyExt as _, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let stub = start().await;
+    let key = es256();
+    let hyper = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = ServiceBuilder::new()
+        .layer(AddBearerLayer::new(source(&stub, &key)))
+        .service(hyper);
+    let req = http::Request::builder()
+        .method("PUT")
+        .uri(format!("{}/api/routes/7?dry-run=1", stub.base()))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .expect("request");
+    let res = client.oneshot(req).await.expect("answer");
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(body, "PUT tok-1");
+    let proofs = api_proofs(&stub);
+    assert_eq!(proofs[0].htm, "PUT");
+    assert_eq!(proofs[0].htu, format!("{}/api/routes/7", stub.base()));
+    assert_eq!(proofs[0].jkt, key.thumbprint());
+}
