@@ -18,6 +18,7 @@
 //! | `axum` | yes | axum extractors and route guards |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
 //! | `client` | no | the [`client`] module: a client-credentials token source, and a tower layer sending its tokens |
+//! | `introspection` | no | the [`introspection`] module: opaque access tokens checked by RFC 7662 introspection, cached, beside JWTs (enables `client`) |
 //! | `metrics` | no | [metrics](mod@crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
 //! | `tonic` | no | gRPC servers (tonic 0.14, [module docs](crate::tonic)): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
@@ -121,6 +122,9 @@ pub mod client;
 #[cfg(feature = "dev-issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-issuer")))]
 pub mod dev_issuer;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
