@@ -223,6 +223,8 @@ pub struct Claims(Arc<ClaimsInner>);
 
 struct ClaimsInner {
     registered: Registered,
+    /// Accepted by introspection (RFC 7662), not by a signature.
+    introspected: bool,
     algorithm: Algorithm,
     key_id: Option<Arc<str>>,
     raw: RawClaims,
@@ -396,9 +398,19 @@ impl Claims {
         &self.0.registered.scopes
     }
 
-    /// The algorithm the token was signed with.
+    /// The algorithm the token was signed with. An opaque token accepted by introspection
+    /// ([`is_introspected`](Self::is_introspected)) has no signature of its own: then
+    /// this is the algorithm of the signed introspection response (RFC 9701), or `RS256`
+    /// for a plain JSON one; do not base decisions on it for such tokens.
     pub fn algorithm(&self) -> Algorithm {
         self.0.algorithm
+    }
+
+    /// Whether the token was accepted by RFC 7662 introspection at the authorization
+    /// server (an opaque token) rather than by verifying its signature (a JWT). Its claims
+    /// are then the members of the introspection response.
+    pub fn is_introspected(&self) -> bool {
+        self.0.introspected
     }
 
     /// The `kid` of the key that verified the token.
@@ -603,6 +615,28 @@ pub(crate) fn read_claims(
         value: OnceLock::new(),
     };
     Ok(registered.into_claims(algorithm, key_id, raw))
+}
+
+/// The claims of an opaque token from its validated introspection response (RFC 7662
+/// §2.2): `payload` is the response's members as a JSON object (`active` removed, `iss`
+/// present), read exactly as a JWT payload is, then marked as introspected. `algorithm` is
+/// that of a signed response (RFC 9701), if any.
+#[cfg(feature = "introspection")]
+pub(crate) fn from_introspection(
+    payload: String,
+    algorithm: Option<Algorithm>,
+    scope_sources: &[ScopeSource],
+) -> Result<Claims, ReadError> {
+    let mut claims = read_claims(
+        payload,
+        algorithm.unwrap_or(Algorithm::RS256),
+        None,
+        scope_sources,
+    )?;
+    if let Some(inner) = Arc::get_mut(&mut claims.0) {
+        inner.introspected = true;
+    }
+    Ok(claims)
 }
 
 /// Reads the registered claims and the scopes of a payload already parsed (the reference
@@ -921,6 +955,7 @@ impl Registered {
     fn into_claims(self, algorithm: Algorithm, key_id: Option<Arc<str>>, raw: RawClaims) -> Claims {
         Claims(Arc::new(ClaimsInner {
             registered: self,
+            introspected: false,
             algorithm,
             key_id,
             raw,

@@ -182,6 +182,11 @@ pub enum AuthErrorKind {
     /// unreachable): the proof cannot be accepted safely. Not the client's fault: answer 503
     /// with `Retry-After`.
     ReplayStoreUnavailable,
+    /// The authorization server's introspection endpoint (RFC 7662) could not say whether
+    /// an opaque token is active: unreachable, too slow, an error status, an answer that is
+    /// not an introspection response, or our client credentials refused. Not the client's
+    /// fault: answer 503 with `Retry-After`, never 401.
+    IntrospectionUnavailable,
 }
 
 /// Why a DPoP proof (RFC 9449 §4.3) was refused.
@@ -327,6 +332,9 @@ pub enum InvalidTokenReason {
     BoundTokenAsBearer,
     /// The token is not DPoP-bound but was sent with the `DPoP` scheme.
     UnboundTokenAsDpop,
+    /// The authorization server's introspection endpoint says the (opaque) token is not
+    /// active (RFC 7662 `"active": false`): revoked, expired, or unknown to it.
+    Inactive,
 }
 
 impl InvalidTokenReason {
@@ -353,6 +361,7 @@ impl InvalidTokenReason {
             Self::Rejected => "the token was rejected",
             Self::BoundTokenAsBearer => "the token is DPoP-bound: send it with the DPoP scheme",
             Self::UnboundTokenAsDpop => "the token is not DPoP-bound",
+            Self::Inactive => "the token is not active",
         }
     }
 
@@ -378,6 +387,7 @@ impl InvalidTokenReason {
             Self::Rejected => "rejected",
             Self::BoundTokenAsBearer => "bound_token_as_bearer",
             Self::UnboundTokenAsDpop => "unbound_token_as_dpop",
+            Self::Inactive => "inactive",
         }
     }
 }
@@ -394,6 +404,7 @@ impl AuthErrorKind {
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::ReplayStoreUnavailable => "replay_store_unavailable",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 }
@@ -497,6 +508,21 @@ impl AuthError {
 
     pub(crate) fn malformed_request(detail: &'static str) -> Self {
         Self::new(AuthErrorKind::MalformedRequest, detail)
+    }
+
+    /// The introspection endpoint could not answer, with the reason (URLs and statuses,
+    /// never token content) kept as the source for logs.
+    #[cfg(feature = "introspection")]
+    pub(crate) fn introspection_unavailable(
+        retry_after: Option<Duration>,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut e = Self::new(
+            AuthErrorKind::IntrospectionUnavailable,
+            "the authorization server could not be asked about the token",
+        );
+        e.retry_after = retry_after;
+        e.with_source(KeysError(reason.into().into()))
     }
 
     pub(crate) fn keys_unavailable(retry_after: Option<Duration>) -> Self {
@@ -616,7 +642,8 @@ impl StdError for AuthError {
 
 /// Why the issuer's keys could not be obtained: the [`source`](StdError::source) of a
 /// [`KeysUnavailable`](AuthErrorKind::KeysUnavailable) error from
-/// [`Verifier::refresh_keys`](crate::Verifier::refresh_keys).
+/// [`Verifier::refresh_keys`](crate::Verifier::refresh_keys), and of an
+/// [`IntrospectionUnavailable`](AuthErrorKind::IntrospectionUnavailable) error.
 #[derive(Debug, Clone)]
 struct KeysError(std::sync::Arc<str>);
 

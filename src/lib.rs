@@ -18,6 +18,7 @@
 //! | `axum` | yes | axum extractors and route guards ([module docs][axum-docs]: the extractors, what they refuse with, the missing-layer 500) |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
 //! | `client` | no | the [`client`][client-docs] module: a client-credentials token source, and a tower layer sending its tokens |
+//! | `introspection` | no | the [`introspection`][introspection-docs] module: opaque access tokens checked by RFC 7662 introspection, cached, beside JWTs (enables `client`) |
 //! | `metrics` | no | [metrics](mod@crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
 //! | `tonic` | no | gRPC servers (tonic 0.14, [module docs][tonic-docs]): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
@@ -103,6 +104,7 @@
 //!
 //! [axum-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/axum/
 //! [client-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/client/
+//! [introspection-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/introspection/
 //! [tonic-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/tonic/
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -137,6 +139,9 @@ pub mod client;
 #[cfg(feature = "dev-issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-issuer")))]
 pub mod dev_issuer;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]

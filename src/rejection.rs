@@ -231,7 +231,9 @@ impl DefaultRejection {
     fn challenge(&self, error: &AuthError, scheme: &str) -> Option<HeaderValue> {
         let s = &self.inner;
         let code = match error.kind() {
-            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => return None,
+            AuthErrorKind::KeysUnavailable
+            | AuthErrorKind::ReplayStoreUnavailable
+            | AuthErrorKind::IntrospectionUnavailable => return None,
             AuthErrorKind::MissingToken => None,
             kind => error_code(kind),
         };
@@ -272,9 +274,9 @@ impl DefaultRejection {
     /// The JSON body for an error.
     pub fn body(&self, error: &AuthError) -> Bytes {
         let code = error_code(error.kind()).unwrap_or(match error.kind() {
-            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
-                "temporarily_unavailable"
-            }
+            AuthErrorKind::KeysUnavailable
+            | AuthErrorKind::ReplayStoreUnavailable
+            | AuthErrorKind::IntrospectionUnavailable => "temporarily_unavailable",
             _ => "unauthorized",
         });
         let mut body = serde_json::Map::new();
@@ -306,7 +308,9 @@ impl DefaultRejection {
         }
         if matches!(
             error.kind(),
-            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable
+            AuthErrorKind::KeysUnavailable
+                | AuthErrorKind::ReplayStoreUnavailable
+                | AuthErrorKind::IntrospectionUnavailable
         ) {
             let secs = error
                 .retry_after()
@@ -339,9 +343,9 @@ pub(crate) fn status_of(kind: AuthErrorKind) -> StatusCode {
         | AuthErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
         AuthErrorKind::MalformedRequest => StatusCode::BAD_REQUEST,
         AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
-        AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        AuthErrorKind::KeysUnavailable
+        | AuthErrorKind::ReplayStoreUnavailable
+        | AuthErrorKind::IntrospectionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -354,7 +358,8 @@ fn error_code(kind: AuthErrorKind) -> Option<&'static str> {
         AuthErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
         AuthErrorKind::MissingToken
         | AuthErrorKind::KeysUnavailable
-        | AuthErrorKind::ReplayStoreUnavailable => None,
+        | AuthErrorKind::ReplayStoreUnavailable
+        | AuthErrorKind::IntrospectionUnavailable => None,
     }
 }
 

@@ -23,7 +23,7 @@ const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The client's signing key. `Debug` never shows it.
 #[derive(Clone)]
-pub(super) struct AssertionKey {
+pub(crate) struct AssertionKey {
     alg: Algorithm,
     kid: Option<String>,
     key: EncodingKey,

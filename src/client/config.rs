@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::assertion::AssertionKey;
 use super::dpop::{Dpop, DpopKey};
-use super::endpoint::{Credential, Endpoint, Target};
+use super::endpoint::{Endpoint, Target};
 use super::source::ClientCredentials;
 use super::token::Secret;
 use crate::algorithm::Algorithm;
@@ -396,39 +395,17 @@ impl ClientCredentialsBuilder {
                 "contains control characters",
             ));
         }
-        let credential = match (&self.private_key, self.auth_method) {
-            (Some((alg, pem)), Some(ClientAuthMethod::PrivateKeyJwt)) => {
-                let key = AssertionKey::from_pem(
-                    *alg,
-                    pem.expose().as_bytes(),
-                    self.private_key_id.clone(),
-                )?;
-                let audience = match (&self.assertion_audience, &target) {
-                    (Some(a), _) => a.clone(),
-                    (None, Target::Issuer(issuer)) => issuer.clone(),
-                    (None, Target::Endpoint(url)) => url.to_string(),
-                };
-                Credential::Assertion { key, audience }
-            }
-            (_, Some(ClientAuthMethod::PrivateKeyJwt)) => {
-                return Err(invalid(
-                    "auth_method",
-                    "private_key_jwt",
-                    "needs a key: use `.private_key_jwt(algorithm, pem)`",
-                ));
-            }
-            (Some(_), _) => {
-                return Err(invalid(
-                    "auth_method",
-                    self.auth_method.map_or("", ClientAuthMethod::as_str),
-                    "a private_key_jwt key was also given: choose one method",
-                ));
-            }
-            (None, _) => match &self.client_secret {
-                Some(s) if !s.expose().is_empty() => Credential::Secret(s.clone()),
-                _ => return Err(invalid("client_secret", "", "is missing or empty")),
+        let credential = super::auth::credential(
+            self.client_secret.as_ref(),
+            self.private_key.as_ref(),
+            self.private_key_id.clone(),
+            self.auth_method,
+            || match (&self.assertion_audience, &target) {
+                (Some(a), _) => a.clone(),
+                (None, Target::Issuer(issuer)) => issuer.clone(),
+                (None, Target::Endpoint(url)) => url.to_string(),
             },
-        };
+        )?;
         if self.audience.as_deref() == Some("") {
             return Err(ConfigError::EmptyAudience);
         }

@@ -6,19 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
-use super::assertion::{AssertionKey, JWT_BEARER};
+use super::auth::{Credential, authenticate};
 use super::config::ClientAuthMethod;
 use super::dpop::{Dpop, Role};
 use super::error::{TokenError, TokenErrorKind, clean_remote};
-use super::token::{AccessToken, Secret};
+use super::token::AccessToken;
 use crate::fetch;
 
 /// Where the token endpoint comes from.
@@ -28,15 +26,6 @@ pub(super) enum Target {
     Endpoint(Url),
     /// Discovered from this issuer's metadata.
     Issuer(String),
-}
-
-/// How the client proves who it is.
-#[derive(Debug)]
-pub(super) enum Credential {
-    /// A client secret (`client_secret_post` or `client_secret_basic`).
-    Secret(Secret),
-    /// A private key (`private_key_jwt`), and the assertions' audience.
-    Assertion { key: AssertionKey, audience: String },
 }
 
 /// What discovery found.
@@ -213,28 +202,14 @@ impl Endpoint {
         new_nonce: &mut bool,
     ) -> Result<AccessToken, TokenError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let body = {
+        let (body, authorization) = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "client_credentials");
-            match &self.credential {
-                Credential::Secret(secret) if auth == ClientAuthMethod::ClientSecretPost => {
-                    form.append_pair("client_id", &self.client_id);
-                    form.append_pair("client_secret", secret.expose());
-                }
-                Credential::Secret(_) => {}
-                Credential::Assertion { key, audience } => {
-                    form.append_pair("client_id", &self.client_id);
-                    form.append_pair("client_assertion_type", JWT_BEARER);
-                    form.append_pair(
-                        "client_assertion",
-                        &key.assertion(&self.client_id, audience)?,
-                    );
-                }
-            }
+            let authorization = authenticate(&self.client_id, &self.credential, auth, &mut form)?;
             for (name, value) in &self.form {
                 form.append_pair(name, value);
             }
-            form.finish()
+            (form.finish(), authorization)
         };
         let mut req = self
             .http
@@ -242,10 +217,8 @@ impl Endpoint {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body(body);
-        if let (Credential::Secret(secret), ClientAuthMethod::ClientSecretBasic) =
-            (&self.credential, auth)
-        {
-            req = req.header(AUTHORIZATION, basic(&self.client_id, secret)?);
+        if let Some(authorization) = authorization {
+            req = req.header(AUTHORIZATION, authorization);
         }
         if let Some(dpop) = &self.dpop {
             let proof = dpop
@@ -486,21 +459,6 @@ impl Endpoint {
     }
 }
 
-/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1), marked sensitive.
-fn basic(client_id: &str, secret: &Secret) -> Result<HeaderValue, TokenError> {
-    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let credentials = format!("{}:{}", encode(client_id), encode(secret.expose()));
-    let mut value = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
-        .map_err(|_| {
-            TokenError::new(
-                TokenErrorKind::InvalidResponse,
-                "the Basic credentials cannot be sent in a header",
-            )
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 fn transport(mut e: reqwest::Error) -> TokenError {
     // The error is kept as the source: its URL must not show userinfo.
     if let Some(u) = e.url_mut() {
@@ -620,6 +578,7 @@ fn jitter(backoff: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
     /// Serves the JSON document `doc(addr)` at every path of a server on 127.0.0.1 (it stops
@@ -790,15 +749,5 @@ mod tests {
         assert_eq!(oauth_error(b"<html>"), None);
         assert_eq!(oauth_error(br#"{"error":42}"#), None);
         assert_eq!(oauth_error(br#"{"message":"nope"}"#), None);
-    }
-
-    #[test]
-    fn basic_credentials_are_form_encoded_first() {
-        let v = basic("my client", &Secret::new("p@ss:word".into())).expect("header");
-        assert!(v.is_sensitive());
-        let decoded = STANDARD
-            .decode(v.to_str().expect("ascii").trim_start_matches("Basic "))
-            .expect("base64");
-        assert_eq!(decoded, b"my+client:p%40ss%3Aword");
     }
 }

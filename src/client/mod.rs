@@ -200,6 +200,7 @@
 //! - Response bodies are capped (64 KiB) and every request has a timeout (10 s).
 
 mod assertion;
+mod auth;
 mod config;
 mod dpop;
 mod endpoint;
@@ -221,6 +222,12 @@ pub use future::ResponseFuture;
 pub use layer::{AddBearer, AddBearerLayer, BoxError, CloneBody, NoReplay, ReplayBody};
 pub use source::ClientCredentials;
 pub use token::AccessToken;
+
+// Client authentication, shared with token introspection.
+#[cfg(feature = "introspection")]
+pub(crate) use auth::{Credential, authenticate, credential};
+#[cfg(feature = "introspection")]
+pub(crate) use token::Secret;
 
 #[cfg(test)]
 mod tests {

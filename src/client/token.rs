@@ -192,14 +192,14 @@ pub(super) fn schedule(lifetime: Duration, min_skew: Duration) -> (Duration, Dur
 
 /// The client secret: kept out of `Debug`.
 #[derive(Clone)]
-pub(super) struct Secret(Arc<str>);
+pub(crate) struct Secret(Arc<str>);
 
 impl Secret {
-    pub(super) fn new(secret: String) -> Self {
+    pub(crate) fn new(secret: String) -> Self {
         Self(Arc::from(secret))
     }
 
-    pub(super) fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
