@@ -2,9 +2,9 @@
 //! that calls it with a client-credentials token.
 //!
 //! ```sh
-//! cargo run --example grpc_world_mappers --features tonic,dev-issuer             # the server
-//! cargo run --example grpc_world_mappers --features tonic,dev-issuer -- --client # a client
-//! cargo run --example grpc_world_mappers --features tonic,dev-issuer -- --demo   # both, once
+//! cargo run --example grpc_world_mappers             # the server
+//! cargo run --example grpc_world_mappers -- --client # a client
+//! cargo run --example grpc_world_mappers -- --demo   # both, once
 //! ```
 //!
 //! Each method needs one scope: `Geocode` → `geocode:location`, `ReverseGeocode` →
@@ -187,7 +187,7 @@ Client "Gift Deliveries": CLIENT_ID={CLIENT_ID} CLIENT_SECRET={secret}
 
 Run the client (client-credentials token, then each method):
   ISSUER_BASE_URL={issuer} CLIENT_SECRET={secret} AUDIENCE={audience} PORT={port} \
-    cargo run --example grpc_world_mappers --features tonic,dev-issuer -- --client
+    cargo run --example grpc_world_mappers -- --client
 
 Or with grpcurl (token from {token_url}):
   grpcurl -plaintext -proto proto/world_mappers.proto -H "authorization: Bearer $TOKEN" \

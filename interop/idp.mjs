@@ -21,13 +21,21 @@
 //   IDP_SHORT_TTL   lifetime for the client "short-lived" (default 1)
 //   IDP_SCOPES      scopes every resource offers (default: the World Mappers scopes)
 //   IDP_RESOURCES   comma list of accepted resource indicators (default: any absolute URI)
+//   IDP_DPOP_NONCE  1: the token endpoint requires a server nonce in DPoP proofs (RFC 9449 §8:
+//                   400 use_dpop_nonce with a DPoP-Nonce header first). Default 0.
+//
+// DPoP (RFC 9449) is on: a token request carrying a DPoP proof gets a DPoP-bound token
+// (token_type DPoP, cnf.jkt the proof key's thumbprint), from any client.
 //
 // Clients (grant client_credentials only; the secret is "<client_id>-secret"):
 //   rs256-basic, rs256-post, es256-basic, es256-post, eddsa-basic, eddsa-post
 //       <alg>-<method>: signed with <alg>, registered for client_secret_<method>
 //   short-lived   RS256, client_secret_basic, lifetime IDP_SHORT_TTL
+//   dpop-basic    ES256, client_secret_basic, dpop_bound_access_tokens: a token request
+//                 without a DPoP proof is refused
 //
 // When listening, prints one line to stdout: `READY {"issuer":..,"port":..,"kids":[..]}`.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -49,6 +57,7 @@ const ttl = Number(setting('IDP_TTL', '600'));
 const shortTtl = Number(setting('IDP_SHORT_TTL', '1'));
 const scopes = setting('IDP_SCOPES', 'geocode:location reverse-geocode:location directions');
 const resources = process.env.IDP_RESOURCES ? new Set(list(process.env.IDP_RESOURCES)) : null;
+const dpopNonce = setting('IDP_DPOP_NONCE', '0') === '1';
 
 // ---- keys ----------------------------------------------------------------------------------
 const KINDS = {
@@ -96,6 +105,7 @@ for (const alg of ['RS256', 'ES256', 'EdDSA']) {
   }
 }
 CLIENTS.push({ id: 'short-lived', alg: 'RS256', method: 'basic', ttl: shortTtl });
+CLIENTS.push({ id: 'dpop-basic', alg: 'ES256', method: 'basic', ttl, dpopBound: true });
 const clientById = new Map(CLIENTS.map((c) => [c.id, c]));
 
 // ---- server --------------------------------------------------------------------------------
@@ -117,10 +127,17 @@ const provider = new Provider(issuer, {
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: `client_secret_${c.method}`,
+    ...(c.dpopBound ? { dpop_bound_access_tokens: true } : {}),
   })),
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    dPoP: {
+      enabled: true,
+      // Stateless nonces (an HMAC over a time step) under a secret of this run.
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => dpopNonce,
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf,

@@ -5,7 +5,7 @@
 //! | [`Claims`] | the verified claims | 401 if the request was anonymous (optional auth) |
 //! | `Option<Claims>` | `None` for anonymous requests (optional auth) | — |
 //! | [`Scopes`] | the granted scopes | as `Claims` |
-//! | [`Auth<C>`] | your own claims type | 401 `invalid_token` if the claims don't fit `C` |
+//! | [`Auth<C>`] | your own claims type | 401 `invalid_token` if the claims don't fit `C` (naming a missing field; serde's message is logged at WARN) |
 //! | [`RequireScopes<T>`] | the claims, once `T`'s scopes are granted | 403 `insufficient_scope` |
 //!
 //! If no [`JwtAuthLayer`](crate::JwtAuthLayer) ran for the route, every extractor answers
@@ -45,10 +45,11 @@ use http::StatusCode;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::claims::{Claims, Scopes};
+use crate::claims::{Claims, ClaimsError, Scopes};
 use crate::error::{AuthError, InvalidTokenReason};
-use crate::rejection::{DefaultRejection, Rejection, log};
+use crate::rejection::{DefaultRejection, Limiter, Rejection, escaped, log};
 use crate::scope::{Guard, NO_LAYER, ScopePolicy, guard, no_layer_response};
+use crate::verify::sanitize;
 
 /// Why an extractor refused a request.
 #[derive(Debug)]
@@ -102,10 +103,8 @@ fn claims_of(parts: &Parts) -> Result<Option<Claims>, AuthRejection> {
     match parts.extensions.get::<Claims>() {
         Some(c) => Ok(Some(c.clone())),
         None if parts.extensions.get::<DefaultRejection>().is_some() => Ok(None),
-        None => {
-            tracing::error!("{NO_LAYER}");
-            Err(AuthRejection::LayerMissing)
-        }
+        // Logged once, when the rejection becomes the 500 response.
+        None => Err(AuthRejection::LayerMissing),
     }
 }
 
@@ -169,15 +168,40 @@ impl<S: Send + Sync, C: DeserializeOwned> FromRequestParts<S> for Auth<C> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let claims = required(parts)?;
-        claims.deserialize::<C>().map(Auth).map_err(|_| {
-            AuthRejection::Denied(
-                AuthError::invalid_with(
-                    InvalidTokenReason::InvalidClaim,
-                    "the token's claims do not have the expected shape",
-                ),
-                challenge_of(parts),
-            )
-        })
+        claims
+            .deserialize::<C>()
+            .map(Auth)
+            .map_err(|e| AuthRejection::Denied(shape_error::<C>(&e), challenge_of(parts)))
+    }
+}
+
+/// At most one WARN line a minute for claims that do not fit a handler's type.
+static SHAPE_LOG: Limiter = Limiter::new();
+
+/// The refusal of a verified token whose claims do not fit `C`. serde's message goes to the
+/// log (escaped: it can quote a claim's value); the description names the missing field when
+/// that is the reason (a name from `C`, never token content), else stays generic.
+fn shape_error<C>(e: &ClaimsError) -> AuthError {
+    if let Some(suppressed) = SHAPE_LOG.allow_now() {
+        tracing::warn!(
+            claims_type = std::any::type_name::<C>(),
+            error = %escaped(&e.to_string()),
+            suppressed,
+            "bearer-guard refused a verified token whose claims do not fit the Auth<C> type"
+        );
+    }
+    match e.missing_claim() {
+        Some(name) => AuthError::invalid_with(
+            InvalidTokenReason::MissingClaim,
+            format!(
+                "the token's claims lack the field '{}'",
+                sanitize(crate::fetch::truncate(name, 64))
+            ),
+        ),
+        None => AuthError::invalid_with(
+            InvalidTokenReason::InvalidClaim,
+            "the token's claims do not have the expected shape",
+        ),
     }
 }
 

@@ -223,6 +223,8 @@ pub struct Claims(Arc<ClaimsInner>);
 
 struct ClaimsInner {
     registered: Registered,
+    /// Accepted by introspection (RFC 7662), not by a signature.
+    introspected: bool,
     algorithm: Algorithm,
     key_id: Option<Arc<str>>,
     raw: RawClaims,
@@ -277,19 +279,50 @@ impl RawClaims {
     }
 }
 
-/// The error of [`Claims::deserialize`].
+/// The error of [`Claims::deserialize`]: serde's message, kept.
+///
+/// Its `Display` holds serde's message, which can quote a claim's value (`invalid type:
+/// string "…"`): log it escaped, do not send it to clients.
+/// [`missing_claim`](Self::missing_claim) gives the name of a missing field, which comes
+/// from your type rather than from the token.
 #[derive(Debug)]
-pub struct ClaimsError(serde_json::Error);
+pub struct ClaimsError {
+    error: serde_json::Error,
+    missing: Option<String>,
+}
+
+impl ClaimsError {
+    fn new(error: serde_json::Error) -> Self {
+        // serde's `de::Error::missing_field` message, as serde_json words it (no position:
+        // the claims are deserialized from a `Value`).
+        let missing = error
+            .to_string()
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+            .map(str::to_owned);
+        Self { error, missing }
+    }
+
+    /// When the claims lack a field that the type requires: its name (as the type's serde
+    /// derive names it, so never token content).
+    pub fn missing_claim(&self) -> Option<&str> {
+        self.missing.as_deref()
+    }
+}
 
 impl fmt::Display for ClaimsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the claims do not fit the requested type: {}", self.0)
+        write!(
+            f,
+            "the claims do not fit the requested type: {}",
+            self.error
+        )
     }
 }
 
 impl std::error::Error for ClaimsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&self.error)
     }
 }
 
@@ -313,19 +346,33 @@ impl Claims {
         &self.0.registered.audience
     }
 
-    /// `exp`, in seconds since the Unix epoch.
+    /// `exp`, in seconds since the Unix epoch (a fractional `exp` rounded down; the
+    /// verifier compares the exact value).
     pub fn expires_at(&self) -> i64 {
-        self.0.registered.expires_at
+        whole_seconds(self.0.registered.expires_at)
     }
 
-    /// `nbf`, in seconds since the Unix epoch.
+    /// `nbf`, in seconds since the Unix epoch (rounded down; the verifier compares the exact
+    /// value).
     pub fn not_before(&self) -> Option<i64> {
-        self.0.registered.not_before
+        self.0.registered.not_before.map(whole_seconds)
     }
 
-    /// `iat`, in seconds since the Unix epoch.
+    /// `iat`, in seconds since the Unix epoch (rounded down; the verifier compares the exact
+    /// value).
     pub fn issued_at(&self) -> Option<i64> {
-        self.0.registered.issued_at
+        self.0.registered.issued_at.map(whole_seconds)
+    }
+
+    /// `exp`, `nbf` and `iat` exactly as the token states them (NumericDate may have a
+    /// fraction, RFC 7519 §2), for the time checks.
+    pub(crate) fn exact_times(&self) -> ExactTimes {
+        let r = &self.0.registered;
+        ExactTimes {
+            expires_at: r.expires_at,
+            not_before: r.not_before,
+            issued_at: r.issued_at,
+        }
     }
 
     /// `jti`, when present.
@@ -351,9 +398,19 @@ impl Claims {
         &self.0.registered.scopes
     }
 
-    /// The algorithm the token was signed with.
+    /// The algorithm the token was signed with. An opaque token accepted by introspection
+    /// ([`is_introspected`](Self::is_introspected)) has no signature of its own: then
+    /// this is the algorithm of the signed introspection response (RFC 9701), or `RS256`
+    /// for a plain JSON one; do not base decisions on it for such tokens.
     pub fn algorithm(&self) -> Algorithm {
         self.0.algorithm
+    }
+
+    /// Whether the token was accepted by RFC 7662 introspection at the authorization
+    /// server (an opaque token) rather than by verifying its signature (a JWT). Its claims
+    /// are then the members of the introspection response.
+    pub fn is_introspected(&self) -> bool {
+        self.0.introspected
     }
 
     /// The `kid` of the key that verified the token.
@@ -381,13 +438,29 @@ impl Claims {
     /// # }
     /// ```
     pub fn deserialize<C: DeserializeOwned>(&self) -> Result<C, ClaimsError> {
-        C::deserialize(self.0.raw.value()).map_err(ClaimsError)
+        C::deserialize(self.0.raw.value()).map_err(ClaimsError::new)
     }
 
     /// The time `exp` denotes.
     pub fn expiry(&self) -> SystemTime {
-        to_system_time(self.0.registered.expires_at)
+        to_system_time(self.expires_at())
     }
+}
+
+/// The time claims with their fractions, in seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExactTimes {
+    pub(crate) expires_at: f64,
+    pub(crate) not_before: Option<f64>,
+    pub(crate) issued_at: Option<f64>,
+}
+
+/// A NumericDate rounded down to whole seconds.
+fn whole_seconds(date: f64) -> i64 {
+    // `as` is exact here: the value is finite, whole after `floor`, and within ±MAX_DATE.
+    #[allow(clippy::cast_possible_truncation)]
+    let secs = date.floor() as i64;
+    secs
 }
 
 /// The confirmation claim (RFC 7800), read on demand: DPoP (RFC 9449 §6).
@@ -435,7 +508,7 @@ impl fmt::Debug for Claims {
             .field("iss", &self.issuer())
             .field("sub", &self.subject())
             .field("aud", &self.0.registered.audience)
-            .field("exp", &self.0.registered.expires_at)
+            .field("exp", &self.expires_at())
             .field("scopes", &self.0.registered.scopes)
             .field("alg", &self.0.algorithm)
             .finish_non_exhaustive()
@@ -443,9 +516,12 @@ impl fmt::Debug for Claims {
 }
 
 /// A JSON object whose top level has no duplicate member names (a duplicate makes the
-/// token ambiguous: parsers disagree on which value wins).
+/// token ambiguous: parsers disagree on which value wins). The development issuer reads
+/// request bodies with it; the verifier's own reader refuses the same duplicates.
+#[cfg(any(test, feature = "dev-issuer"))]
 pub(crate) struct UniqueObject(pub(crate) Map<String, Value>);
 
+#[cfg(any(test, feature = "dev-issuer"))]
 impl<'de> Deserialize<'de> for UniqueObject {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -541,6 +617,28 @@ pub(crate) fn read_claims(
     Ok(registered.into_claims(algorithm, key_id, raw))
 }
 
+/// The claims of an opaque token from its validated introspection response (RFC 7662
+/// §2.2): `payload` is the response's members as a JSON object (`active` removed, `iss`
+/// present), read exactly as a JWT payload is, then marked as introspected. `algorithm` is
+/// that of a signed response (RFC 9701), if any.
+#[cfg(feature = "introspection")]
+pub(crate) fn from_introspection(
+    payload: String,
+    algorithm: Option<Algorithm>,
+    scope_sources: &[ScopeSource],
+) -> Result<Claims, ReadError> {
+    let mut claims = read_claims(
+        payload,
+        algorithm.unwrap_or(Algorithm::RS256),
+        None,
+        scope_sources,
+    )?;
+    if let Some(inner) = Arc::get_mut(&mut claims.0) {
+        inner.introspected = true;
+    }
+    Ok(claims)
+}
+
 /// Reads the registered claims and the scopes of a payload already parsed (the reference
 /// the one-pass reader is tested against).
 #[cfg(test)]
@@ -617,14 +715,11 @@ impl<'de> Raw<'de> {
         }
     }
 
-    fn numeric_date(self, name: &'static str) -> Result<Option<i64>, ClaimShape> {
+    /// A NumericDate, kept exact (with its fraction).
+    fn numeric_date(self, name: &'static str) -> Result<Option<f64>, ClaimShape> {
         match self {
             Raw::Absent | Raw::Null => Ok(None),
-            Raw::Num(f) if (-MAX_DATE..=MAX_DATE).contains(&f) => {
-                // `as` is exact here: the value is finite and within i64 range.
-                #[allow(clippy::cast_possible_truncation)]
-                Ok(Some(f.floor() as i64))
-            }
+            Raw::Num(f) if (-MAX_DATE..=MAX_DATE).contains(&f) => Ok(Some(f)),
             _ => Err(ClaimShape::Invalid(name)),
         }
     }
@@ -848,9 +943,9 @@ struct Registered {
     issuer: Text,
     subject: Option<Text>,
     audience: Vec<String>,
-    expires_at: i64,
-    not_before: Option<i64>,
-    issued_at: Option<i64>,
+    expires_at: f64,
+    not_before: Option<f64>,
+    issued_at: Option<f64>,
     jwt_id: Option<Text>,
     client_id: Option<Text>,
     scopes: Scopes,
@@ -860,6 +955,7 @@ impl Registered {
     fn into_claims(self, algorithm: Algorithm, key_id: Option<Arc<str>>, raw: RawClaims) -> Claims {
         Claims(Arc::new(ClaimsInner {
             registered: self,
+            introspected: false,
             algorithm,
             key_id,
             raw,
@@ -1105,6 +1201,35 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn a_claims_error_names_a_missing_field_and_keeps_serdes_message() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Mine {
+            org_id: String,
+            n: u32,
+        }
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "n": 1})),
+            Algorithm::RS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        let e = c.deserialize::<Mine>().expect_err("no org_id");
+        assert_eq!(e.missing_claim(), Some("org_id"), "{e}");
+        let c = build_claims(
+            obj(json!({"iss": "i", "exp": 1, "org_id": "o", "n": "x"})),
+            Algorithm::RS256,
+            None,
+            &[],
+        )
+        .expect("claims");
+        let e = c.deserialize::<Mine>().expect_err("n is a string");
+        assert_eq!(e.missing_claim(), None);
+        assert!(e.to_string().contains("invalid type: string \"x\""), "{e}");
     }
 
     fn scope_claims() -> Vec<ScopeSource> {

@@ -39,6 +39,11 @@ pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest retry delay after failed fetches.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long the last good keys are kept while every refresh fails, counted from the first
+/// failure: past it they are dropped and tokens are answered 503 "keys unavailable".
+pub const DEFAULT_MAX_STALE_AGE: Duration = Duration::from_secs(4 * 3600);
+/// Longest JWKS lifetime bound accepted by [`VerifierBuilder::jwks_ttl`].
+pub const MAX_JWKS_TTL_BOUND: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default number of verified tokens cached.
 pub const DEFAULT_TOKEN_CACHE_ENTRIES: u64 = 10_000;
 
@@ -93,6 +98,7 @@ impl KeySourceSetting {
 #[must_use]
 pub struct VerifierBuilder {
     issuer: Option<String>,
+    issuer_from_discovery: bool,
     audiences: Vec<String>,
     sources: Vec<KeySourceSetting>,
     algorithms: Option<Vec<Algorithm>>,
@@ -116,6 +122,7 @@ pub struct VerifierBuilder {
     unknown_kid_cooldown: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
+    max_stale_age: Duration,
     token_cache_entries: u64,
     validators: Vec<ClaimValidator>,
 }
@@ -143,6 +150,7 @@ impl Default for VerifierBuilder {
     fn default() -> Self {
         Self {
             issuer: None,
+            issuer_from_discovery: false,
             audiences: Vec::new(),
             sources: Vec::new(),
             algorithms: None,
@@ -166,6 +174,7 @@ impl Default for VerifierBuilder {
             unknown_kid_cooldown: DEFAULT_UNKNOWN_KID_COOLDOWN,
             initial_backoff: DEFAULT_INITIAL_BACKOFF,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            max_stale_age: DEFAULT_MAX_STALE_AGE,
             token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
             validators: Vec::new(),
         }
@@ -174,9 +183,46 @@ impl Default for VerifierBuilder {
 
 impl VerifierBuilder {
     /// The issuer (`iss`), compared exactly: `https://tenant.auth0.com/` (with its trailing
-    /// slash) is not `https://tenant.auth0.com`. Required.
+    /// slash) is not `https://tenant.auth0.com`. Required (or
+    /// [`issuer_from_discovery`](Self::issuer_from_discovery)). When discovery finds the
+    /// same issuer but for a trailing slash, [`Verifier::refresh_keys`] fails saying which
+    /// string to configure (and it is logged at ERROR).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Take the issuer from discovery, as express-oauth2-jwt-bearer's `issuerBaseURL` does:
+    /// `discovery_base` (for example `https://example.auth0.com`) is where the metadata is
+    /// looked up (OIDC discovery, then RFC 8414), and the metadata's `issuer` becomes the
+    /// issuer, compared exactly against every token's `iss`. An explicit alternative to
+    /// [`issuer`](Self::issuer), for the trailing-slash trap: Auth0 publishes
+    /// `https://example.auth0.com/`, with its slash.
+    ///
+    /// Why this can be trusted: the metadata is fetched over https (or plain http to a
+    /// loopback host; [`dangerous_allow_insecure_http`](Self::dangerous_allow_insecure_http)
+    /// does not apply here), and its `issuer` must be an https (or loopback) URL of the
+    /// same origin (scheme, host and port) as `discovery_base`, without userinfo. So only
+    /// whoever serves that origin, the party whose keys are trusted anyway, chooses the
+    /// issuer string. The first issuer found is kept for the life of the verifier; metadata
+    /// naming another one later is refused (keys unavailable, logged at ERROR). Until the
+    /// first discovery, [`Verifier::issuer`] returns `discovery_base`; call
+    /// [`Verifier::refresh_keys`] at start-up. Discovery must be the key source, and such a
+    /// verifier cannot join a [multi-issuer](Verifier::multi) verifier.
+    ///
+    /// ```
+    /// # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] {
+    /// use bearer_guard::Verifier;
+    /// let verifier = Verifier::builder()
+    ///     .issuer_from_discovery("https://example.auth0.com")
+    ///     .audience("urn:worldmappers")
+    ///     .build();
+    /// assert!(verifier.is_ok());
+    /// # }
+    /// ```
+    pub fn issuer_from_discovery(mut self, discovery_base: impl Into<String>) -> Self {
+        self.issuer = Some(discovery_base.into());
+        self.issuer_from_discovery = true;
         self
     }
 
@@ -400,7 +446,8 @@ impl VerifierBuilder {
     }
 
     /// JWKS lifetime bounds: `default` when the response has no `max-age`, which is
-    /// clamped to `min..=max`. Defaults: 10 min, 5 min, 24 h.
+    /// clamped to `min..=max`. Defaults: 10 min, 5 min, 24 h. Each must lie between 1 ms and
+    /// 7 days ([`MAX_JWKS_TTL_BOUND`]), with `min <= max`.
     pub fn jwks_ttl(mut self, default: Duration, min: Duration, max: Duration) -> Self {
         self.default_ttl = default;
         self.min_ttl = min;
@@ -421,6 +468,21 @@ impl VerifierBuilder {
     pub fn fetch_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max;
+        self
+    }
+
+    /// How long the last good keys are kept while refreshing them fails (HTTP errors such as
+    /// a 404 for good, network errors, a broken document), counted from the first failed
+    /// fetch. Past it the keys are dropped, tokens are answered
+    /// [`KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) (503 with `Retry-After`)
+    /// and [`Verifier::key_health`] is `Missing`, until a fetch succeeds. This bounds how
+    /// long a key the issuer withdrew can keep verifying tokens while its JWKS is
+    /// unreachable. Default 4 h ([`DEFAULT_MAX_STALE_AGE`]); 10 ms to 30 days.
+    ///
+    /// A well-formed JWK Set without any usable key is not a failure: it replaces the keys
+    /// at once (logged at ERROR).
+    pub fn max_stale_age(mut self, age: Duration) -> Self {
+        self.max_stale_age = age;
         self
     }
 
@@ -456,6 +518,14 @@ impl VerifierBuilder {
         let issuer = self.issuer.clone().ok_or(ConfigError::MissingIssuer)?;
         if issuer.is_empty() {
             return Err(ConfigError::MissingIssuer);
+        }
+        if issuer.trim() != issuer {
+            return Err(ConfigError::InvalidValue {
+                what: "issuer",
+                value: issuer,
+                reason: "it has leading or trailing whitespace (tokens' `iss` is compared \
+                         exactly)",
+            });
         }
         if self.audiences.is_empty() {
             return Err(ConfigError::MissingAudience);
@@ -504,13 +574,33 @@ impl VerifierBuilder {
                 range: "1 to 10000",
             });
         }
-        if self.min_ttl > self.max_ttl || self.min_ttl.is_zero() {
+        for (what, value) in [
+            ("jwks_ttl default", self.default_ttl),
+            ("jwks_ttl min", self.min_ttl),
+            ("jwks_ttl max", self.max_ttl),
+        ] {
+            check_range(
+                what,
+                value,
+                Duration::from_millis(1),
+                MAX_JWKS_TTL_BOUND,
+                "1 ms to 7 days",
+            )?;
+        }
+        if self.min_ttl > self.max_ttl {
             return Err(ConfigError::OutOfRange {
                 what: "jwks_ttl",
                 value: format!("min {:?}, max {:?}", self.min_ttl, self.max_ttl),
                 range: "0 < min <= max",
             });
         }
+        check_range(
+            "max_stale_age",
+            self.max_stale_age,
+            Duration::from_millis(10),
+            Duration::from_secs(30 * 24 * 3600),
+            "10 ms to 30 days",
+        )?;
         if self.unknown_kid_cooldown.is_zero() {
             return Err(ConfigError::OutOfRange {
                 what: "unknown_kid_cooldown",
@@ -587,6 +677,15 @@ impl VerifierBuilder {
             }
         }
 
+        if self.issuer_from_discovery && !matches!(source, KeySourceSetting::Discovery) {
+            return Err(ConfigError::ConflictingKeySources {
+                first: "issuer_from_discovery",
+                second: source.name(),
+            });
+        }
+        let discovered_issuer = self
+            .issuer_from_discovery
+            .then(|| Arc::new(std::sync::OnceLock::new()));
         let keys = match source {
             KeySourceSetting::Discovery | KeySourceSetting::JwksUri(_) => {
                 let remote = match source {
@@ -594,7 +693,9 @@ impl VerifierBuilder {
                         RemoteSource::Jwks(parse_url("jwks_uri", uri, self.allow_http)?)
                     }
                     _ => {
-                        parse_url("issuer", &issuer, self.allow_http)?;
+                        // An issuer taken from discovery needs an authenticated origin.
+                        let allow_http = self.allow_http && !self.issuer_from_discovery;
+                        parse_url("issuer", &issuer, allow_http)?;
                         RemoteSource::Discovery
                     }
                 };
@@ -603,7 +704,7 @@ impl VerifierBuilder {
                     None => fetch::default_client(self.fetch_timeout)
                         .map_err(ConfigError::HttpClient)?,
                 };
-                let fetcher = Fetcher::new(
+                let mut fetcher = Fetcher::new(
                     client,
                     remote,
                     issuer.clone(),
@@ -611,6 +712,9 @@ impl VerifierBuilder {
                     self.fetch_timeout,
                     self.max_jwks_bytes,
                 );
+                if let Some(found) = &discovered_issuer {
+                    fetcher = fetcher.with_discovered_issuer(found.clone());
+                }
                 KeyStore::remote(
                     fetcher,
                     RefreshPolicy {
@@ -622,6 +726,7 @@ impl VerifierBuilder {
                         initial_backoff: self.initial_backoff,
                         max_backoff: self.max_backoff,
                         max_keys: self.max_keys,
+                        max_stale_age: self.max_stale_age,
                         algorithms: algorithms.clone(),
                     },
                 )
@@ -693,6 +798,7 @@ impl VerifierBuilder {
 
         Ok(Verifier::from_settings(Settings {
             issuer,
+            discovered_issuer,
             audiences: self.audiences,
             algorithms,
             leeway: self.leeway.as_secs(),

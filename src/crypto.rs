@@ -17,10 +17,8 @@ static NEXT_KEY_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Raw public key material, as found in a JWK or a PEM file.
 pub(crate) enum KeyMaterial {
-    /// RSA modulus and exponent, big-endian.
+    /// RSA modulus and exponent, big-endian (from a JWK, or from a PEM key's DER).
     RsaComponents { n: Vec<u8>, e: Vec<u8> },
-    /// A PKCS#1 `RSAPublicKey` DER.
-    RsaPkcs1Der(Vec<u8>),
     /// An uncompressed SEC1 point `04 || x || y`.
     EcPoint(Vec<u8>),
     /// A raw Ed25519 public key (32 bytes).
@@ -32,7 +30,7 @@ pub(crate) enum KeyMaterial {
 impl KeyMaterial {
     pub(crate) fn family(&self) -> Family {
         match self {
-            Self::RsaComponents { .. } | Self::RsaPkcs1Der(_) => Family::Rsa,
+            Self::RsaComponents { .. } => Family::Rsa,
             Self::EcPoint(_) => Family::Ec,
             Self::Ed25519(_) => Family::Okp,
             Self::Secret(_) => Family::Hmac,
@@ -224,7 +222,6 @@ impl Verifier {
                 .map_err(|_| "the RSA key is invalid")?
                 .as_ref()
                 .to_vec(),
-            KeyMaterial::RsaPkcs1Der(der) => der,
             KeyMaterial::EcPoint(p) => p,
             KeyMaterial::Ed25519(x) => x,
             KeyMaterial::Secret(_) => return Err("the key type does not fit the algorithm"),
@@ -251,7 +248,6 @@ impl Verifier {
         use jsonwebtoken::DecodingKey;
         let key = match material {
             KeyMaterial::RsaComponents { n, e } => DecodingKey::from_rsa_raw_components(&n, &e),
-            KeyMaterial::RsaPkcs1Der(der) => DecodingKey::from_rsa_der(&der),
             KeyMaterial::EcPoint(p) => DecodingKey::from_ec_der(&p),
             KeyMaterial::Ed25519(x) => DecodingKey::from_ed_der(&x),
             KeyMaterial::Secret(s) => DecodingKey::from_secret(&s),
@@ -338,8 +334,12 @@ pub(crate) fn material_from_pem(alg: Algorithm, pem: &[u8]) -> Result<KeyMateria
     }
     .map_err(|e| e.to_string())?;
     match (alg.family(), key.kind()) {
+        // Split into modulus and exponent, so that a PEM key gets the checks a JWK gets
+        // (size, exponent, ROCA) whatever the backend.
         (Family::Rsa, DecodingKeyKind::SecretOrDer(der)) => {
-            Ok(KeyMaterial::RsaPkcs1Der(der.clone()))
+            let (n, e) = rsa_public_key_der(der)
+                .ok_or("the key is not a PKCS#1 RSAPublicKey (SEQUENCE of two INTEGERs)")?;
+            Ok(KeyMaterial::RsaComponents { n, e })
         }
         (Family::Rsa, DecodingKeyKind::RsaModulusExponent { n, e }) => {
             Ok(KeyMaterial::RsaComponents {
@@ -353,9 +353,97 @@ pub(crate) fn material_from_pem(alg: Algorithm, pem: &[u8]) -> Result<KeyMateria
     }
 }
 
+/// Reads a PKCS#1 `RSAPublicKey` (RFC 8017 §A.1.1: `SEQUENCE { modulus INTEGER,
+/// publicExponent INTEGER }`, DER) into its modulus and exponent, big-endian without
+/// leading zeros. Anything else (trailing bytes, a negative or non-minimal integer, a
+/// non-DER length) is refused.
+fn rsa_public_key_der(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (seq, rest) = der_element(der, 0x30)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let (n, seq) = der_element(seq, 0x02)?;
+    let (e, seq) = der_element(seq, 0x02)?;
+    if !seq.is_empty() {
+        return None;
+    }
+    Some((der_unsigned(n)?, der_unsigned(e)?))
+}
+
+/// One DER element of type `tag`: its content and the bytes after it.
+fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, rest) = input.split_first()?;
+    if t != tag {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at(count);
+        if bytes[0] == 0 {
+            return None; // not minimal
+        }
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        if len < 0x80 {
+            return None; // the short form was required
+        }
+        (len, rest)
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some(rest.split_at(len))
+}
+
+/// A DER INTEGER's content as an unsigned big-endian number; negative or non-minimal
+/// encodings are refused.
+fn der_unsigned(int: &[u8]) -> Option<Vec<u8>> {
+    match int {
+        [] => None,
+        [b, ..] if b & 0x80 != 0 => None,
+        [0, next, ..] if next & 0x80 == 0 => None,
+        [0, rest @ ..] => Some(rest.to_vec()),
+        _ => Some(int.to_vec()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_rsa_public_key_der_is_split_into_modulus_and_exponent() {
+        let der = [0x30, 0x08, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x01, 0x03];
+        assert_eq!(
+            rsa_public_key_der(&der),
+            Some((vec![0x80, 0x01], vec![0x03]))
+        );
+    }
+
+    #[test]
+    fn a_malformed_rsa_public_key_der_is_refused() {
+        for der in [
+            &[
+                0x30, 0x08, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x01, 0x03, 0x00,
+            ][..],
+            &[0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x03],
+            &[0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x03],
+            &[0x30, 0x03, 0x02, 0x01, 0x03],
+            &[0x30, 0x81, 0x03, 0x02, 0x01, 0x03],
+            &[0x31, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03],
+            &[0x30, 0x09, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03],
+            &[],
+        ] {
+            assert_eq!(rsa_public_key_der(der), None, "{der:02x?}");
+        }
+    }
 
     #[test]
     fn bit_length_ignores_leading_zeros() {

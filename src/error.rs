@@ -111,8 +111,9 @@ impl fmt::Display for ConfigError {
             } => write!(f, "{what} {value:?} is not a valid URL: {reason}"),
             Self::InsecureUrl { what, value } => write!(
                 f,
-                "{what} {value:?} is not https and not a loopback host \
-                 (use `dangerous_allow_insecure_http()` to allow it)"
+                "{what} {value:?} is not https and not a loopback host: use an https URL \
+                 (only if the network between this service and that host is trusted, \
+                 `dangerous_allow_insecure_http()` allows plain http)"
             ),
             Self::ConflictingKeySources { first, second } => {
                 write!(
@@ -181,6 +182,11 @@ pub enum AuthErrorKind {
     /// unreachable): the proof cannot be accepted safely. Not the client's fault: answer 503
     /// with `Retry-After`.
     ReplayStoreUnavailable,
+    /// The authorization server's introspection endpoint (RFC 7662) could not say whether
+    /// an opaque token is active: unreachable, too slow, an error status, an answer that is
+    /// not an introspection response, or our client credentials refused. Not the client's
+    /// fault: answer 503 with `Retry-After`, never 401.
+    IntrospectionUnavailable,
 }
 
 /// Why a DPoP proof (RFC 9449 §4.3) was refused.
@@ -326,6 +332,9 @@ pub enum InvalidTokenReason {
     BoundTokenAsBearer,
     /// The token is not DPoP-bound but was sent with the `DPoP` scheme.
     UnboundTokenAsDpop,
+    /// The authorization server's introspection endpoint says the (opaque) token is not
+    /// active (RFC 7662 `"active": false`): revoked, expired, or unknown to it.
+    Inactive,
 }
 
 impl InvalidTokenReason {
@@ -352,6 +361,7 @@ impl InvalidTokenReason {
             Self::Rejected => "the token was rejected",
             Self::BoundTokenAsBearer => "the token is DPoP-bound: send it with the DPoP scheme",
             Self::UnboundTokenAsDpop => "the token is not DPoP-bound",
+            Self::Inactive => "the token is not active",
         }
     }
 
@@ -377,6 +387,7 @@ impl InvalidTokenReason {
             Self::Rejected => "rejected",
             Self::BoundTokenAsBearer => "bound_token_as_bearer",
             Self::UnboundTokenAsDpop => "unbound_token_as_dpop",
+            Self::Inactive => "inactive",
         }
     }
 }
@@ -393,6 +404,7 @@ impl AuthErrorKind {
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::ReplayStoreUnavailable => "replay_store_unavailable",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 }
@@ -498,6 +510,21 @@ impl AuthError {
         Self::new(AuthErrorKind::MalformedRequest, detail)
     }
 
+    /// The introspection endpoint could not answer, with the reason (URLs and statuses,
+    /// never token content) kept as the source for logs.
+    #[cfg(feature = "introspection")]
+    pub(crate) fn introspection_unavailable(
+        retry_after: Option<Duration>,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut e = Self::new(
+            AuthErrorKind::IntrospectionUnavailable,
+            "the authorization server could not be asked about the token",
+        );
+        e.retry_after = retry_after;
+        e.with_source(KeysError(reason.into().into()))
+    }
+
     pub(crate) fn keys_unavailable(retry_after: Option<Duration>) -> Self {
         let mut e = Self::new(
             AuthErrorKind::KeysUnavailable,
@@ -505,6 +532,23 @@ impl AuthError {
         );
         e.retry_after = retry_after;
         e
+    }
+
+    /// Keys unavailable, with the reason the last fetch failed (for [`refresh_keys`] and
+    /// operators: the reason names URLs and issuers, never token content).
+    ///
+    /// [`refresh_keys`]: crate::Verifier::refresh_keys
+    pub(crate) fn keys_unavailable_because(
+        retry_after: Option<Duration>,
+        reason: impl Into<std::sync::Arc<str>>,
+    ) -> Self {
+        let reason = KeysError(reason.into());
+        let mut e = Self::new(
+            AuthErrorKind::KeysUnavailable,
+            format!("the issuer's signing keys are unavailable: {reason}"),
+        );
+        e.retry_after = retry_after;
+        e.with_source(reason)
     }
 
     /// An `insufficient_scope` error naming the scopes the resource requires
@@ -515,6 +559,16 @@ impl AuthError {
             "the token lacks a required scope",
         );
         e.required_scopes = Some(required.into());
+        e
+    }
+
+    /// An `insufficient_scope` error for a resource that accepts any one of `scopes`
+    /// (space-separated): its description says that one of them is enough.
+    pub(crate) fn insufficient_scope_any_of(scopes: impl Into<std::sync::Arc<str>>) -> Self {
+        let mut e = Self::insufficient_scope(scopes);
+        e.detail = Cow::Borrowed(
+            "the token has none of the scopes in scope, and any one of them is enough",
+        );
         e
     }
 
@@ -586,6 +640,21 @@ impl StdError for AuthError {
     }
 }
 
+/// Why the issuer's keys could not be obtained: the [`source`](StdError::source) of a
+/// [`KeysUnavailable`](AuthErrorKind::KeysUnavailable) error from
+/// [`Verifier::refresh_keys`](crate::Verifier::refresh_keys), and of an
+/// [`IntrospectionUnavailable`](AuthErrorKind::IntrospectionUnavailable) error.
+#[derive(Debug, Clone)]
+struct KeysError(std::sync::Arc<str>);
+
+impl fmt::Display for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for KeysError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,5 +707,17 @@ mod tests {
             value: "http://idp.example.com/".into(),
         };
         assert!(e.to_string().contains("http://idp.example.com/"));
+    }
+
+    #[test]
+    fn the_http_hint_says_use_https_before_the_dangerous_opt_in() {
+        let e = ConfigError::InsecureUrl {
+            what: "issuer",
+            value: "http://idp.example.com/".into(),
+        }
+        .to_string();
+        let https = e.find("use an https URL").expect(&e);
+        let opt_in = e.find("dangerous_allow_insecure_http").expect(&e);
+        assert!(https < opt_in, "{e}");
     }
 }

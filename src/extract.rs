@@ -1,9 +1,11 @@
 //! Finding the bearer token in a request (RFC 6750 §2.1).
 //!
 //! - exactly one `Authorization` header; two or more are a malformed request;
-//! - the scheme `Bearer`, case-insensitive, then exactly one space, then the token in
-//!   `b64token` syntax (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`);
-//! - `Bearer` with no token, extra spaces, or two tokens are malformed (400 `invalid_request`);
+//! - the scheme `Bearer`, case-insensitive, then one or more spaces (`credentials = "Bearer"
+//!   1*SP b64token`), then the token in `b64token` syntax
+//!   (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`);
+//! - `Bearer` with no token, two tokens, or a character outside `b64token` are malformed
+//!   (400 `invalid_request`, with a description saying which);
 //! - another scheme (`Basic …`) counts as *no credentials* (401 without an error code,
 //!   RFC 6750 §3.1: "attempted using an unsupported authentication method");
 //! - no token is taken from the query string or the body.
@@ -66,14 +68,15 @@ fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool) -> bool {
 /// assert_eq!(parse_authorization(b"bearer abc").unwrap(), Some("abc"));
 /// assert_eq!(parse_authorization(b"Basic dXNlcjpwYXNz").unwrap(), None);
 /// assert!(parse_authorization(b"Bearer").is_err());
-/// assert!(parse_authorization(b"Bearer  abc").is_err());
+/// assert_eq!(parse_authorization(b"Bearer  abc").unwrap(), Some("abc"));
 /// assert!(parse_authorization(b"Bearer a b").is_err());
+/// assert!(parse_authorization(b"Bearer a,b").is_err());
 /// ```
 ///
 /// # Errors
 ///
 /// A malformed-request error when the value is not visible ASCII, or is a `Bearer`
-/// credential without exactly one space and one `b64token`.
+/// credential that is not one or more spaces then one `b64token`.
 pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, AuthError> {
     let value = Some(value)
         .filter(|v| all_bytes(v, |b| (0x20..0x7f).contains(&b)))
@@ -88,30 +91,40 @@ pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, AuthError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
-    match rest {
+    // RFC 6750 §2.1: `1*SP` between the scheme and the token.
+    match rest.map(|r| r.trim_start_matches(' ')) {
         None | Some("") => Err(AuthError::malformed_request(
             "the Bearer credential has no token",
         )),
         Some(token) if is_b64token(token) => Ok(Some(token)),
+        Some(token) if token.contains(' ') => Err(AuthError::malformed_request(
+            "the Bearer credential is more than one token (a space follows the token)",
+        )),
         Some(_) => Err(AuthError::malformed_request(
-            "the Bearer credential is not one token after one space",
+            "the token has a character outside the token syntax (RFC 6750 b64token)",
         )),
     }
 }
 
-/// The token of a request's one `Authorization: Bearer` header, without the syntax checks
-/// of [`bearer_token`]: only for looking the token up in the verified-token cache. Every
-/// cached token passed [`Verifier::verify`](crate::Verifier::verify), so it is three
-/// base64url parts joined by dots, a `b64token` in visible ASCII; when the cache holds these
-/// bytes, [`bearer_token`] would have answered the same token. That spares a reused token the
+/// The token of a request's one `Authorization: Bearer` header (after the one or more
+/// spaces that follow the scheme), without the syntax checks of [`bearer_token`]: only for
+/// looking the token up in the verified-token cache. Every cached token passed
+/// [`Verifier::verify`](crate::Verifier::verify), so it is three base64url parts joined by
+/// dots, a `b64token` in visible ASCII; when the cache holds these bytes, [`bearer_token`]
+/// would have answered the same token. That spares a reused token the
 /// per-byte checks (about half of the layer's work on a cache hit).
 pub(crate) fn bearer_candidate(headers: &HeaderMap) -> Option<&[u8]> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return None;
     };
-    let (scheme, token) = value.as_bytes().split_at_checked(BEARER.len())?;
-    scheme.eq_ignore_ascii_case(BEARER).then_some(token)
+    let (scheme, rest) = value.as_bytes().split_at_checked(BEARER.len())?;
+    if !scheme.eq_ignore_ascii_case(BEARER) {
+        return None;
+    }
+    // RFC 6750 §2.1: `1*SP`; almost always one, so this loop rarely runs.
+    let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+    rest.get(spaces..)
 }
 
 const BEARER: &[u8] = b"Bearer ";
@@ -259,8 +272,48 @@ mod tests {
     }
 
     #[test]
+    fn one_or_more_spaces_after_the_scheme_are_accepted() {
+        assert_eq!(kind(&["Bearer  abc"]), Ok("abc".into()));
+        assert_eq!(kind(&["bearer     a.b.c"]), Ok("a.b.c".into()));
+        assert_eq!(kind(&["Bearer   "]), Err(AuthErrorKind::MalformedRequest));
+    }
+
+    #[test]
+    fn the_cache_lookup_skips_every_space_after_the_scheme() {
+        let h = headers(&["Bearer    a.b.c"]);
+        assert_eq!(bearer_candidate(&h), Some(&b"a.b.c"[..]));
+        let h = headers(&["bearer a.b.c"]);
+        assert_eq!(bearer_candidate(&h), Some(&b"a.b.c"[..]));
+        let h = headers(&["Bearer   "]);
+        assert_eq!(bearer_candidate(&h), Some(&b""[..]));
+    }
+
+    fn description(value: &str) -> String {
+        match parse_authorization(value.as_bytes()) {
+            Err(e) => e.description().to_owned(),
+            Ok(t) => panic!("accepted: {t:?}"),
+        }
+    }
+
+    #[test]
+    fn a_character_outside_b64token_is_described_as_such() {
+        for value in ["Bearer a,b", "Bearer a=b", "Bearer a\"b", "Bearer  a@b.c"] {
+            let d = description(value);
+            assert!(
+                d.contains("character outside the token syntax"),
+                "{value}: {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_tokens_are_described_as_more_than_one_token() {
+        let d = description("Bearer a b");
+        assert!(d.contains("more than one token"), "{d}");
+    }
+
+    #[test]
     fn odd_whitespace_is_malformed() {
-        assert_eq!(kind(&["Bearer  abc"]), Err(AuthErrorKind::MalformedRequest));
         assert_eq!(kind(&["Bearer abc "]), Err(AuthErrorKind::MalformedRequest));
         assert_eq!(kind(&["Bearer\tabc"]), Err(AuthErrorKind::MalformedRequest));
         assert_eq!(kind(&["Bearer a b"]), Err(AuthErrorKind::MalformedRequest));

@@ -4,8 +4,8 @@
 //! client is injected) and in size (the body is read in chunks up to a cap). The token's
 //! `kid` never goes into a URL.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use http::header::{ACCEPT, CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use url::Url;
@@ -51,7 +51,16 @@ pub(crate) struct Fetcher {
     timeout: Duration,
     max_body: usize,
     discovered: Mutex<Option<Url>>,
+    /// With [`VerifierBuilder::issuer_from_discovery`](crate::VerifierBuilder): `issuer` is
+    /// the discovery base, and the metadata's `issuer` (same origin) is set here, once.
+    discovered_issuer: Option<Arc<OnceLock<String>>>,
+    /// When a misconfiguration (the metadata naming another issuer) was last logged at
+    /// ERROR: the first occurrence, then at most once per [`MISCONFIGURATION_LOG_EVERY`].
+    misconfiguration_logged: Mutex<Option<Instant>>,
 }
+
+/// How often a persisting misconfiguration is logged again at ERROR.
+const MISCONFIGURATION_LOG_EVERY: Duration = Duration::from_secs(600);
 
 impl Fetcher {
     pub(crate) fn new(
@@ -70,7 +79,15 @@ impl Fetcher {
             timeout,
             max_body,
             discovered: Mutex::new(None),
+            discovered_issuer: None,
+            misconfiguration_logged: Mutex::new(None),
         }
+    }
+
+    /// Takes the issuer from the metadata found under the configured discovery base.
+    pub(crate) fn with_discovered_issuer(mut self, issuer: Arc<OnceLock<String>>) -> Self {
+        self.discovered_issuer = Some(issuer);
+        self
     }
 
     /// The issuer the keys are fetched for.
@@ -98,10 +115,11 @@ impl Fetcher {
         if let Some(tag) = etag {
             req = req.header(IF_NONE_MATCH, tag);
         }
+        let shown = redact(&uri);
         let resp = req
             .send()
             .await
-            .map_err(|e| FetchError(format!("GET {uri}: {}", error_chain(&e))))?;
+            .map_err(|e| FetchError(format!("GET {shown}: {}", request_error(e))))?;
         let status = resp.status();
         let max_age = max_age(resp.headers());
         if status == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
@@ -112,7 +130,7 @@ impl Fetcher {
                 // The metadata may have moved the JWKS: discover again next time.
                 self.forget_discovered();
             }
-            return Err(FetchError(format!("GET {uri}: HTTP {status}")));
+            return Err(FetchError(format!("GET {shown}: HTTP {status}")));
         }
         let etag = resp
             .headers()
@@ -122,7 +140,7 @@ impl Fetcher {
             .map(str::to_owned);
         let bytes = read_capped(resp, self.max_body)
             .await
-            .map_err(|e| FetchError(format!("GET {uri}: {e}")))?;
+            .map_err(|e| FetchError(format!("GET {shown}: {e}")))?;
         Ok(JwksResponse::Body {
             bytes,
             etag,
@@ -168,44 +186,154 @@ impl Fetcher {
     }
 
     async fn fetch_metadata(&self, url: &Url) -> Result<Url, FetchError> {
+        let shown = redact(url);
         let resp = self
             .client
             .get(url.clone())
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| FetchError(format!("GET {url}: {}", error_chain(&e))))?;
+            .map_err(|e| FetchError(format!("GET {shown}: {}", request_error(e))))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(FetchError(format!("GET {url}: HTTP {status}")));
+            return Err(FetchError(format!("GET {shown}: HTTP {status}")));
         }
         let body = read_capped(resp, self.max_body)
             .await
-            .map_err(|e| FetchError(format!("GET {url}: {e}")))?;
+            .map_err(|e| FetchError(format!("GET {shown}: {e}")))?;
         let doc: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| FetchError(format!("GET {url}: the metadata is not JSON")))?;
+            .map_err(|_| FetchError(format!("GET {shown}: the metadata is not JSON")))?;
         let issuer = doc.get("issuer").and_then(|v| v.as_str());
-        if issuer != Some(self.issuer.as_str()) {
-            return Err(FetchError(format!(
-                "GET {url}: the metadata's issuer {:?} is not the configured issuer {:?}",
-                issuer.map(|s| truncate(s, 200)),
-                self.issuer
-            )));
+        match &self.discovered_issuer {
+            Some(found) => self.take_issuer(found, url, issuer)?,
+            None if issuer != Some(self.issuer.as_str()) => {
+                let msg = format!(
+                    "GET {shown}: the metadata's issuer {:?} is not the configured issuer {:?}{}",
+                    issuer.map(|s| truncate(s, 200)),
+                    self.issuer,
+                    issuer.map_or_else(String::new, |i| issuer_advice(&self.issuer, i)),
+                );
+                self.log_misconfiguration(&msg);
+                return Err(FetchError(msg));
+            }
+            None => {}
         }
         let jwks = doc
             .get("jwks_uri")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| FetchError(format!("GET {url}: the metadata has no jwks_uri")))?;
+            .ok_or_else(|| FetchError(format!("GET {shown}: the metadata has no jwks_uri")))?;
         let jwks = Url::parse(jwks).map_err(|e| {
             FetchError(format!(
-                "GET {url}: jwks_uri {:?} is invalid: {e}",
+                "GET {shown}: jwks_uri {:?} is invalid: {e}",
                 truncate(jwks, 200)
             ))
         })?;
-        check_scheme(&jwks, self.allow_http)
-            .map_err(|reason| FetchError(format!("GET {url}: jwks_uri {jwks}: {reason}")))?;
+        check_scheme(&jwks, self.allow_http).map_err(|reason| {
+            FetchError(format!("GET {shown}: jwks_uri {}: {reason}", redact(&jwks)))
+        })?;
         Ok(jwks)
     }
+
+    /// `issuer_from_discovery`: the metadata's `issuer` must be an https (or loopback http)
+    /// URL of the discovery URL's origin; the first one found is kept, and later metadata
+    /// must name the same.
+    fn take_issuer(
+        &self,
+        found: &OnceLock<String>,
+        url: &Url,
+        issuer: Option<&str>,
+    ) -> Result<(), FetchError> {
+        let shown = redact(url);
+        let issuer =
+            issuer.ok_or_else(|| FetchError(format!("GET {shown}: the metadata has no issuer")))?;
+        let parsed = Url::parse(issuer).map_err(|e| {
+            FetchError(format!(
+                "GET {shown}: the metadata's issuer {:?} is not a URL: {e}",
+                truncate(issuer, 200)
+            ))
+        })?;
+        if parsed.origin() != url.origin()
+            || check_scheme(&parsed, false).is_err()
+            || !parsed.username().is_empty()
+            || parsed.password().is_some()
+            || parsed.fragment().is_some()
+            || issuer.trim() != issuer
+        {
+            let msg = format!(
+                "GET {shown}: the metadata's issuer {:?} is not an https (or loopback) URL \
+                 of the discovery URL's origin {}: refused",
+                truncate(issuer, 200),
+                url.origin().ascii_serialization()
+            );
+            self.log_misconfiguration(&msg);
+            return Err(FetchError(msg));
+        }
+        let kept = found.get_or_init(|| issuer.to_owned());
+        if kept != issuer {
+            let msg = format!(
+                "GET {shown}: the metadata's issuer {:?} differs from the issuer discovered \
+                 first, {kept:?}: refused (restart to accept a new issuer)",
+                truncate(issuer, 200)
+            );
+            self.log_misconfiguration(&msg);
+            return Err(FetchError(msg));
+        }
+        Ok(())
+    }
+
+    /// Logs a misconfiguration at ERROR: the first time, then at most once per
+    /// [`MISCONFIGURATION_LOG_EVERY`] (each failed fetch is logged at WARN anyway).
+    fn log_misconfiguration(&self, msg: &str) {
+        let Ok(mut last) = self.misconfiguration_logged.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if last.is_some_and(|t| now.saturating_duration_since(t) < MISCONFIGURATION_LOG_EVERY) {
+            return;
+        }
+        *last = Some(now);
+        tracing::error!(
+            issuer = %self.issuer,
+            "the issuer is misconfigured, every token will be refused with 503 until it is \
+             fixed: {msg}"
+        );
+    }
+}
+
+/// When the configured and the discovered issuer differ only by a trailing slash, the
+/// string to configure.
+fn issuer_advice(configured: &str, discovered: &str) -> String {
+    if configured != discovered
+        && configured.trim_end_matches('/') == discovered.trim_end_matches('/')
+    {
+        format!(
+            ": they differ only by a trailing slash, and tokens carry the metadata's issuer \
+             in `iss`: configure `.issuer({discovered:?})` exactly"
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// A URL string as it may be logged or shown: without userinfo when it parses as a URL,
+/// else as given.
+#[cfg(feature = "client")]
+pub(crate) fn redact_str(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => redact(&u),
+        _ => url.to_owned(),
+    }
+}
+
+/// A URL as it may be logged or shown: without userinfo (`user:password@`).
+pub(crate) fn redact(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
 }
 
 /// The first `max` characters of `s` (for log lines about issuer-supplied text).
@@ -286,7 +414,7 @@ pub(crate) async fn read_capped(
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| format!("reading the body: {}", error_chain(&e)))?
+        .map_err(|e| format!("reading the body: {}", request_error(e)))?
     {
         if body.len() + chunk.len() > max {
             return Err(format!("the body is larger than the {max}-byte limit"));
@@ -294,6 +422,13 @@ pub(crate) async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A reqwest error's text and causes, without its URL: the caller names the URL,
+/// [redacted](redact) (reqwest's copy would show userinfo).
+pub(crate) fn request_error(e: reqwest::Error) -> String {
+    // reqwest's Display names the URL too (userinfo included).
+    error_chain(&e.without_url())
 }
 
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -359,6 +494,24 @@ mod tests {
             u[1].as_str(),
             "https://idp.example.com/.well-known/oauth-authorization-server/realms/acme"
         );
+    }
+
+    #[test]
+    fn userinfo_is_stripped_from_shown_urls() {
+        let u = Url::parse("https://user:secret@idp.example.com/jwks").expect("url");
+        assert_eq!(redact(&u), "https://idp.example.com/jwks");
+        let u = Url::parse("https://idp.example.com/jwks").expect("url");
+        assert_eq!(redact(&u), "https://idp.example.com/jwks");
+    }
+
+    #[test]
+    fn a_trailing_slash_difference_gets_advice() {
+        let advice = issuer_advice("https://t.auth0.com", "https://t.auth0.com/");
+        assert!(
+            advice.contains(r#"configure `.issuer("https://t.auth0.com/")` exactly"#),
+            "{advice}"
+        );
+        assert_eq!(issuer_advice("https://a.example", "https://b.example/"), "");
     }
 
     #[test]

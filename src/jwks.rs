@@ -3,15 +3,17 @@
 //! A key that cannot be used is skipped with a reason, never fails the whole set:
 //! unknown `kty` or `crv`, `use` other than `sig`, `key_ops` without `verify`, an `alg`
 //! outside the allow-list or not fitting the key, undecodable material, symmetric (`oct`)
-//! keys (an HMAC secret never comes from a JWKS), and keys sharing a `kid` with another key
-//! (ambiguous: both are dropped). At most `max_keys` keys are kept.
+//! keys (an HMAC secret never comes from a JWKS), a `kid` longer than
+//! [`MAX_KID_BYTES`](crate::MAX_KID_BYTES), and keys sharing a `kid` with another key of
+//! the same type (ambiguous: both are dropped; keys of different types may share a `kid`,
+//! RFC 7517 §4.5). At most `max_keys` keys are kept.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, Family};
 use crate::crypto::{Key, KeyMaterial};
 use crate::fetch::truncate;
 
@@ -68,26 +70,36 @@ fn describe(jwk: &Value, index: usize) -> String {
     }
 }
 
+/// Keys of one type sharing a `kid` are ambiguous: all of them are dropped. Keys of
+/// different types may share a `kid` (RFC 7517 §4.5: "equivalent alternatives"): they are
+/// kept, and a token's `alg` picks among them.
 fn drop_duplicate_kids(out: &mut ParsedJwks) {
-    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    let mut seen = std::collections::HashMap::<(&str, u8), (Family, usize)>::new();
     for k in &out.keys {
         if let Some(kid) = k.kid() {
-            *seen.entry(kid).or_default() += 1;
+            let family = k.alg().family();
+            seen.entry((kid, family as u8)).or_insert((family, 0)).1 += 1;
         }
     }
-    let dups: Vec<String> = seen
+    let dups: Vec<(String, Family)> = seen
         .into_iter()
-        .filter(|&(_, n)| n > 1)
-        .map(|(kid, _)| kid.to_owned())
+        .filter(|&(_, (_, n))| n > 1)
+        .map(|((kid, _), (family, _))| (kid.to_owned(), family))
         .collect();
     if dups.is_empty() {
         return;
     }
-    out.keys
-        .retain(|k| k.kid().is_none_or(|kid| !dups.iter().any(|d| d == kid)));
-    for kid in dups {
+    out.keys.retain(|k| {
+        k.kid().is_none_or(|kid| {
+            !dups
+                .iter()
+                .any(|(d, family)| d == kid && *family == k.alg().family())
+        })
+    });
+    for (kid, _) in dups {
         out.skipped.push(format!(
-            "keys with kid {:?} are ambiguous (the kid is used twice) and were ignored",
+            "keys with kid {:?} are ambiguous (the kid is used twice for one key type) and \
+             were ignored",
             truncate(&kid, 64)
         ));
     }
@@ -109,6 +121,15 @@ pub(crate) fn parse_jwk(jwk: &Value, allowed: &[Algorithm]) -> Result<Key, Strin
         }
     }
     let kid = str_field(obj, "kid")?.map(str::to_owned);
+    if kid
+        .as_ref()
+        .is_some_and(|k| k.len() > crate::verify::MAX_KID_BYTES)
+    {
+        return Err(format!(
+            "the kid is longer than {} bytes",
+            crate::verify::MAX_KID_BYTES
+        ));
+    }
     let declared = match str_field(obj, "alg")? {
         Some(name) => Some(
             Algorithm::from_jose(name)

@@ -4,12 +4,19 @@
 //! - One fetch at a time, run in its own task (a cancelled request cannot waste it); every
 //!   request that needs it awaits the same fetch.
 //! - Unknown `kid` refreshes are rate-limited by a token bucket (burst, then one per
-//!   cooldown), and a `kid` found absent after a refresh is remembered as absent until the
-//!   next refresh.
-//! - A failed fetch keeps the last good set (stale-on-error) and is retried with backoff.
-//! - A background task refreshes ahead of expiry (at 80 % of the TTL).
+//!   cooldown); an unknown `kid` refused for want of allowance schedules a catch-up refresh
+//!   for when the allowance refills, so that a rotated key is loaded within the cooldown
+//!   even without further requests, and a `kid` found absent after a refresh is remembered as absent for one
+//!   cooldown (or until the next refresh, if sooner).
+//! - A failed fetch keeps the last good set (stale-on-error) and is retried with backoff,
+//!   but only for the maximum stale age counted from the first failure: then the keys are
+//!   dropped and verification answers "keys unavailable" until a fetch succeeds.
+//! - A well-formed set without a usable key is the issuer's answer: it replaces the keys.
+//! - A background task refreshes ahead of expiry (at 80 % of the TTL); it is started again
+//!   when it is gone (its runtime shut down).
+//! - Time arithmetic saturates: no TTL or `max-age` can overflow an `Instant`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -24,11 +31,10 @@ use crate::crypto::Key;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::fetch::{Fetcher, JwksResponse};
 use crate::jwks::parse_jwk_set;
+use crate::verify::MAX_KID_BYTES;
 
 /// How many absent `kid`s a snapshot remembers.
 const MAX_ABSENT_KIDS: usize = 1024;
-/// Longest `kid` remembered as absent (longer ones are simply not remembered).
-const MAX_REMEMBERED_KID_LEN: usize = 256;
 
 /// Refresh policy of a remote key store.
 #[derive(Debug, Clone)]
@@ -41,13 +47,25 @@ pub(crate) struct RefreshPolicy {
     pub(crate) initial_backoff: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) max_keys: usize,
+    pub(crate) max_stale_age: Duration,
     pub(crate) algorithms: Vec<Algorithm>,
+}
+
+/// `now + d`, saturating at a far-future instant instead of overflowing.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    // About 30 years: far beyond any TTL, and representable on every platform.
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(d.min(FAR))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// The keys held at one moment.
 #[derive(Debug, Default)]
 struct Snapshot {
-    by_kid: HashMap<String, Arc<Key>>,
+    /// Keys by `kid`: usually one; several only for keys of different types sharing a
+    /// `kid` (RFC 7517 §4.5), told apart by the token's `alg`.
+    by_kid: HashMap<String, Vec<Arc<Key>>>,
     all: Vec<Arc<Key>>,
     /// Whether a key set was ever obtained.
     loaded: bool,
@@ -59,7 +77,11 @@ struct Snapshot {
     refresh_due: Option<Instant>,
     /// SHA-256 of the JWK Set document the keys were parsed from.
     body_hash: Option<[u8; 32]>,
-    absent: Mutex<HashSet<String>>,
+    /// Set at the first failed fetch after the keys were loaded: past it, the keys are
+    /// dropped (see [`RefreshPolicy::max_stale_age`]).
+    stale_until: Option<Instant>,
+    /// `kid`s found absent after a fetch, each until when it is remembered.
+    absent: Mutex<HashMap<String, Instant>>,
 }
 
 enum Lookup {
@@ -72,8 +94,13 @@ enum Lookup {
 impl Snapshot {
     fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
         match kid {
-            Some(kid) => match self.by_kid.get(kid) {
-                Some(k) => Lookup::Found(k.clone()),
+            Some(kid) => match self.by_kid.get(kid).map(Vec::as_slice) {
+                // One key: returned whatever its algorithm (the caller refuses a mismatch).
+                Some([k]) => Lookup::Found(k.clone()),
+                Some(keys) => match keys.iter().find(|k| k.alg() == alg).or(keys.first()) {
+                    Some(k) => Lookup::Found(k.clone()),
+                    None => Lookup::Missing,
+                },
                 None => Lookup::Missing,
             },
             None => {
@@ -87,18 +114,53 @@ impl Snapshot {
         }
     }
 
-    fn is_absent(&self, kid: &str) -> bool {
-        self.absent.lock().is_ok_and(|a| a.contains(kid))
+    /// Whether the keys have been stale for longer than the maximum stale age.
+    fn expired(&self) -> bool {
+        self.stale_until.is_some_and(|t| Instant::now() >= t)
     }
 
-    fn remember_absent(&self, kid: &str) {
-        if kid.len() > MAX_REMEMBERED_KID_LEN {
-            return;
+    /// The same keys, with a deadline for their staleness.
+    fn stale(&self, until: Instant) -> Self {
+        Self {
+            by_kid: self.by_kid.clone(),
+            all: self.all.clone(),
+            loaded: self.loaded,
+            generation: self.generation,
+            etag: self.etag.clone(),
+            loaded_at: self.loaded_at,
+            refresh_due: self.refresh_due,
+            body_hash: self.body_hash,
+            stale_until: Some(until),
+            absent: Mutex::default(),
         }
-        if let Ok(mut a) = self.absent.lock()
-            && a.len() < MAX_ABSENT_KIDS
-        {
-            a.insert(kid.to_owned());
+    }
+
+    fn is_absent(&self, kid: &str) -> bool {
+        let Ok(mut a) = self.absent.lock() else {
+            return false;
+        };
+        match a.get(kid) {
+            Some(&until) if Instant::now() < until => true,
+            Some(_) => {
+                a.remove(kid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers `kid` as absent for `period` (the unknown-`kid` cooldown): long enough to
+    /// spare the issuer, short enough that a key its CDN did not show yet is soon found.
+    fn remember_absent(&self, kid: &str, period: Duration) {
+        let Ok(mut a) = self.absent.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if a.len() >= MAX_ABSENT_KIDS {
+            a.retain(|_, until| now < *until);
+        }
+        if a.len() < MAX_ABSENT_KIDS {
+            a.insert(kid.to_owned(), later(now, period));
         }
     }
 
@@ -111,8 +173,9 @@ impl Snapshot {
             generation: self.generation + 1,
             etag,
             loaded_at: Some(SystemTime::now()),
-            refresh_due: Some(Instant::now() + ttl.mul_f64(0.8)),
+            refresh_due: Some(later(Instant::now(), ttl.mul_f64(0.8))),
             body_hash: self.body_hash,
+            stale_until: None,
             absent: Mutex::default(),
         }
     }
@@ -121,7 +184,10 @@ impl Snapshot {
         let mut by_kid = HashMap::new();
         for k in &keys {
             if let Some(kid) = k.kid() {
-                by_kid.entry(kid.to_owned()).or_insert_with(|| k.clone());
+                by_kid
+                    .entry(kid.to_owned())
+                    .or_insert_with(Vec::new)
+                    .push(k.clone());
             }
         }
         Self {
@@ -156,7 +222,14 @@ pub enum KeyHealth {
 #[derive(Debug, Clone)]
 enum Outcome {
     Loaded,
-    Failed,
+    /// The fetch failed, for this reason (for logs and [`KeyStore::refresh_now`]).
+    Failed(Arc<str>),
+}
+
+impl Outcome {
+    fn failed(reason: impl Into<Arc<str>>) -> Self {
+        Self::Failed(reason.into())
+    }
 }
 
 #[derive(Debug)]
@@ -173,7 +246,12 @@ struct Coord {
     bucket_at: Instant,
     failures: u32,
     failing_since: Option<SystemTime>,
+    /// Why the last fetch failed, while fetches fail.
+    last_error: Option<Arc<str>>,
     next_retry: Option<Instant>,
+    /// When an unknown `kid` was refused for want of refresh allowance: a refresh at the
+    /// moment the allowance refills, so that a rotated key is loaded even without traffic.
+    catch_up: Option<Instant>,
     fetches_started: u64,
 }
 
@@ -182,7 +260,9 @@ struct Remote {
     fetcher: Fetcher,
     policy: RefreshPolicy,
     coord: Mutex<Coord>,
-    background: AtomicBool,
+    /// Whether the background task runs; it clears this when it ends or is dropped (its
+    /// runtime shut down), so that the next request starts it again.
+    background: Arc<AtomicBool>,
     /// Wakes the background task when a fetch finishes: a request's fetch may have failed
     /// (retry with backoff from now) or loaded a new set (the next refresh moved).
     wake: Arc<tokio::sync::Notify>,
@@ -243,10 +323,12 @@ impl KeyStore {
                         bucket_at: Instant::now(),
                         failures: 0,
                         failing_since: None,
+                        last_error: None,
                         next_retry: None,
+                        catch_up: None,
                         fetches_started: 0,
                     }),
-                    background: AtomicBool::new(false),
+                    background: Arc::new(AtomicBool::new(false)),
                     wake: Arc::new(tokio::sync::Notify::new()),
                 }),
             }),
@@ -259,6 +341,14 @@ impl KeyStore {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<Key>, AuthError> {
+        // No key has such a `kid` (longer ones are skipped when a JWK Set is read): refused
+        // at once, without spending a refresh.
+        if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            return Err(AuthError::invalid_with(
+                InvalidTokenReason::UnknownKey,
+                "the token's kid is longer than 256 bytes",
+            ));
+        }
         let Some(remote) = &self.inner.remote else {
             let snap = self.inner.snapshot.load();
             // PEM keys and HMAC secrets have no `kid`: a token naming a `kid` that no key has
@@ -275,6 +365,7 @@ impl KeyStore {
             return self.lookup_final(&snap, kid, alg);
         };
         self.start_background();
+        self.inner.drop_expired();
         // A fetch settles whether a key exists only if it started after we looked: one that
         // started earlier may predate the key's publication. Join such a fetch, then look
         // again (once) before starting a new one.
@@ -333,7 +424,7 @@ impl KeyStore {
         if result.is_err()
             && let Some(kid) = kid
         {
-            snap.remember_absent(kid);
+            snap.remember_absent(kid, remote.policy.unknown_kid_cooldown);
         }
         result
     }
@@ -391,9 +482,14 @@ impl KeyStore {
             if c.bucket < 1.0 {
                 // While the issuer is failing, an unknown key may well be a new one that
                 // could not be fetched: that is "keys unavailable", not a bad token.
+                let until_next = p.unknown_kid_cooldown.mul_f64((1.0 - c.bucket).max(0.0));
                 if c.failures > 0 {
-                    let until_next = p.unknown_kid_cooldown.mul_f64((1.0 - c.bucket).max(0.0));
                     return Decision::Backoff(until_next);
+                }
+                // Refresh when the allowance refills, with or without further requests.
+                if c.catch_up.is_none() {
+                    c.catch_up = Some(later(now, until_next));
+                    remote.wake.notify_one();
                 }
                 return Decision::RateLimited;
             }
@@ -410,38 +506,53 @@ impl KeyStore {
         c.inflight = Some(rx.clone());
         c.fetches_started += 1;
         c.inflight_seq = c.fetches_started;
+        // This fetch loads what a catch-up refresh would have.
+        c.catch_up = None;
         let seq = c.fetches_started;
-        let inner = self.inner.clone();
+        // Released when the task ends, however it ends: completed, panicked, or dropped
+        // with its runtime.
+        let guard = InflightGuard {
+            inner: self.inner.clone(),
+            seq,
+            tx: Some(tx),
+        };
         tokio::spawn(async move {
-            let outcome = inner.fetch_once().await;
-            inner.finish(outcome.clone(), seq);
-            inner.report(&outcome);
-            let _ = tx.send(Some(outcome));
+            let mut guard = guard;
+            let outcome = guard.inner.fetch_once().await;
+            guard.complete(outcome);
         });
         rx
     }
 
-    /// Starts the background refresher once (needs a Tokio runtime).
+    /// Starts the background refresher unless it runs (needs a Tokio runtime). It is
+    /// started again when it is gone, for example because its runtime shut down.
     fn start_background(&self) {
         let Some(remote) = &self.inner.remote else {
             return;
         };
-        if remote.background.swap(true, Ordering::AcqRel) {
+        if remote.background.load(Ordering::Acquire)
+            || remote.background.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(background(weak));
+        let alive = BackgroundAlive(remote.background.clone());
+        tokio::spawn(async move {
+            let _alive = alive;
+            background(weak).await;
+        });
     }
 
     /// Fetches now unless a fetch is under way (then joins it); for warm-up at startup.
-    pub(crate) async fn refresh_now(&self) -> Result<(), ()> {
+    /// The error says why the keys could not be loaded.
+    pub(crate) async fn refresh_now(&self) -> Result<(), Arc<str>> {
         let Some(remote) = &self.inner.remote else {
             return Ok(());
         };
         self.start_background();
         let rx = {
             let Ok(mut c) = remote.coord.lock() else {
-                return Err(());
+                return Err("the key store's lock is poisoned".into());
             };
             match &c.inflight {
                 Some(rx) => rx.clone(),
@@ -450,8 +561,12 @@ impl KeyStore {
         };
         let mut rx = rx;
         match wait(&mut rx).await {
+            Some(Outcome::Loaded) if self.inner.snapshot.load().all.is_empty() => {
+                Err("the JWK Set has no usable key".into())
+            }
             Some(Outcome::Loaded) => Ok(()),
-            _ => Err(()),
+            Some(Outcome::Failed(reason)) => Err(reason),
+            None => Err("the fetch was abandoned".into()),
         }
     }
 
@@ -465,9 +580,10 @@ impl KeyStore {
             .unwrap_or(0)
     }
 
-    /// Whether the key with this id is still held.
+    /// Whether the key with this id is still held (and not stale beyond the maximum age).
     pub(crate) fn holds_key(&self, id: u64) -> bool {
-        self.inner.snapshot.load().all.iter().any(|k| k.id() == id)
+        let snap = self.inner.snapshot.load();
+        snap.all.iter().any(|k| k.id() == id) && !snap.expired()
     }
 
     /// The ids of the keys held now.
@@ -488,6 +604,7 @@ impl KeyStore {
 
     /// The current freshness.
     pub(crate) fn health(&self) -> KeyHealth {
+        self.inner.drop_expired();
         let snap = self.inner.snapshot.load();
         if !snap.loaded {
             return KeyHealth::Missing;
@@ -507,10 +624,71 @@ impl KeyStore {
         }
     }
 
+    /// Why the keys are missing, stale or empty: the reason the last fetch failed, or an
+    /// empty key set; `None` while the keys are fresh (and for static keys).
+    pub(crate) fn problem(&self) -> Option<(Arc<str>, Option<Duration>)> {
+        let remote = self.inner.remote.as_ref()?;
+        self.inner.drop_expired();
+        let error = remote.coord.lock().ok().and_then(|c| c.last_error.clone());
+        if let Some(reason) = error {
+            return Some((reason, remote.retry_after()));
+        }
+        let snap = self.inner.snapshot.load();
+        if snap.loaded && snap.all.is_empty() {
+            return Some(("the JWK Set has no usable key".into(), None));
+        }
+        if !snap.loaded {
+            return Some(("no key set was fetched yet".into(), None));
+        }
+        None
+    }
+
     /// When the current key set was obtained.
     #[allow(dead_code)]
     pub(crate) fn loaded_at(&self) -> Option<SystemTime> {
         self.inner.snapshot.load().loaded_at
+    }
+}
+
+/// Ends a fetch: records its outcome and wakes its waiters, or, when the fetch task is
+/// dropped before it completed (its runtime shut down, or it panicked), releases the
+/// in-flight marker all the same, so that the next request can fetch again.
+struct InflightGuard {
+    inner: Arc<Inner>,
+    seq: u64,
+    tx: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl InflightGuard {
+    fn complete(&mut self, outcome: Outcome) {
+        self.inner.finish(outcome.clone(), self.seq);
+        self.inner.report(&outcome);
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Some(outcome));
+        }
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            let reason = if std::thread::panicking() {
+                "the fetch task panicked"
+            } else {
+                "the fetch task was dropped (its runtime shut down)"
+            };
+            tracing::warn!(reason, "JWKS fetch abandoned");
+            self.complete(Outcome::failed(reason));
+        }
+    }
+}
+
+/// Clears the background task's flag when the task ends or is dropped.
+struct BackgroundAlive(Arc<AtomicBool>);
+
+impl Drop for BackgroundAlive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -540,7 +718,7 @@ impl Remote {
 impl Inner {
     async fn fetch_once(&self) -> Outcome {
         let Some(remote) = &self.remote else {
-            return Outcome::Failed;
+            return Outcome::failed("no remote key source");
         };
         let current = self.snapshot.load_full();
         let etag = if current.loaded {
@@ -578,17 +756,20 @@ impl Inner {
                         tracing::warn!(%reason, "JWKS key skipped");
                     }
                     if parsed.keys.is_empty() {
-                        tracing::warn!(
-                            "JWKS refresh failed: no usable key in the set; keeping the last good keys"
+                        // A well-formed set is the issuer's answer, even an empty one: keys
+                        // it no longer publishes must stop verifying tokens.
+                        tracing::error!(
+                            held = current.all.len(),
+                            "the JWKS has no usable key: every key held was dropped, and every \
+                             token will be refused until the issuer publishes a usable key"
                         );
-                        return Outcome::Failed;
                     }
                     let ttl = remote.ttl(max_age);
                     let mut next = Snapshot::from_keys(parsed.keys);
                     next.generation = current.generation + 1;
                     next.etag = etag;
                     next.loaded_at = Some(SystemTime::now());
-                    next.refresh_due = Some(Instant::now() + ttl.mul_f64(0.8));
+                    next.refresh_due = Some(later(Instant::now(), ttl.mul_f64(0.8)));
                     next.body_hash = Some(Sha256::digest(&bytes).into());
                     tracing::debug!(
                         keys = next.all.len(),
@@ -600,12 +781,12 @@ impl Inner {
                 }
                 Err(reason) => {
                     tracing::warn!(%reason, "JWKS refresh failed; keeping the last good keys");
-                    Outcome::Failed
+                    Outcome::failed(reason)
                 }
             },
             Err(e) => {
                 tracing::warn!(reason = %e, "JWKS refresh failed; keeping the last good keys");
-                Outcome::Failed
+                Outcome::failed(e.0)
             }
         }
     }
@@ -619,15 +800,19 @@ impl Inner {
         };
         c.attempts += 1;
         c.last_seq = c.last_seq.max(seq);
-        c.inflight = None;
+        if c.inflight_seq == seq {
+            c.inflight = None;
+        }
         remote.wake.notify_one();
-        match outcome {
+        match &outcome {
             Outcome::Loaded => {
                 c.failures = 0;
                 c.failing_since = None;
+                c.last_error = None;
                 c.next_retry = None;
             }
-            Outcome::Failed => {
+            Outcome::Failed(reason) => {
+                c.last_error = Some(reason.clone());
                 c.failures = c.failures.saturating_add(1);
                 c.failing_since.get_or_insert_with(SystemTime::now);
                 let p = &remote.policy;
@@ -636,10 +821,43 @@ impl Inner {
                     .initial_backoff
                     .saturating_mul(1 << exp)
                     .min(p.max_backoff);
-                c.next_retry = Some(Instant::now() + backoff);
+                let now = Instant::now();
+                c.next_retry = Some(later(now, backoff));
+                // The keys held go stale now; they are dropped once stale for too long.
+                let current = self.snapshot.load_full();
+                if current.loaded && current.stale_until.is_none() {
+                    let until = later(now, p.max_stale_age);
+                    self.snapshot.store(Arc::new(current.stale(until)));
+                }
             }
         }
         c.last = Some(outcome);
+        drop(c);
+        self.drop_expired();
+    }
+
+    /// Drops the keys once they have been stale for longer than the maximum stale age: tokens
+    /// are then answered "keys unavailable" until a fetch succeeds.
+    fn drop_expired(&self) {
+        let current = self.snapshot.load_full();
+        if !current.expired() {
+            return;
+        }
+        let next = Arc::new(Snapshot {
+            generation: current.generation + 1,
+            ..Snapshot::default()
+        });
+        let previous = self.snapshot.compare_and_swap(&current, next);
+        if Arc::ptr_eq(&previous, &current) {
+            let max_stale_age = self.remote.as_ref().map(|r| r.policy.max_stale_age);
+            tracing::error!(
+                keys = current.all.len(),
+                ?max_stale_age,
+                "the JWKS could not be refreshed for longer than the maximum stale age: \
+                 the last good keys were dropped, and tokens are answered \
+                 \"keys unavailable\" until a fetch succeeds"
+            );
+        }
     }
 
     /// How long the background task should sleep before its next refresh.
@@ -648,13 +866,39 @@ impl Inner {
             return Duration::from_secs(3600);
         };
         let now = Instant::now();
-        let retry = remote.coord.lock().ok().and_then(|c| c.next_retry);
+        let (retry, catch_up) = match remote.coord.lock() {
+            Ok(c) => (c.next_retry, c.catch_up),
+            Err(_) => (None, None),
+        };
         if let Some(t) = retry {
             return t.saturating_duration_since(now);
         }
-        match self.snapshot.load().refresh_due {
+        let due = match self.snapshot.load().refresh_due {
             Some(t) => t.saturating_duration_since(now),
             None => Duration::ZERO,
+        };
+        match catch_up {
+            Some(t) => due.min(t.saturating_duration_since(now)),
+            None => due,
+        }
+    }
+
+    /// When a catch-up refresh is due, spends the refresh allowance it waited for.
+    fn spend_catch_up(&self) {
+        let Some(remote) = &self.remote else {
+            return;
+        };
+        let Ok(mut c) = remote.coord.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if c.catch_up.is_some_and(|t| t <= now) {
+            let p = &remote.policy;
+            let per_sec = 1.0 / p.unknown_kid_cooldown.as_secs_f64().max(0.001);
+            let elapsed = now.duration_since(c.bucket_at).as_secs_f64();
+            c.bucket =
+                ((c.bucket + elapsed * per_sec).min(f64::from(p.unknown_kid_burst)) - 1.0).max(0.0);
+            c.bucket_at = now;
         }
     }
 }
@@ -690,6 +934,7 @@ async fn background(weak: Weak<Inner>) {
         if !store.inner.next_delay().is_zero() {
             continue;
         }
+        store.inner.spend_catch_up();
         let _ = store.refresh_now().await;
     }
 }
@@ -704,5 +949,91 @@ impl Inner {
         let held = snap.loaded.then_some((snap.all.len(), snap.loaded_at));
         let success = matches!(outcome, Outcome::Loaded);
         crate::metrics::jwks_fetch(remote.fetcher.issuer(), success, held);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    use crate::fetch::RemoteSource;
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    /// A store fetching from a server on 127.0.0.1 that answers `jwks` with this
+    /// `Cache-Control`, with TTL bounds `build()` would refuse.
+    async fn store_with_unbounded_ttl(jwks: String, cache_control: &'static str) -> KeyStore {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("address");
+        let app = ::axum::Router::new().fallback(move || {
+            let jwks = jwks.clone();
+            async move { ([(http::header::CACHE_CONTROL, cache_control)], jwks) }
+        });
+        tokio::spawn(async move {
+            let _ = ::axum::serve(listener, app).await;
+        });
+        let url = url::Url::parse(&format!("http://{addr}/jwks")).expect("url");
+        let fetcher = Fetcher::new(
+            reqwest::Client::new(),
+            RemoteSource::Jwks(url),
+            "https://issuer.test/".into(),
+            false,
+            Duration::from_secs(5),
+            64 * 1024,
+        );
+        KeyStore::remote(
+            fetcher,
+            RefreshPolicy {
+                min_ttl: Duration::from_millis(1),
+                max_ttl: Duration::MAX,
+                default_ttl: Duration::MAX,
+                unknown_kid_burst: u32::MAX,
+                unknown_kid_cooldown: Duration::MAX,
+                initial_backoff: Duration::MAX,
+                max_backoff: Duration::MAX,
+                max_keys: 10,
+                max_stale_age: Duration::MAX,
+                algorithms: vec![Algorithm::EdDSA],
+            },
+        )
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn a_max_age_of_u64_max_with_an_unbounded_ttl_neither_panics_nor_jams() {
+        let jwks = serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "k",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        }]})
+        .to_string();
+        for cache_control in ["max-age=18446744073709551615", "public"] {
+            let store = store_with_unbounded_ttl(jwks.clone(), cache_control).await;
+            store.refresh_now().await.expect("loaded");
+            store.refresh_now().await.expect("loaded again");
+            assert_eq!(store.health(), KeyHealth::Fresh { keys: 1 });
+            assert!(store.key_for(Some("k"), Algorithm::EdDSA).await.is_ok());
+            // An unknown kid, and the background task's timers, with every bound at the
+            // maximum.
+            assert!(
+                store
+                    .key_for(Some("other"), Algorithm::EdDSA)
+                    .await
+                    .is_err()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(store.key_for(Some("k"), Algorithm::EdDSA).await.is_ok());
+        }
+    }
+
+    #[test]
+    fn later_saturates_instead_of_overflowing() {
+        let now = Instant::now();
+        let far = later(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
     }
 }

@@ -15,11 +15,12 @@
 //! | `aws-lc-rs` | yes | crypto backend: aws-lc-rs (used when both backends are on) |
 //! | `rust-crypto` | no | crypto backend: the pure-Rust RustCrypto crates |
 //! | `tls` | yes | https for discovery and JWKS fetches (rustls) |
-//! | `axum` | yes | axum extractors and route guards |
+//! | `axum` | yes | axum extractors and route guards ([module docs][axum-docs]: the extractors, what they refuse with, the missing-layer 500) |
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
-//! | `client` | no | the [`client`] module: a client-credentials token source, and a tower layer sending its tokens |
+//! | `client` | no | the [`client`][client-docs] module: a client-credentials token source, and a tower layer sending its tokens |
+//! | `introspection` | no | the [`introspection`][introspection-docs] module: opaque access tokens checked by RFC 7662 introspection, cached, beside JWTs (enables `client`) |
 //! | `metrics` | no | [metrics](mod@crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
-//! | `tonic` | no | gRPC servers (tonic 0.14, [module docs](crate::tonic)): gRPC-native rejections, claims in handlers, per-method scopes |
+//! | `tonic` | no | gRPC servers (tonic 0.14, [module docs][tonic-docs]): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
 //! [`ConfigError::NoCryptoBackend`].
@@ -27,13 +28,15 @@
 //! ## Key store
 //!
 //! The key set lives in a lock-free snapshot: a request never waits on a fetch unless its
-//! key is unknown, and expiry never evicts the last good keys. Each key is bound to exactly
+//! key is unknown, and TTL expiry alone never evicts the last good keys. Each key is bound to exactly
 //! one algorithm (the JWK `alg`, else derived from `kty`/`crv`: RSA keys without `alg` are
 //! bound to RS256). An unknown `kid` triggers one fetch, shared by every request waiting for
 //! it, rate-limited to a burst of 2 then one per 30 s; a `kid` still absent after a refresh
-//! is remembered as absent until the next one. A failed refresh keeps the last good keys and
-//! retries with backoff; if no key set was ever obtained, verification fails with
-//! [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401).
+//! is remembered as absent for that cooldown (30 s), or until the next refresh if sooner. A failed refresh keeps the last good keys and
+//! retries with backoff, but only for [`VerifierBuilder::max_stale_age`] (4 h by default)
+//! from the first failure; then, as when no key set was ever obtained, verification fails
+//! with [`AuthErrorKind::KeysUnavailable`] (answer 503, not 401). A well-formed JWK Set
+//! without a usable key is the issuer's answer: it replaces the keys (logged at ERROR).
 //!
 //! ## Verified-token cache
 //!
@@ -55,6 +58,7 @@
 //! | what | default (range) | why |
 //! |---|---|---|
 //! | token size | 16 KiB ([`DEFAULT_MAX_TOKEN_BYTES`]; 256 B – 1 MiB) | checked before any parsing: bounded work per request |
+//! | `kid` length | 256 bytes ([`MAX_KID_BYTES`]) | a longer `kid` names no key: `invalid_token` at once, no JWKS fetch |
 //! | JSON nesting | 128 levels (header and payload) | serde_json's recursion limit: no stack exhaustion |
 //! | NumericDate (`exp`, `nbf`, `iat`) | up to 9999-12-31T23:59:59Z | a larger or non-numeric value is an invalid claim |
 //! | leeway | 30 s ([`DEFAULT_LEEWAY`]; 0 – 5 min) | clock skew between issuer and API |
@@ -64,11 +68,12 @@
 //! | keys per JWKS | 100 ([`DEFAULT_MAX_KEYS`]; 1 – 10,000) | bounded memory and lookup time |
 //! | fetch timeout | 5 s for discovery + JWKS ([`DEFAULT_FETCH_TIMEOUT`]; 10 ms – 2 min); connect ≤ 3 s | a slow issuer cannot hold requests; only requests whose key is unknown ever wait on a fetch |
 //! | redirects | at most 5, same origin (scheme, host, port) only | another service cannot substitute keys |
-//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it; `no-cache`/`no-store` count as 0 | refresh often enough for rotation, rarely enough for the issuer |
+//! | JWKS TTL | `max-age`, clamped to 5 min – 24 h; 10 min without it; `no-cache`/`no-store` count as 0; bounds 1 ms – 7 days ([`MAX_JWKS_TTL_BOUND`]) | refresh often enough for rotation, rarely enough for the issuer |
+//! | stale keys kept | 4 h from the first failed refresh ([`DEFAULT_MAX_STALE_AGE`]; 10 ms – 30 days), then 503 | an outage does not take the API down at once, and a withdrawn key does not stay trusted for ever |
 //! | ETag kept | up to 256 bytes | bounded memory |
 //! | background refresh | at 80 % of the TTL | new keys arrive before they are needed |
-//! | unknown-`kid` refresh | burst 2, then 1 per 30 s | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) until it refills or the next TTL refresh (while the issuer is failing the answer is 503 instead) |
-//! | absent `kid`s remembered | 1,024 per key set, `kid`s up to 256 bytes; forgotten at each new key set | bounded memory |
+//! | unknown-`kid` refresh | burst 2, then 1 per 30 s; a `kid` refused for want of allowance schedules a refresh for when it refills | rotation is accepted in-line; a flood of random `kid`s costs at most that many fetches. The price: once bogus `kid`s have spent the allowance, a freshly rotated key is refused (401) for at most one cooldown (30 s) after its publication, flood or not: every refill is spent on a fetch, by the flood or by the catch-up refresh, and each fetch loads the whole set (while the issuer is failing the answer is 503 instead) |
+//! | absent `kid`s remembered | 1,024 per key set, each for one unknown-`kid` cooldown (30 s), or until the next key set if sooner | bounded memory; a key the issuer's CDN did not show yet is found within the cooldown |
 //! | fetch retry | 1 s doubling to 60 s, in the background after any failed fetch | an outage is not hammered |
 //! | `Retry-After` on 503 | the time to the next fetch attempt; 5 s when unknown | clients come back when it can help |
 //! | verified-token cache | 10,000 entries; tokens ≤ 8 KiB | bounded memory |
@@ -89,16 +94,24 @@
 //! ## Deployment caveats
 //!
 //! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway.
-//! - The issuer string is compared exactly, trailing slash included.
+//! - The issuer string is compared exactly, trailing slash included. Call
+//!   [`Verifier::refresh_keys`] at start-up: a wrong issuer then fails the deploy with the
+//!   string to configure, instead of every request getting 503; or take the issuer from
+//!   discovery with [`VerifierBuilder::issuer_from_discovery`].
 //! - Keys are fetched with Tokio: verification needs a Tokio runtime.
 //! - Proxies and HTTP servers have header-size limits of their own (nginx 8 KiB by default;
 //!   hyper answers 431 past about 400 KB) that can be lower than the 16 KiB token limit.
+//!
+//! [axum-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/axum/
+//! [client-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/client/
+//! [introspection-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/introspection/
+//! [tonic-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/tonic/
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-mod axum;
+pub mod axum;
 mod claims;
 mod config;
 mod crypto;
@@ -126,6 +139,9 @@ pub mod client;
 #[cfg(feature = "dev-issuer")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dev-issuer")))]
 pub mod dev_issuer;
+#[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+pub mod introspection;
 
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
@@ -142,8 +158,9 @@ pub use claims::{Claims, ClaimsError, InvalidScope, ScopeToken, Scopes, ScopesIt
 pub use config::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_INITIAL_BACKOFF, DEFAULT_JWKS_TTL, DEFAULT_LEEWAY,
     DEFAULT_MAX_BACKOFF, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_JWKS_TTL, DEFAULT_MAX_KEYS,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL, DEFAULT_TOKEN_CACHE_ENTRIES,
-    DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN, VerifierBuilder,
+    DEFAULT_MAX_STALE_AGE, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_MIN_JWKS_TTL,
+    DEFAULT_TOKEN_CACHE_ENTRIES, DEFAULT_UNKNOWN_KID_BURST, DEFAULT_UNKNOWN_KID_COOLDOWN,
+    MAX_JWKS_TTL_BOUND, VerifierBuilder,
 };
 pub use dpop::{Dpop, DpopConfirmation, DpopMode};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DpopProofReason, InvalidTokenReason};
@@ -157,7 +174,7 @@ pub use scope::{
     GuardFuture, RequireScopes as RequireScopesService, RequireScopesLayer, ScopePolicy,
     require_any_scope, require_scopes,
 };
-pub use verify::{MAX_CACHED_TOKEN_BYTES, Verifier};
+pub use verify::{MAX_CACHED_TOKEN_BYTES, MAX_KID_BYTES, Verifier};
 
 /// The README's code blocks, compiled as doc tests so that the quick start stays true.
 #[cfg(all(

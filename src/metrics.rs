@@ -14,6 +14,10 @@
 //! | `bearer_guard_jwks_fetches_total` ([`JWKS_FETCHES_TOTAL`]) | counter | `issuer`, `result` | discovery + JWKS fetches: `result` is `success` (a key set was loaded, or confirmed by `304 Not Modified`) or `failure` |
 //! | `bearer_guard_jwks_keys` ([`JWKS_KEYS`]) | gauge | `issuer` | keys in the key set held, set at each successful fetch |
 //! | `bearer_guard_jwks_age_seconds` ([`JWKS_AGE`]) | gauge | `issuer` | seconds since the key set held was fetched or confirmed; set at each fetch and at each [`Verifier::key_health`](crate::Verifier::key_health) call (a readiness probe keeps it current) |
+//! | `bearer_guard_introspection_calls_total` ([`INTROSPECTION_CALLS_TOTAL`]) | counter | `outcome` | calls to the RFC 7662 introspection endpoint (feature `introspection`): `outcome` is `active`, `refused` (inactive, or active but refused by the checks) or `unavailable` (no usable answer) |
+//! | `bearer_guard_introspection_duration_seconds` ([`INTROSPECTION_DURATION`]) | histogram | `outcome` | time of each introspection call, by the same `outcome` |
+//! | `bearer_guard_introspection_cache_hits_total` ([`INTROSPECTION_CACHE_HITS`]) | counter | | opaque tokens answered from the introspection cache |
+//! | `bearer_guard_introspection_cache_misses_total` ([`INTROSPECTION_CACHE_MISSES`]) | counter | | opaque tokens not in the introspection cache (requests that shared another's call count here too) |
 //!
 //! `outcome` of `bearer_guard_requests_total`:
 //!
@@ -26,6 +30,7 @@
 //! | `invalid_token` | the token was refused (401); `reason` is the [`InvalidTokenReason`](crate::InvalidTokenReason) as [`as_str`](crate::InvalidTokenReason::as_str) gives it: `expired`, `bad_signature`, `wrong_issuer`, … |
 //! | `insufficient_scope` | a scope guard, an extractor or a claim validator refused a valid token (403) |
 //! | `keys_unavailable` | the issuer's keys could not be obtained (503) |
+//! | `introspection_unavailable` | the introspection endpoint could not answer about an opaque token (503) |
 //!
 //! A request accepted by the layer and then refused by a scope guard counts once as
 //! `accepted` and once as `insufficient_scope`. `outcome` of the histogram is `accepted` or
@@ -81,6 +86,15 @@ pub const JWKS_FETCHES_TOTAL: &str = "bearer_guard_jwks_fetches_total";
 pub const JWKS_KEYS: &str = "bearer_guard_jwks_keys";
 /// Gauge of the age of the key set held, in seconds, labelled `issuer`.
 pub const JWKS_AGE: &str = "bearer_guard_jwks_age_seconds";
+
+/// Counter of introspection calls, labelled `outcome` (`active`, `refused`, `unavailable`).
+pub const INTROSPECTION_CALLS_TOTAL: &str = "bearer_guard_introspection_calls_total";
+/// Histogram of introspection call time in seconds, labelled `outcome`.
+pub const INTROSPECTION_DURATION: &str = "bearer_guard_introspection_duration_seconds";
+/// Counter of introspection cache hits.
+pub const INTROSPECTION_CACHE_HITS: &str = "bearer_guard_introspection_cache_hits_total";
+/// Counter of introspection cache misses.
+pub const INTROSPECTION_CACHE_MISSES: &str = "bearer_guard_introspection_cache_misses_total";
 
 /// Times one verification (a no-op without the feature).
 #[derive(Debug)]
@@ -187,4 +201,34 @@ pub(crate) fn key_set_age(issuer: &str, loaded_at: Option<std::time::SystemTime>
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (issuer, loaded_at);
+}
+
+/// An introspection call ended with `outcome` (`active`, `refused`, `unavailable`) after
+/// `elapsed`.
+#[cfg(feature = "introspection")]
+pub(crate) fn introspection_call(outcome: &'static str, elapsed: std::time::Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        ::metrics::counter!(INTROSPECTION_CALLS_TOTAL, "outcome" => outcome).increment(1);
+        ::metrics::histogram!(INTROSPECTION_DURATION, "outcome" => outcome)
+            .record(elapsed.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (outcome, elapsed);
+}
+
+/// An introspection cache lookup.
+#[cfg(feature = "introspection")]
+pub(crate) fn introspection_cache(hit: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        let name = if hit {
+            INTROSPECTION_CACHE_HITS
+        } else {
+            INTROSPECTION_CACHE_MISSES
+        };
+        ::metrics::counter!(name).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = hit;
 }

@@ -127,6 +127,14 @@ impl Verifier {
         let mut order: Vec<Arc<Inner>> = Vec::new();
         for v in verifiers {
             match v.repr() {
+                Repr::One(inner) if inner.issuer_is_discovered() => {
+                    return Err(ConfigError::InvalidValue {
+                        what: "issuer",
+                        value: inner.issuer().to_owned(),
+                        reason: "an issuer taken from discovery cannot join a multi-issuer \
+                                 verifier: configure it with `.issuer(..)`",
+                    });
+                }
                 Repr::One(inner) => order.push(inner.clone()),
                 Repr::Many(many) => order.extend(many.order.iter().cloned()),
             }
@@ -293,6 +301,10 @@ impl Issuers {
             Some(since) => KeyHealth::Stale { keys, since },
             None => KeyHealth::Fresh { keys },
         }
+    }
+
+    pub(crate) fn key_error(&self) -> Option<AuthError> {
+        self.order.iter().find_map(|i| i.key_error())
     }
 
     pub(crate) fn jwks_fetches(&self) -> u64 {

@@ -25,7 +25,9 @@
 //! [`AuthError`] is left in the response extensions for logging layers.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::HeaderName;
@@ -229,7 +231,9 @@ impl DefaultRejection {
     fn challenge(&self, error: &AuthError, scheme: &str) -> Option<HeaderValue> {
         let s = &self.inner;
         let code = match error.kind() {
-            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => return None,
+            AuthErrorKind::KeysUnavailable
+            | AuthErrorKind::ReplayStoreUnavailable
+            | AuthErrorKind::IntrospectionUnavailable => return None,
             AuthErrorKind::MissingToken => None,
             kind => error_code(kind),
         };
@@ -270,9 +274,9 @@ impl DefaultRejection {
     /// The JSON body for an error.
     pub fn body(&self, error: &AuthError) -> Bytes {
         let code = error_code(error.kind()).unwrap_or(match error.kind() {
-            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
-                "temporarily_unavailable"
-            }
+            AuthErrorKind::KeysUnavailable
+            | AuthErrorKind::ReplayStoreUnavailable
+            | AuthErrorKind::IntrospectionUnavailable => "temporarily_unavailable",
             _ => "unauthorized",
         });
         let mut body = serde_json::Map::new();
@@ -304,7 +308,9 @@ impl DefaultRejection {
         }
         if matches!(
             error.kind(),
-            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable
+            AuthErrorKind::KeysUnavailable
+                | AuthErrorKind::ReplayStoreUnavailable
+                | AuthErrorKind::IntrospectionUnavailable
         ) {
             let secs = error
                 .retry_after()
@@ -337,9 +343,9 @@ pub(crate) fn status_of(kind: AuthErrorKind) -> StatusCode {
         | AuthErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
         AuthErrorKind::MalformedRequest => StatusCode::BAD_REQUEST,
         AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
-        AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        AuthErrorKind::KeysUnavailable
+        | AuthErrorKind::ReplayStoreUnavailable
+        | AuthErrorKind::IntrospectionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -352,7 +358,8 @@ fn error_code(kind: AuthErrorKind) -> Option<&'static str> {
         AuthErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
         AuthErrorKind::MissingToken
         | AuthErrorKind::KeysUnavailable
-        | AuthErrorKind::ReplayStoreUnavailable => None,
+        | AuthErrorKind::ReplayStoreUnavailable
+        | AuthErrorKind::IntrospectionUnavailable => None,
     }
 }
 
@@ -380,10 +387,160 @@ pub(crate) fn log(error: &AuthError) {
     }
 }
 
+/// How often at most a refusal of one kind is logged at WARN, per verifier.
+pub(crate) const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The longest text of a token's claim put in a log line (then `…`).
+const LOGGED_CLAIM_CHARS: usize = 100;
+
+/// The most audience values of one token put in a log line.
+const LOGGED_AUDIENCES: usize = 5;
+
+/// WARN lines for tokens refused for a wrong `iss` or `aud`: refused by the configuration
+/// rather than by the token's content, they are how a misconfigured API shows (every client
+/// refused) as opposed to misbehaving clients. Each names the expected value and the
+/// received one (attacker-controlled: truncated to 100 characters, escaped as a Rust string
+/// literal is). Rate-limited: at most one line per kind per [`REFUSAL_LOG_INTERVAL`] (60 s)
+/// and verifier; the next line gives the number of refusals left out in between
+/// (`suppressed`). Every refusal is still logged at DEBUG by [`log`].
+#[derive(Debug, Default)]
+pub(crate) struct RefusalLog {
+    issuer: Limiter,
+    audience: Limiter,
+}
+
+impl RefusalLog {
+    /// A token was refused because its `iss` is not `expected`.
+    pub(crate) fn wrong_issuer(&self, expected: &str, received: &str) {
+        if let Some(suppressed) = self.issuer.allow_now() {
+            tracing::warn!(
+                expected = %escaped(expected),
+                received = %escaped(received),
+                suppressed,
+                "bearer-guard refused a token whose issuer (iss) is not the configured one; \
+                 if every token is refused, check the configured issuer (compared exactly)"
+            );
+        }
+    }
+
+    /// A token was refused because none of its audiences (`received`) is `expected`.
+    pub(crate) fn wrong_audience<'a>(
+        &self,
+        expected: &[String],
+        received: impl IntoIterator<Item = &'a str>,
+    ) {
+        if let Some(suppressed) = self.audience.allow_now() {
+            let received = escaped_list(received);
+            tracing::warn!(
+                expected = %escaped_list(expected.iter().map(String::as_str)),
+                %received,
+                suppressed,
+                "bearer-guard refused a token whose audience (aud) is not a configured one; \
+                 if every token is refused, check the configured audience"
+            );
+        }
+    }
+}
+
+/// A rate limit for one kind of log line: at most one per [`REFUSAL_LOG_INTERVAL`]; it
+/// holds the time (ms since the first use of any limiter) before which nothing is logged,
+/// and the number of lines left out since the last one.
+#[derive(Debug, Default)]
+pub(crate) struct Limiter {
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Limiter {
+    /// For a `static` (the axum extractors' limit).
+    #[cfg(feature = "axum")]
+    pub(crate) const fn new() -> Self {
+        Self {
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines left out since the last one)` when a line may be logged now.
+    pub(crate) fn allow_now(&self) -> Option<u64> {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        let base = BASE.get_or_init(Instant::now);
+        let now_ms = u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.allow(now_ms, REFUSAL_LOG_INTERVAL)
+    }
+
+    /// `Some(lines left out since the last one)` when a line may be logged at `now_ms`.
+    fn allow(&self, now_ms: u64, interval: Duration) -> Option<u64> {
+        let next = self.next_ms.load(Ordering::Relaxed);
+        let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        if now_ms >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now_ms.saturating_add(interval),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Attacker-controlled text for a log line: at most 100 characters (then `…`), quoted and
+/// escaped as a Rust string literal (no control character, no line break).
+pub(crate) fn escaped(text: &str) -> String {
+    match text.char_indices().nth(LOGGED_CLAIM_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// A list of attacker-controlled values for a log line: at most 5, each [`escaped`].
+fn escaped_list<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    let mut values = values.into_iter();
+    let mut out: Vec<String> = values
+        .by_ref()
+        .take(LOGGED_AUDIENCES)
+        .map(escaped)
+        .collect();
+    let more = values.count();
+    if more > 0 {
+        out.push(format!("… {more} more"));
+    }
+    format!("[{}]", out.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::InvalidTokenReason;
+
+    #[test]
+    fn refusal_lines_are_limited_to_one_per_interval_and_count_the_rest() {
+        let l = Limiter::default();
+        let every = Duration::from_secs(60);
+        assert_eq!(l.allow(0, every), Some(0));
+        assert_eq!(l.allow(1_000, every), None);
+        assert_eq!(l.allow(59_999, every), None);
+        assert_eq!(l.allow(60_000, every), Some(2));
+        assert_eq!(l.allow(60_001, every), None);
+        assert_eq!(l.allow(200_000, every), Some(1));
+    }
+
+    #[test]
+    fn logged_claims_are_truncated_and_escaped() {
+        assert_eq!(escaped("a\nb\"c"), r#""a\nb\"c""#);
+        let long = "x".repeat(150);
+        assert_eq!(escaped(&long), format!("\"{}\"…", "x".repeat(100)));
+        let many = ["a", "b", "c", "d", "e", "f", "g"];
+        assert_eq!(escaped_list(many), r#"["a", "b", "c", "d", "e", … 2 more]"#);
+    }
 
     fn header(r: &DefaultRejection, e: &AuthError) -> Option<String> {
         r.www_authenticate(e)

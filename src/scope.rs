@@ -92,6 +92,8 @@ impl ScopePolicy {
     pub fn check(&self, granted: &Scopes) -> Result<(), AuthError> {
         if self.allows(granted) {
             Ok(())
+        } else if self.any && self.scopes.len() > 1 {
+            Err(AuthError::insufficient_scope_any_of(self.scopes.join(" ")))
         } else {
             Err(AuthError::insufficient_scope(self.scopes.join(" ")))
         }
@@ -301,5 +303,18 @@ mod tests {
             .check(&Scopes::default())
             .expect_err("refused");
         assert_eq!(e.required_scopes(), Some("a b"));
+    }
+
+    #[test]
+    fn an_any_of_refusal_says_that_any_one_scope_is_enough() {
+        let e = ScopePolicy::any_of(["write:orders", "admin"])
+            .check(&Scopes::default())
+            .expect_err("refused");
+        assert_eq!(e.required_scopes(), Some("write:orders admin"));
+        assert!(e.description().contains("any one of them is enough"), "{e}");
+        let e = ScopePolicy::all_of(["write:orders", "admin"])
+            .check(&Scopes::default())
+            .expect_err("refused");
+        assert!(!e.description().contains("any one"), "{e}");
     }
 }

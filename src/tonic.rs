@@ -238,9 +238,9 @@ impl GrpcRejection {
             | AuthErrorKind::InvalidDpopProof(_)
             | AuthErrorKind::UseDpopNonce => Code::Unauthenticated,
             AuthErrorKind::InsufficientScope => Code::PermissionDenied,
-            AuthErrorKind::KeysUnavailable | AuthErrorKind::ReplayStoreUnavailable => {
-                Code::Unavailable
-            }
+            AuthErrorKind::KeysUnavailable
+            | AuthErrorKind::ReplayStoreUnavailable
+            | AuthErrorKind::IntrospectionUnavailable => Code::Unavailable,
         }
     }
 

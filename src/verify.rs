@@ -19,12 +19,21 @@ use crate::claims::{ClaimShape, Claims, Name, ReadError, ScopeSource, Skip, read
 use crate::config::{ClaimValidator, VerifierBuilder};
 use crate::error::{AuthError, AuthErrorKind, InvalidTokenReason};
 use crate::key_store::{KeyHealth, KeyStore};
+use crate::rejection::RefusalLog;
 
 /// Tokens longer than this are verified but not cached.
 pub const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Longest `kid` (in bytes) a key or a token may have. A token with a longer `kid` is
+/// refused as `invalid_token` (unknown key) without any JWKS fetch; a JWK with a longer
+/// `kid` is skipped.
+pub const MAX_KID_BYTES: usize = 256;
+
 pub(crate) struct Settings {
     pub(crate) issuer: String,
+    /// With `issuer_from_discovery`: the issuer found in the metadata (`issuer` is then the
+    /// discovery base).
+    pub(crate) discovered_issuer: Option<Arc<std::sync::OnceLock<String>>>,
     pub(crate) audiences: Vec<String>,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: u64,
@@ -45,6 +54,8 @@ pub(crate) struct Inner {
     cache: Option<TokenCache>,
     /// The header of the last token verified that had to be read: most tokens repeat it.
     last_header: ArcSwapOption<LastHeader>,
+    /// WARN lines for wrong `iss` / `aud`, rate-limited.
+    refusals: RefusalLog,
 }
 
 /// The verified-token cache: verified claims by token, each tied to the key that verified it.
@@ -395,6 +406,14 @@ impl<'de> Deserialize<'de> for Member<'de> {
     }
 }
 
+/// Seconds since the Unix epoch, with the fraction (for the time claims).
+fn exact_now() -> f64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(_) => 0.0,
+    }
+}
+
 pub(crate) fn unix_now() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
@@ -454,6 +473,7 @@ impl Verifier {
             s,
             cache,
             last_header: ArcSwapOption::empty(),
+            refusals: RefusalLog::default(),
         })))
     }
 
@@ -488,7 +508,9 @@ impl Verifier {
     /// # Errors
     ///
     /// [`AuthErrorKind::KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) when the
-    /// fetch failed (the reason is logged at WARN).
+    /// fetch failed or the JWK Set holds no usable key; its message (and its
+    /// [`source`](std::error::Error::source)) says why, for example which issuer string to
+    /// configure when the discovered issuer differs from it. The reason is also logged.
     pub async fn refresh_keys(&self) -> Result<(), AuthError> {
         match &self.repr {
             Repr::One(inner) => inner.refresh_keys().await,
@@ -496,7 +518,8 @@ impl Verifier {
         }
     }
 
-    /// Whether keys are held and fresh, for readiness probes. For a
+    /// Whether keys are held and fresh, for readiness probes ([`key_error`](Self::key_error)
+    /// says why they are not). For a
     /// [multi-issuer](Self::multi) verifier, the worst of its issuers': `Missing` if any
     /// issuer's keys are missing, else `Stale` if any is stale (since the earliest), else
     /// `Fresh` (keys summed); [`for_issuer`](Self::for_issuer) gives each issuer's.
@@ -504,6 +527,34 @@ impl Verifier {
         match &self.repr {
             Repr::One(inner) => inner.key_health(),
             Repr::Many(many) => many.key_health(),
+        }
+    }
+
+    /// Why the keys are not fresh, for readiness probes and start-up checks: `None` while
+    /// [`key_health`](Self::key_health) is `Fresh` with keys, else a
+    /// [`KeysUnavailable`](crate::AuthErrorKind::KeysUnavailable) error whose message (and
+    /// [`source`](std::error::Error::source)) says why: the last fetch's failure (an
+    /// unreachable issuer, an HTTP status, metadata naming another issuer, with the string
+    /// to configure when only a trailing slash differs, ...), an empty key set, or no fetch
+    /// yet. For a [multi-issuer](Self::multi) verifier, the first issuer's problem. Meant
+    /// for operators: never send it to clients.
+    ///
+    /// ```
+    /// # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] {
+    /// use bearer_guard::Verifier;
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://tenant.auth0.com/")
+    ///     .audience("urn:worldmappers")
+    ///     .build()
+    ///     .unwrap();
+    /// let why = verifier.key_error().expect("no key set yet");
+    /// assert!(why.to_string().contains("no key set was fetched yet"));
+    /// # }
+    /// ```
+    pub fn key_error(&self) -> Option<AuthError> {
+        match &self.repr {
+            Repr::One(inner) => inner.key_error(),
+            Repr::Many(many) => many.key_error(),
         }
     }
 
@@ -551,8 +602,18 @@ impl Verifier {
 }
 
 impl Inner {
+    /// The issuer tokens must name: the configured one, or the one discovered (the
+    /// discovery base until it is found).
     pub(crate) fn issuer(&self) -> &str {
-        &self.s.issuer
+        match &self.s.discovered_issuer {
+            Some(found) => found.get().map_or(&self.s.issuer, |s| s.as_str()),
+            None => &self.s.issuer,
+        }
+    }
+
+    /// Whether the issuer is taken from discovery.
+    pub(crate) fn issuer_is_discovered(&self) -> bool {
+        self.s.discovered_issuer.is_some()
     }
 
     pub(crate) fn audiences(&self) -> &[String] {
@@ -571,12 +632,17 @@ impl Inner {
         self.s.keys.fetches_started()
     }
 
+    pub(crate) fn key_error(&self) -> Option<AuthError> {
+        let (reason, retry_after) = self.s.keys.problem()?;
+        Some(AuthError::keys_unavailable_because(retry_after, reason))
+    }
+
     pub(crate) async fn refresh_keys(&self) -> Result<(), AuthError> {
         self.s
             .keys
             .refresh_now()
             .await
-            .map_err(|()| AuthError::keys_unavailable(None))
+            .map_err(|reason| AuthError::keys_unavailable_because(None, reason))
     }
 
     /// Verifies one token against this issuer's configuration.
@@ -601,7 +667,7 @@ impl Inner {
                 .await
             {
                 Ok(hit) => {
-                    if let Some(answer) = self.answer(cache, token.as_bytes(), &hit, now) {
+                    if let Some(answer) = self.answer(cache, token.as_bytes(), &hit, exact_now()) {
                         crate::metrics::token_cache(true);
                         return answer;
                     }
@@ -672,7 +738,7 @@ impl Inner {
         }
         // No sweep here: a hit checks its entry, and misses sweep.
         let hit = cache.entries.get(token)?;
-        self.answer(cache, token, &hit, unix_now())
+        self.answer(cache, token, &hit, exact_now())
     }
 
     /// A cache hit's answer: its key must still be held (else the entry is dropped and the
@@ -683,7 +749,7 @@ impl Inner {
         cache: &TokenCache,
         token: &[u8],
         hit: &CacheEntry,
-        now: i64,
+        now: f64,
     ) -> Option<Result<Claims, AuthError>> {
         if !self.s.keys.holds_key(hit.key_id) {
             cache.entries.remove(token);
@@ -769,11 +835,17 @@ impl Inner {
                     format!("the token's claim '{name}' is invalid"),
                 ),
             })?;
-        if claims.issuer() != s.issuer {
+        let expected = match &s.discovered_issuer {
+            Some(found) => found.get().map(String::as_str),
+            None => Some(s.issuer.as_str()),
+        };
+        if Some(claims.issuer()) != expected {
+            self.refusals
+                .wrong_issuer(expected.unwrap_or(s.issuer.as_str()), claims.issuer());
             return Err(AuthError::invalid(InvalidTokenReason::WrongIssuer));
         }
         self.check_audience(&claims)?;
-        self.check_times(&claims, unix_now())?;
+        self.check_times(&claims, exact_now())?;
         let strict: &[&str] = if s.strict_rfc9068 {
             &["iat", "sub", "client_id", "jti"]
         } else {
@@ -815,7 +887,8 @@ impl Inner {
             let client_id = claims.get("client_id").and_then(serde_json::Value::as_str);
             return match client_id {
                 Some(c) if s.audience_from_client_id && accepted(c) => Ok(()),
-                Some(_) if s.audience_from_client_id => {
+                Some(c) if s.audience_from_client_id => {
+                    self.refusals.wrong_audience(&s.audiences, [c]);
                     Err(AuthError::invalid(InvalidTokenReason::WrongAudience))
                 }
                 _ => Err(AuthError::invalid_with(
@@ -827,36 +900,43 @@ impl Inner {
         if claims.audience().iter().any(|a| accepted(a)) {
             Ok(())
         } else {
+            let received = claims.audience().iter().map(String::as_str);
+            self.refusals.wrong_audience(&s.audiences, received);
             Err(AuthError::invalid(InvalidTokenReason::WrongAudience))
         }
     }
 
-    /// `exp`, `nbf`, `iat` and the maximum age, at `now` (seconds since the epoch).
-    fn check_times(&self, claims: &Claims, now: i64) -> Result<(), AuthError> {
+    /// `exp`, `nbf`, `iat` and the maximum age, at `now` (seconds since the epoch, with
+    /// the fraction). The claims are compared exactly, fraction included: a fractional
+    /// `nbf` is not accepted early, a fractional `exp` not refused early.
+    fn check_times(&self, claims: &Claims, now: f64) -> Result<(), AuthError> {
         let s = &self.s;
-        let leeway = i64::try_from(s.leeway).unwrap_or(i64::MAX);
-        if now >= claims.expires_at().saturating_add(leeway) {
+        // Exact: the leeway is at most minutes, the dates at most 9999-12-31 (2^38 s), so
+        // sums stay far within f64's 53-bit mantissa at microsecond resolution.
+        #[allow(clippy::cast_precision_loss)]
+        let leeway = s.leeway as f64;
+        let t = claims.exact_times();
+        if now >= t.expires_at + leeway {
             return Err(AuthError::invalid(InvalidTokenReason::Expired));
         }
-        if let Some(nbf) = claims.not_before()
-            && now.saturating_add(leeway) < nbf
+        if let Some(nbf) = t.not_before
+            && now + leeway < nbf
         {
             return Err(AuthError::invalid(InvalidTokenReason::NotYetValid));
         }
-        if let Some(iat) = claims.issued_at()
-            && iat > now.saturating_add(leeway)
+        if let Some(iat) = t.issued_at
+            && iat > now + leeway
         {
             return Err(AuthError::invalid(InvalidTokenReason::IssuedInFuture));
         }
         if let Some(max_age) = s.max_age {
-            let Some(iat) = claims.issued_at() else {
+            let Some(iat) = t.issued_at else {
                 return Err(AuthError::invalid_with(
                     InvalidTokenReason::MissingClaim,
                     "the token lacks the claim 'iat'",
                 ));
             };
-            let max = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-            if now.saturating_sub(iat) > max.saturating_add(leeway) {
+            if now - iat > max_age.as_secs_f64() + leeway {
                 return Err(AuthError::invalid(InvalidTokenReason::TooOld));
             }
         }

@@ -692,7 +692,8 @@ fn wycheproof_harness_refuses_duplicates_and_crit() {
         Err(Reject::UnknownKey)
     );
 
-    // Two public keys under one kid in a JWK Set: parse_jwk_set drops both.
+    // Two public keys of one type under one kid in a JWK Set: parse_jwk_set drops both.
+    // Keys of different types may share a kid (RFC 7517 §4.5): both are kept.
     let doc: Value = serde_json::from_str(JWS_FILE).expect("JWS vectors");
     let groups = doc["testGroups"].as_array().expect("groups");
     let public = |comment: &str| {
@@ -704,9 +705,12 @@ fn wycheproof_harness_refuses_duplicates_and_crit() {
         jwk["kid"] = json!("dup");
         jwk
     };
-    let set = json!({ "keys": [public("es256"), public("rs256")] }).to_string();
+    let set = json!({ "keys": [public("es256"), public("es256")] }).to_string();
     let parsed = parse_jwk_set(set.as_bytes(), &allowed, DEFAULT_MAX_KEYS).expect("a set");
     assert!(parsed.keys.is_empty(), "{:?}", parsed.skipped);
+    let set = json!({ "keys": [public("es256"), public("rs256")] }).to_string();
+    let parsed = parse_jwk_set(set.as_bytes(), &allowed, DEFAULT_MAX_KEYS).expect("a set");
+    assert_eq!(parsed.keys.len(), 2, "{:?}", parsed.skipped);
     let set = json!({ "keys": [public("es256")] }).to_string();
     let parsed = parse_jwk_set(set.as_bytes(), &allowed, DEFAULT_MAX_KEYS).expect("a set");
     assert_eq!(parsed.keys.len(), 1, "{:?}", parsed.skipped);

@@ -472,4 +472,162 @@ mod with_a_crypto_backend {
         let b = base().fetch_backoff(Duration::from_secs(10), Duration::from_secs(1));
         out_of_range(b, "fetch_backoff", "10s");
     }
+
+    #[test]
+    fn an_absurd_maximum_jwks_ttl_is_refused() {
+        let b = base().jwks_ttl(
+            Duration::from_secs(600),
+            Duration::from_secs(300),
+            Duration::MAX,
+        );
+        out_of_range(b, "jwks_ttl max", &format!("{:?}", Duration::MAX));
+    }
+
+    #[test]
+    fn an_absurd_default_jwks_ttl_is_refused() {
+        let b = base().jwks_ttl(
+            Duration::from_secs(365 * 24 * 3600),
+            Duration::from_secs(300),
+            Duration::from_secs(600),
+        );
+        out_of_range(b, "jwks_ttl default", "31536000s");
+    }
+
+    #[test]
+    fn a_jwks_ttl_of_seven_days_is_allowed() {
+        let week = bearer_guard::MAX_JWKS_TTL_BOUND;
+        base().jwks_ttl(week, week, week).build().expect("verifier");
+    }
+
+    #[test]
+    fn a_max_stale_age_out_of_range_is_refused() {
+        out_of_range(base().max_stale_age(Duration::ZERO), "max_stale_age", "0ns");
+        out_of_range(
+            base().max_stale_age(Duration::MAX),
+            "max_stale_age",
+            &format!("{:?}", Duration::MAX),
+        );
+    }
+
+    /// A 1024-bit RSA key, SPKI (`PUBLIC KEY`).
+    const RSA_1024_SPKI: &str = "-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDZTCIA15eRXrEl6s7BHmisekkM
++thK9jybm4C+36VZI/ngYZ/ThLKD/Xz3lzMQ5wz09VU7tnMoJhnRZlfi1U6Ej3xr
+IT8++6iwHwPDHs8ploDXlEVZBwqZnTsWy5LaoZS1q7Uml5D4QGh5awiaJ9esKrD2
+omQBsuLc3lwZQ/IJmwIDAQAB
+-----END PUBLIC KEY-----
+";
+
+    /// The same key, PKCS#1 (`RSA PUBLIC KEY`).
+    const RSA_1024_PKCS1: &str = "-----BEGIN RSA PUBLIC KEY-----
+MIGJAoGBANlMIgDXl5FesSXqzsEeaKx6SQz62Er2PJubgL7fpVkj+eBhn9OEsoP9
+fPeXMxDnDPT1VTu2cygmGdFmV+LVToSPfGshPz77qLAfA8MezymWgNeURVkHCpmd
+OxbLktqhlLWrtSaXkPhAaHlrCJon16wqsPaiZAGy4tzeXBlD8gmbAgMBAAE=
+-----END RSA PUBLIC KEY-----
+";
+
+    /// A sound 2048-bit RSA key, SPKI.
+    const RSA_2048_SPKI: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtM66l8S0QfkcWLNJjAgn
+ESZvEtM+WmiAHxSeXalB/75QdeRIbtOE4JmV0yYRGK/Wg7Xv05H8I0vmS/PSHwSU
+OgbfAlKwlWyT4luOksW4tjYcFE+T+vJ9k3yzenyTeTiclLvY4JumGhDbbyRMYfYl
+od6/FYPcDSI8xBKOtT0DEXu7bwa72ROkKVkv7LJY1NmaSFkFCXvbzyGUh4Zrmj3k
+Mi0nSrR2R7XEVaanIBpePyxfT3kxk6a8Tzug9sQYxIRnawom5ryqB7ba/pbVFYU8
+I919h9irNGS6BHJ2ukWHukVCXJkDAhIRCLPj2resuMEgWPuHbVhM5ydGwPivqGbZ
+0QIDAQAB
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn a_sound_2048_bit_pem_rsa_key_builds() {
+        base()
+            .pem_key(Algorithm::RS256, RSA_2048_SPKI)
+            .build()
+            .expect("verifier");
+    }
+
+    /// A 2048-bit modulus with the exponent 1.
+    const RSA_EXPONENT_1: &str = "-----BEGIN RSA PUBLIC KEY-----
+MIIBCAKCAQEAtM66l8S0QfkcWLNJjAgnESZvEtM+WmiAHxSeXalB/75QdeRIbtOE
+4JmV0yYRGK/Wg7Xv05H8I0vmS/PSHwSUOgbfAlKwlWyT4luOksW4tjYcFE+T+vJ9
+k3yzenyTeTiclLvY4JumGhDbbyRMYfYlod6/FYPcDSI8xBKOtT0DEXu7bwa72ROk
+KVkv7LJY1NmaSFkFCXvbzyGUh4Zrmj3kMi0nSrR2R7XEVaanIBpePyxfT3kxk6a8
+Tzug9sQYxIRnawom5ryqB7ba/pbVFYU8I919h9irNGS6BHJ2ukWHukVCXJkDAhIR
+CLPj2resuMEgWPuHbVhM5ydGwPivqGbZ0QIBAQ==
+-----END RSA PUBLIC KEY-----
+";
+
+    #[test]
+    fn a_1024_bit_pem_rsa_key_is_refused_naming_the_key() {
+        for pem in [RSA_1024_SPKI, RSA_1024_PKCS1] {
+            let err = refused(
+                base().pem_key(Algorithm::RS256, pem),
+                &["PEM #0", "shorter than 2048 bits"],
+            );
+            assert!(matches!(err, ConfigError::InvalidKey { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn a_weak_pem_rsa_key_after_a_good_one_is_named_by_its_position() {
+        let err = refused(
+            base()
+                .algorithms([Algorithm::RS256, Algorithm::PS256])
+                .pem_key(Algorithm::RS256, RSA_2048_SPKI)
+                .pem_key(Algorithm::PS256, RSA_1024_SPKI),
+            &["PEM #1", "2048"],
+        );
+        assert!(matches!(err, ConfigError::InvalidKey { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_pem_rsa_key_with_the_exponent_1_is_refused() {
+        let err = refused(
+            base().pem_key(Algorithm::RS256, RSA_EXPONENT_1),
+            &["PEM #0", "exponent"],
+        );
+        assert!(matches!(err, ConfigError::InvalidKey { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn an_issuer_with_surrounding_whitespace_is_refused() {
+        for issuer in [
+            "https://issuer.test/ ",
+            " https://issuer.test/",
+            "https://issuer.test/\n",
+        ] {
+            let err = refused(
+                Verifier::builder().issuer(issuer).audience(AUD),
+                &["issuer", "whitespace", issuer.trim()],
+            );
+            assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn an_issuer_from_discovery_needs_discovery_as_the_key_source() {
+        let err = refused(
+            Verifier::builder()
+                .issuer_from_discovery("https://issuer.test")
+                .audience(AUD)
+                .jwks_uri("https://issuer.test/jwks"),
+            &["issuer_from_discovery", "JWKS URI"],
+        );
+        assert!(
+            matches!(err, ConfigError::ConflictingKeySources { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_issuer_from_discovery_over_plain_http_is_refused_even_when_allowed() {
+        let err = refused(
+            Verifier::builder()
+                .issuer_from_discovery("http://idp.example.com")
+                .audience(AUD)
+                .dangerous_allow_insecure_http(),
+            &["http://idp.example.com"],
+        );
+        assert!(matches!(err, ConfigError::InsecureUrl { .. }), "{err:?}");
+    }
 }

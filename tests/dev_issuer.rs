@@ -673,3 +673,160 @@ fn the_dev_issuer_is_send_and_sync() {
     assert_send_sync::<DevIssuer>();
     assert_send_sync::<DevIssuerError>();
 }
+
+// ---------------------------------------------------------------------------------------
+// DPoP (RFC 9449 §5): a token request with a valid proof gets a DPoP-bound token.
+
+#[cfg(feature = "client")]
+mod dpop {
+    use super::*;
+    use bearer_guard::client::{ClientCredentials, DpopKey};
+
+    fn key() -> DpopKey {
+        DpopKey::generate(Algorithm::ES256).expect("key")
+    }
+
+    async fn post_with_proofs(dev: &DevIssuer, proofs: &[&str]) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .post(dev.token_endpoint())
+            .form(&form(&[]));
+        for proof in proofs {
+            req = req.header("dpop", *proof);
+        }
+        req.send().await.expect("token request")
+    }
+
+    async fn error(response: reqwest::Response) -> (StatusCode, String) {
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        (
+            status,
+            body["error"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_token_request_with_a_proof_gets_a_token_bound_to_its_key() {
+        let dev = dev().await;
+        let key = key();
+        let proof = key
+            .proof("POST", dev.token_endpoint(), None, None)
+            .expect("proof");
+        let response = post_with_proofs(&dev, &[&proof]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["token_type"], "DPoP");
+        let token = body["access_token"].as_str().expect("token");
+        let claims = verifier(&dev).verify(token).await.expect("claims");
+        assert_eq!(claims.get("cnf"), Some(&json!({"jkt": key.thumbprint()})));
+    }
+
+    #[tokio::test]
+    async fn a_token_request_without_a_proof_still_gets_a_bearer_token() {
+        let dev = dev().await;
+        let response = post_form(&dev, &form(&[])).await;
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["token_type"], "Bearer");
+        let token = body["access_token"].as_str().expect("token");
+        let claims = verifier(&dev).verify(token).await.expect("claims");
+        assert_eq!(claims.get("cnf"), None);
+    }
+
+    #[tokio::test]
+    async fn our_client_gets_a_dpop_bound_token_from_the_dev_issuer() {
+        let dev = dev().await;
+        let key = key();
+        let source = ClientCredentials::builder()
+            .issuer(dev.issuer())
+            .client_id(CLIENT)
+            .client_secret(SECRET)
+            .audience(API)
+            .dpop(key.clone())
+            .build()
+            .expect("client");
+        let token = source.token().await.expect("token");
+        assert!(token.is_dpop_bound());
+        let claims = verifier(&dev).verify(token.secret()).await.expect("claims");
+        assert_eq!(claims.get("cnf"), Some(&json!({"jkt": key.thumbprint()})));
+    }
+
+    #[tokio::test]
+    async fn a_proof_for_another_url_is_refused() {
+        let dev = dev().await;
+        let proof = key()
+            .proof("POST", "http://127.0.0.1:1/oauth/token", None, None)
+            .expect("proof");
+        let (status, code) = error(post_with_proofs(&dev, &[&proof]).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proof_for_another_method_is_refused() {
+        let dev = dev().await;
+        let proof = key()
+            .proof("GET", dev.token_endpoint(), None, None)
+            .expect("proof");
+        let (status, code) = error(post_with_proofs(&dev, &[&proof]).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replayed_proof_is_refused() {
+        let dev = dev().await;
+        let proof = key()
+            .proof("POST", dev.token_endpoint(), None, None)
+            .expect("proof");
+        assert_eq!(
+            post_with_proofs(&dev, &[&proof]).await.status(),
+            StatusCode::OK
+        );
+        let (status, code) = error(post_with_proofs(&dev, &[&proof]).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+        );
+    }
+
+    #[tokio::test]
+    async fn two_dpop_headers_or_a_non_jws_are_refused() {
+        let dev = dev().await;
+        let k = key();
+        let a = k
+            .proof("POST", dev.token_endpoint(), None, None)
+            .expect("proof");
+        let b = k
+            .proof("POST", dev.token_endpoint(), None, None)
+            .expect("proof");
+        let (status, code) = error(post_with_proofs(&dev, &[&a, &b]).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+        );
+        let (status, code) = error(post_with_proofs(&dev, &["not-a-jws"]).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_metadata_lists_the_dpop_algorithms() {
+        let dev = dev().await;
+        let doc: Value = reqwest::get(format!("{}.well-known/openid-configuration", dev.issuer()))
+            .await
+            .expect("metadata")
+            .json()
+            .await
+            .expect("json");
+        let algs = doc["dpop_signing_alg_values_supported"]
+            .as_array()
+            .expect("dpop algs");
+        assert!(algs.contains(&json!("ES256")) && algs.contains(&json!("EdDSA")));
+    }
+}

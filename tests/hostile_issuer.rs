@@ -196,16 +196,48 @@ async fn json_that_is_not_a_jwk_set() {
 }
 
 #[tokio::test]
-async fn only_keys_of_unknown_kty() {
-    let doc = json!({"keys": [
+async fn only_keys_of_unknown_kty_replace_the_keys_loudly() {
+    let log = LogCapture::start();
+    let old_key = key(0, "old");
+    let new_key = key(1, "new");
+    let issuer = Issuer::start(Mode::Jwks(jwk_set([&old_key]))).await;
+    let verifier = builder(&issuer.url()).build().expect("verifier");
+    verifier
+        .refresh_keys()
+        .await
+        .expect("the first fetch works");
+    let old = token(&old_key);
+    verifier.verify(&old).await.expect("a valid token");
+
+    // A well-formed set without a usable key is the issuer's answer: the old key is gone.
+    issuer.set(Mode::Jwks(json!({"keys": [
         {"kty": "XYZ", "kid": "a", "n": "AQAB"},
         {"kty": "oct", "kid": "b", "k": "c2VjcmV0"},
         {"kty": "RSA", "kid": "c"},
-    ]});
-    let (_, log) = scenario(Mode::Jwks(doc), "no usable key in the set").await;
+    ]})));
+    let err = verifier.refresh_keys().await.expect_err("no usable key");
+    assert!(err.to_string().contains("no usable key"), "{err}");
     let text = log.text();
     assert!(text.contains(r#"unsupported "kty" "XYZ""#), "{text}");
     assert!(text.contains("symmetric keys are never taken"), "{text}");
+    let errors = log.errors();
+    assert!(
+        errors.iter().any(|e| e.contains("no usable key")),
+        "no ERROR line: {errors:#?}"
+    );
+    assert_eq!(verifier.key_health(), KeyHealth::Fresh { keys: 0 });
+    let err = verifier
+        .verify(&old)
+        .await
+        .expect_err("the old key is gone");
+    assert_eq!(reason_of(&err), Some(InvalidTokenReason::UnknownKey));
+
+    issuer.set(Mode::Jwks(jwk_set([&new_key])));
+    verifier.refresh_keys().await.expect("a usable key again");
+    verifier
+        .verify(&token(&new_key))
+        .await
+        .expect("the new key verifies");
 }
 
 #[tokio::test]
@@ -519,4 +551,65 @@ async fn a_long_outage_is_not_hammered_and_rotated_keys_are_picked_up_after_it()
     )
     .await;
     assert_eq!(a.status, 401, "{a:?}");
+}
+
+#[tokio::test]
+async fn an_issuer_differing_by_a_trailing_slash_is_explained_once_at_error() {
+    let log = LogCapture::start();
+    let issuer = Issuer::start(Mode::Status(404)).await;
+    let base = issuer.base_url();
+    // What Auth0 publishes: the issuer with a trailing slash.
+    issuer.set(Mode::Raw(
+        json!({"issuer": format!("{base}/"), "jwks_uri": issuer.url()})
+            .to_string()
+            .into_bytes(),
+    ));
+    let verifier = Verifier::builder()
+        .issuer(&base)
+        .audience(AUD)
+        .fetch_backoff(Duration::from_millis(10), Duration::from_millis(20))
+        .build()
+        .expect("verifier");
+    let advice = format!("configure `.issuer(\"{base}/\")` exactly");
+    for _ in 0..3 {
+        let err = verifier.refresh_keys().await.expect_err("wrong issuer");
+        assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+        assert!(err.to_string().contains(&advice), "{err}");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.to_string().contains(&advice), "{source}");
+    }
+    let why = verifier.key_error().expect("a key error");
+    assert!(why.to_string().contains(&advice), "{why}");
+    let errors = log.errors();
+    assert_eq!(
+        errors.iter().filter(|e| e.contains(&advice)).count(),
+        1,
+        "logged at ERROR once, then rate-limited: {errors:#?}"
+    );
+}
+
+#[tokio::test]
+async fn keys_stale_beyond_the_maximum_age_are_answered_503_with_retry_after() {
+    let k = key(0, "k");
+    let issuer = Issuer::start(Mode::Jwks(doc_of(&[&k]))).await;
+    let verifier = builder(&issuer.url())
+        .max_stale_age(Duration::from_millis(300))
+        .build()
+        .expect("verifier");
+    verifier.refresh_keys().await.expect("keys");
+    let app = serve_app(verifier.clone()).await;
+    let http = client();
+    let t = token(&k);
+    let bearer = format!("Bearer {t}");
+    assert_eq!(call(&http, &app.base, "/me", &[&bearer]).await.status, 200);
+    // The key is withdrawn and the JWKS answers 404 for good: kept for a while ...
+    issuer.set(Mode::Status(404));
+    assert!(verifier.refresh_keys().await.is_err());
+    assert_eq!(call(&http, &app.base, "/me", &[&bearer]).await.status, 200);
+    // ... then no longer trusted: 503, with a hint when to come back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let a = call(&http, &app.base, "/me", &[&bearer]).await;
+    assert_eq!(a.status, 503, "{a:?}");
+    assert!(a.retry_after.is_some(), "{a:?}");
+    assert_eq!(verifier.key_health(), KeyHealth::Missing);
 }

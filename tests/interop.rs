@@ -7,6 +7,10 @@
 //! `BEARER_GUARD_INTEROP=require` is set (as `.ci/interop` does), which turns a skip into a
 //! failure.
 //!
+//! The `dpop` tests (feature `client`) get DPoP-bound tokens (RFC 9449) from oidc-provider
+//! with bearer-guard's client, whose proofs the IdP verifies, and with an independent client
+//! made with `jose` (interop/dpop_client.mjs).
+//!
 //! `express_parity` also runs the 39 requests of the express-oauth2-jwt-bearer behaviour
 //! matrix and, with `BEARER_GUARD_WRITE_COMPARISON=1`, rewrites the table in
 //! docs/COMPARISON.md.
@@ -106,6 +110,8 @@ struct IdpConfig {
     kids: &'static str,
     short_ttl: u64,
     scopes: String,
+    /// The token endpoint requires DPoP server nonces (`IDP_DPOP_NONCE=1`).
+    dpop_nonce: bool,
 }
 
 impl IdpConfig {
@@ -117,6 +123,7 @@ impl IdpConfig {
             kids: "rsa-1,ec-1,ed-1",
             short_ttl: 1,
             scopes: app::SCOPES.join(" "),
+            dpop_nonce: false,
         }
     }
 }
@@ -145,6 +152,7 @@ impl Idp {
             .env("IDP_KIDS", config.kids)
             .env("IDP_SHORT_TTL", config.short_ttl.to_string())
             .env("IDP_SCOPES", &config.scopes)
+            .env("IDP_DPOP_NONCE", if config.dpop_nonce { "1" } else { "0" })
             .env_remove("IDP_ISSUER")
             .env_remove("IDP_RESOURCES")
             .stdin(Stdio::null())
@@ -292,12 +300,30 @@ impl Drop for Api {
 
 impl Api {
     async fn start(builder: VerifierBuilder) -> Self {
+        Self::start_inner(builder, None).await
+    }
+
+    /// World Mappers accepting DPoP as its example does by default (`DPOP=allowed`, the
+    /// public URL for `htu`), with server nonces when `nonces` (`DPOP_NONCE=1`).
+    #[cfg(feature = "client")]
+    async fn start_with_dpop(builder: VerifierBuilder, nonces: bool) -> Self {
+        Self::start_inner(builder, Some(nonces)).await
+    }
+
+    async fn start_inner(builder: VerifierBuilder, dpop_nonces: Option<bool>) -> Self {
         let verifier = builder.build().expect("verifier");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = app::app(verifier.clone(), &base);
+        let dpop = dpop_nonces.map(|nonces| {
+            let mut b = bearer_guard::Dpop::builder().public_url(&base);
+            if nonces {
+                b = b.nonces(bearer_guard::dpop::Nonces::random().expect("nonces"));
+            }
+            b.build().expect("dpop")
+        });
+        let router = app::app_with_dpop(verifier.clone(), &base, dpop);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -573,7 +599,7 @@ const PARITY: [(&str, u16, u16); 39] = [
     ("`Authorization: <valid jwt>` (no scheme)", 400, 401),
     ("garbage token `Bearer abc`", 401, 401),
     ("garbage 3-part token `Bearer a.b.c`", 401, 401),
-    ("`Bearer  <valid>` (two spaces)", 400, 400),
+    ("`Bearer  <valid>` (two spaces)", 400, 200),
     ("`bearer <valid>` (lower-case scheme)", 200, 200),
     ("`BEARER <valid>` (upper-case scheme)", 200, 200),
     ("expired: IdP token, ttl 2 s, used ~9 s later", 401, 200),
@@ -930,4 +956,269 @@ fn rand_suffix() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
         + u128::from(N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// DPoP (RFC 9449) against oidc-provider, whose `features.dPoP` verifies the token-endpoint
+/// proofs and binds the tokens (`cnf.jkt`).
+#[cfg(feature = "client")]
+mod dpop {
+    use super::*;
+    use bearer_guard::client::{ClientAuthMethod, ClientCredentials, DpopKey};
+
+    /// bearer-guard's client for the IdP's `dpop-basic` client (registered with
+    /// `dpop_bound_access_tokens`: it refuses token requests without a proof).
+    fn our_client(idp: &Idp, key: &DpopKey) -> ClientCredentials {
+        ClientCredentials::builder()
+            .token_endpoint(idp.token_endpoint())
+            .client_id("dpop-basic")
+            .client_secret("dpop-basic-secret")
+            .auth_method(ClientAuthMethod::ClientSecretBasic)
+            .resource(AUD)
+            .scope(SCOPES)
+            .dpop(key.clone())
+            .build()
+            .expect("client")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oidc_provider_binds_our_clients_tokens_to_our_key() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+        for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+            let key = DpopKey::generate(alg).expect("key");
+            let source = our_client(&idp, &key);
+            let token = source
+                .token()
+                .await
+                .unwrap_or_else(|e| panic!("{alg}: {e}; IdP stderr:\n{}", idp.stderr_text()));
+            assert!(token.is_dpop_bound(), "{alg}: token_type DPoP");
+            let (header, payload) = decode(token.secret());
+            assert_eq!(header["typ"], "at+jwt");
+            assert_eq!(payload["cnf"]["jkt"], key.thumbprint(), "{alg}: cnf.jkt");
+            assert_eq!(payload["client_id"], "dpop-basic");
+            assert_eq!(source.token_requests(), 1, "{alg}: no nonce asked");
+            // The token itself verifies as any access token of this issuer.
+            let verifier = trusting(&idp.issuer).build().expect("verifier");
+            let claims = verifier.verify(token.secret()).await.expect("claims");
+            assert_eq!(claims.client_id(), Some("dpop-basic"));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn our_client_answers_oidc_providers_nonce_challenge() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig {
+            dpop_nonce: true,
+            ..IdpConfig::new(tmp.keys())
+        })
+        .await;
+        let key = DpopKey::generate(Algorithm::ES256).expect("key");
+        let source = our_client(&idp, &key);
+        let token = source
+            .token()
+            .await
+            .unwrap_or_else(|e| panic!("{e}; IdP stderr:\n{}", idp.stderr_text()));
+        assert_eq!(decode(token.secret()).1["cnf"]["jkt"], key.thumbprint());
+        assert_eq!(source.token_requests(), 2, "use_dpop_nonce, then the retry");
+        // The nonce is remembered: a new token needs one request only.
+        assert!(source.invalidate(&token));
+        source.token().await.expect("a second token");
+        assert_eq!(source.token_requests(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_dpop_the_dpop_bound_client_is_refused_by_oidc_provider() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+        let source = ClientCredentials::builder()
+            .token_endpoint(idp.token_endpoint())
+            .client_id("dpop-basic")
+            .client_secret("dpop-basic-secret")
+            .auth_method(ClientAuthMethod::ClientSecretBasic)
+            .resource(AUD)
+            .build()
+            .expect("client");
+        let e = source.token().await.expect_err("refused without a proof");
+        assert_eq!(e.oauth_error(), Some("invalid_grant"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_jose_client_gets_a_token_bound_to_its_own_key() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig {
+            dpop_nonce: true,
+            ..IdpConfig::new(tmp.keys())
+        })
+        .await;
+        let endpoint = idp.token_endpoint();
+        let out = tokio::task::spawn_blocking(move || jose_client(&endpoint, "ES256", &[]))
+            .await
+            .expect("task");
+        assert_eq!(out["token_type"], "DPoP");
+        let token = out["access_token"].as_str().expect("token");
+        assert_eq!(decode(token).1["cnf"]["jkt"], out["jkt"]);
+    }
+
+    /// The independent client (interop/dpop_client.mjs, `jose`, nothing from bearer-guard):
+    /// its token response from `token_endpoint`, its key's thumbprint (`jkt`), and one proof
+    /// per `(htm, htu)` call (`proofs`). Blocking.
+    fn jose_client(token_endpoint: &str, alg: &str, calls: &[(&str, &str)]) -> Value {
+        let input = json!({
+            "token_endpoint": token_endpoint,
+            "client_id": "dpop-basic",
+            "client_secret": "dpop-basic-secret",
+            "resource": AUD,
+            "scope": SCOPES,
+            "alg": alg,
+            "calls": calls.iter().map(|(htm, htu)| json!({"htm": htm, "htu": htu})).collect::<Vec<_>>(),
+        });
+        let out = Command::new("node")
+            .arg("dpop_client.mjs")
+            .arg(input.to_string())
+            .current_dir(interop_dir())
+            .output()
+            .expect("run node interop/dpop_client.mjs");
+        assert!(
+            out.status.success(),
+            "dpop_client.mjs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("dpop_client.mjs output")
+    }
+
+    /// The World Mappers API accepting DPoP (mode `allowed`, its default), trusting `idp`.
+    async fn dpop_api(idp: &Idp, nonces: bool) -> Api {
+        Api::start_with_dpop(trusting(&idp.issuer), nonces).await
+    }
+
+    /// `GET url` with `Authorization: DPoP <token>` and `DPoP: <proof>`: status and
+    /// `WWW-Authenticate`.
+    async fn dpop_call(url: &str, token: &str, proof: &str) -> (u16, String) {
+        let res = reqwest::Client::new()
+            .get(url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+            .await
+            .expect("request");
+        let www = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (res.status().as_u16(), www)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn world_mappers_accepts_our_clients_dpop_calls_with_oidc_providers_tokens() {
+        use bearer_guard::client::{AddBearerLayer, BoxError};
+        use tower::{ServiceBuilder, ServiceExt};
+
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig {
+            dpop_nonce: true,
+            ..IdpConfig::new(tmp.keys())
+        })
+        .await;
+        // Server nonces at both ends: the IdP's token endpoint and the API.
+        let api = dpop_api(&idp, true).await;
+        for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+            let key = DpopKey::generate(alg).expect("key");
+            let source = our_client(&idp, &key);
+            let http = reqwest::Client::new();
+            let client = ServiceBuilder::new()
+                .layer(AddBearerLayer::new(source.clone()))
+                .service_fn(move |req: http::Request<bytes::Bytes>| {
+                    let http = http.clone();
+                    async move {
+                        let req = reqwest::Request::try_from(req.map(reqwest::Body::from))?;
+                        let res = http.execute(req).await?;
+                        let mut out = http::Response::builder().status(res.status());
+                        if let Some(h) = out.headers_mut() {
+                            *h = res.headers().clone();
+                        }
+                        Ok::<_, BoxError>(out.body(res.bytes().await?)?)
+                    }
+                });
+            for destination in ["Oslo", "Rovaniemi"] {
+                let req = http::Request::get(format!(
+                    "{}/api/directions?destination={destination}",
+                    api.base
+                ))
+                .body(bytes::Bytes::new())
+                .expect("request");
+                let res = client.clone().oneshot(req).await.expect("answer");
+                assert_eq!(
+                    res.status(),
+                    200,
+                    "{alg}: {:?} {}",
+                    res.headers(),
+                    String::from_utf8_lossy(res.body())
+                );
+                let body: Value = serde_json::from_slice(res.body()).expect("json");
+                assert_eq!(body["requested_by"], "dpop-basic");
+                assert_eq!(body["destination"], destination);
+            }
+            // The bound token, sent as a bearer token: refused (no downgrade).
+            let token = source.token().await.expect("token");
+            let (status, www, _) = api.call("/api/directions", token.secret()).await;
+            assert_eq!(status, 401, "{alg}: a bound token as Bearer");
+            assert!(www.contains("invalid_token"), "{www}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn world_mappers_accepts_proofs_made_by_jose_and_refuses_a_replayed_one() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = Idp::start(IdpConfig::new(tmp.keys())).await;
+        let api = dpop_api(&idp, false).await;
+        for alg in ["ES256", "EdDSA"] {
+            let endpoint = idp.token_endpoint();
+            let htu = format!("{}/api/directions", api.base);
+            let calls_htu = htu.clone();
+            let out = tokio::task::spawn_blocking(move || {
+                jose_client(
+                    &endpoint,
+                    alg,
+                    &[
+                        ("GET", &calls_htu),
+                        ("GET", &calls_htu),
+                        ("GET", &calls_htu),
+                    ],
+                )
+            })
+            .await
+            .expect("task");
+            let token = out["access_token"].as_str().expect("token");
+            assert_eq!(out["token_type"], "DPoP");
+            assert_eq!(decode(token).1["cnf"]["jkt"], out["jkt"]);
+            let proofs: Vec<&str> = out["proofs"]
+                .as_array()
+                .expect("proofs")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let url = format!("{htu}?destination=Oslo");
+            let (status, www) = dpop_call(&url, token, proofs[0]).await;
+            assert_eq!(status, 200, "{alg}: jose's proof: {www}");
+            // The same proof again: a replay.
+            let (status, www) = dpop_call(&url, token, proofs[0]).await;
+            assert_eq!(status, 401, "{alg}: a replayed proof");
+            assert!(www.contains("invalid_dpop_proof"), "{www}");
+            // jose's next proof passes.
+            let (status, www) = dpop_call(&url, token, proofs[1]).await;
+            assert_eq!(status, 200, "{alg}: jose's second proof: {www}");
+            // jose's unused third proof with another (unbound) token: refused.
+            let other = idp.token("es256-basic", SCOPES).await;
+            let (status, _) = dpop_call(&url, &other, proofs[2]).await;
+            assert_eq!(status, 401, "{alg}: another token");
+        }
+    }
 }

@@ -131,6 +131,107 @@ async fn metadata_naming_another_issuer_is_refused() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_trailing_slash_mismatch_says_which_issuer_to_configure() {
+    let server = Server::start(&[&k1()]).await;
+    let base = server.base_url();
+    server.metadata(Metadata::Oidc(format!("{base}/")));
+    let v = Verifier::builder()
+        .issuer(&base)
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("wrong issuer");
+    let advice = format!("configure `.issuer(\"{base}/\")` exactly");
+    assert!(err.to_string().contains(&advice), "{err}");
+    let why = v.key_error().expect("why the keys are missing");
+    assert!(why.to_string().contains(&advice), "{why}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_key_error_says_why_and_clears_once_keys_are_fresh() {
+    let server = Server::start(&[&k1()]).await;
+    server.reply(Reply::Status(503));
+    let v = server.builder().build().expect("verifier");
+    let why = v.key_error().expect("no keys yet");
+    assert!(
+        why.to_string().contains("no key set was fetched yet"),
+        "{why}"
+    );
+    assert!(v.refresh_keys().await.is_err());
+    let why = v.key_error().expect("the fetch failed");
+    assert!(why.to_string().contains("HTTP 503"), "{why}");
+    server.reply(Reply::Jwks);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    v.refresh_keys().await.expect("loaded");
+    assert!(v.key_error().is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_taken_from_discovery_is_compared_exactly() {
+    let server = Server::start(&[&k1()]).await;
+    let base = server.base_url();
+    let published = format!("{base}/");
+    server.metadata(Metadata::Oidc(published.clone()));
+    let v = Verifier::builder()
+        .issuer_from_discovery(&base)
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    v.refresh_keys().await.expect("discovered");
+    assert_eq!(v.issuer(), published);
+    let mut c = claims();
+    c["iss"] = json!(published);
+    v.verify(&common::mint(&k1(), &c)).await.expect("accepted");
+    c["iss"] = json!(base);
+    assert_eq!(
+        reason(v.verify(&common::mint(&k1(), &c)).await),
+        R::WrongIssuer
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_from_discovery_of_another_origin_is_refused() {
+    let server = Server::start(&[&k1()]).await;
+    server.metadata(Metadata::Oidc("https://evil.test/".into()));
+    let v = Verifier::builder()
+        .issuer_from_discovery(server.base_url())
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("another origin");
+    assert!(err.to_string().contains("origin"), "{err}");
+    assert_eq!(server.jwks_hits(), 0);
+    let mut c = claims();
+    c["iss"] = json!("https://evil.test/");
+    assert_keys_unavailable(v.verify(&common::mint(&k1(), &c)).await);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn userinfo_in_a_jwks_url_is_never_shown() {
+    let server = Server::start(&[&k1()]).await;
+    server.reply(Reply::Status(500));
+    let url = server.jwks_uri().replace("http://", "http://user:s3cret@");
+    let v = Verifier::builder()
+        .issuer(common::ISSUER)
+        .audience(AUD)
+        .jwks_uri(url)
+        .build()
+        .expect("verifier");
+    let err = v.refresh_keys().await.expect_err("HTTP 500");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("HTTP 500"), "{shown}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("user:"),
+        "{shown}"
+    );
+    server.stop().await;
+}
+
 // ---- first load ----
 
 #[tokio::test]
@@ -248,6 +349,53 @@ async fn a_flood_of_random_kids_is_rate_limited() {
 }
 
 #[tokio::test]
+async fn an_absurdly_long_kid_is_refused_without_a_fetch() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server.builder().build().expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    let long = "k".repeat(10 * 1024);
+    for _ in 0..3 {
+        assert_eq!(reason(v.verify(&bogus(&long)).await), R::UnknownKey);
+    }
+    let just_over = "k".repeat(bearer_guard::MAX_KID_BYTES + 1);
+    assert_eq!(reason(v.verify(&bogus(&just_over)).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 1, "a long kid caused a fetch");
+    // A kid at the bound is looked up as usual.
+    let at_bound = "k".repeat(bearer_guard::MAX_KID_BYTES);
+    assert_eq!(reason(v.verify(&bogus(&at_bound)).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_loaded_when_the_allowance_refills_without_further_requests() {
+    let cooldown = Duration::from_millis(400);
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .unknown_kid_refresh(1, cooldown)
+        .build()
+        .expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    // A bogus kid spends the allowance.
+    assert_eq!(reason(v.verify(&bogus("bogus")).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 2);
+    // The issuer rotates; the first token under the new key is refused for now ...
+    server.set_keys(&[&k1(), &k2()]);
+    assert_eq!(reason(v.verify(&token(&k2())).await), R::UnknownKey);
+    assert_eq!(server.jwks_hits(), 2);
+    // ... and the key is loaded when the allowance refills, with no request's help.
+    assert!(
+        eventually(cooldown * 3, || server.jwks_hits() == 3).await,
+        "no catch-up refresh: {} fetches",
+        server.jwks_hits()
+    );
+    v.verify(&token(&k2())).await.expect("k2 accepted");
+    assert_eq!(server.jwks_hits(), 3);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_kid_found_absent_is_remembered() {
     let server = Server::start(&[&k1()]).await;
     let v = server.builder().build().expect("verifier");
@@ -274,6 +422,32 @@ async fn a_kid_remembered_as_absent_is_accepted_after_the_next_refresh() {
     );
     v.refresh_keys().await.expect("refreshed");
     v.verify(&token(&k2())).await.expect("k2 accepted");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_kid_remembered_as_absent_is_forgotten_after_the_cooldown() {
+    let cooldown = Duration::from_millis(300);
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .unknown_kid_refresh(2, cooldown)
+        .build()
+        .expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    // The issuer's CDN does not show k2 yet.
+    assert_eq!(reason(v.verify(&token(&k2())).await), R::UnknownKey);
+    server.set_keys(&[&k1(), &k2()]);
+    assert_eq!(
+        reason(v.verify(&token(&k2())).await),
+        R::UnknownKey,
+        "remembered as absent within the cooldown"
+    );
+    assert_eq!(server.jwks_hits(), 2);
+    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    v.verify(&token(&k2()))
+        .await
+        .expect("k2 accepted once the absence is forgotten");
     server.stop().await;
 }
 
@@ -360,8 +534,11 @@ async fn a_failing_issuer_is_not_asked_again_within_the_backoff() {
     let server = Server::start(&[&k1()]).await;
     server.reply(Reply::Status(503));
     let v = server.builder().build().expect("verifier");
+    // Minted once: signing is slow in debug builds, and the loop must stay within the
+    // first backoff (1 s).
+    let t = token(&k1());
     for _ in 0..5 {
-        assert_keys_unavailable(v.verify(&token(&k1())).await);
+        assert_keys_unavailable(v.verify(&t).await);
     }
     assert_eq!(server.jwks_hits(), 1);
     assert_eq!(v.jwks_fetches(), 1);
@@ -414,13 +591,174 @@ async fn a_broken_jwks_response_keeps_the_last_good_keys() {
 }
 
 #[tokio::test]
-async fn a_jwks_without_a_usable_key_keeps_the_last_good_keys() {
+async fn a_jwks_without_a_usable_key_replaces_the_keys() {
     let server = Server::start(&[&k1()]).await;
     let v = server.builder().build().expect("verifier");
     v.verify(&token(&k1())).await.expect("k1 accepted");
     server.set_jwks(json!({"keys": [{"kty": "XYZ", "kid": "k1"}]}));
+    let err = v.refresh_keys().await.expect_err("no usable key");
+    assert!(err.to_string().contains("no usable key"), "{err}");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 0 });
+    assert_eq!(reason(v.verify(&token(&k1())).await), R::UnknownKey);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_jwks_revokes_a_cached_token() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server.builder().build().expect("verifier");
+    let t = token(&k1());
+    v.verify(&t).await.expect("k1 accepted");
+    v.verify(&t).await.expect("k1 accepted from the cache");
+    server.set_jwks(json!({"keys": []}));
     assert!(v.refresh_keys().await.is_err());
-    v.verify(&token(&k1())).await.expect("k1 still accepted");
+    assert_eq!(reason(v.verify(&t).await), R::UnknownKey);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stale_keys_are_dropped_after_the_maximum_stale_age() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .max_stale_age(Duration::from_millis(400))
+        .fetch_backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .build()
+        .expect("verifier");
+    let t = token(&k1());
+    v.verify(&t).await.expect("k1 accepted");
+    server.reply(Reply::Status(404));
+    assert!(v.refresh_keys().await.is_err());
+    v.verify(&t)
+        .await
+        .expect("kept within the maximum stale age");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let err = v.verify(&t).await.expect_err("dropped after it");
+    assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable, "{err:?}");
+    assert!(err.retry_after().is_some(), "a Retry-After hint");
+    let fresh = token(&k1());
+    assert_keys_unavailable(v.verify(&fresh).await);
+    assert_eq!(v.key_health(), KeyHealth::Missing);
+    // The issuer comes back: the keys are loaded again.
+    server.reply(Reply::Jwks);
+    assert!(
+        eventually(Duration::from_secs(3), || v.key_health()
+            == KeyHealth::Fresh { keys: 1 })
+        .await
+    );
+    v.verify(&fresh).await.expect("accepted again");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_successful_refresh_resets_the_stale_age() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .max_stale_age(Duration::from_millis(400))
+        .fetch_backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .build()
+        .expect("verifier");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    server.reply(Reply::Status(500));
+    assert!(v.refresh_keys().await.is_err());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    server.reply(Reply::Jwks);
+    v.refresh_keys().await.expect("recovered");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    v.verify(&token(&k1())).await.expect("fresh keys are kept");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 1 });
+    server.stop().await;
+}
+
+// ---- a store that cannot jam ----
+
+/// Runs `f` on a runtime of its own, on another thread, then shuts that runtime down.
+async fn on_a_runtime_that_then_ends<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(f());
+        drop(rt);
+    })
+    .await
+    .expect("the other runtime's thread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_dropped_with_its_runtime_does_not_jam_the_store() {
+    let server = Server::start(&[&k1()]).await;
+    server.delay(Duration::from_secs(5));
+    let v = server.builder().build().expect("verifier");
+    let v2 = v.clone();
+    on_a_runtime_that_then_ends(move || async move {
+        // The fetch hangs; the runtime ends under it.
+        let r = tokio::time::timeout(Duration::from_millis(200), v2.refresh_keys()).await;
+        assert!(r.is_err(), "the fetch did not hang");
+    })
+    .await;
+    server.delay(Duration::ZERO);
+    v.refresh_keys()
+        .await
+        .expect("a new fetch after the dropped one");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_refresher_is_restarted_on_a_new_runtime() {
+    let server = Server::start(&[&k1()]).await;
+    let v = server
+        .builder()
+        .jwks_ttl(
+            Duration::from_millis(300),
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+        )
+        .build()
+        .expect("verifier");
+    let v2 = v.clone();
+    on_a_runtime_that_then_ends(move || async move {
+        v2.verify(&token(&k1())).await.expect("k1 accepted");
+    })
+    .await;
+    // A request on this runtime: the refresher, gone with the first runtime, starts again
+    // and refreshes with no further request.
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    let hits = server.jwks_hits();
+    assert!(
+        eventually(Duration::from_secs(3), || server.jwks_hits() >= hits + 2).await,
+        "no background refresh after the first runtime ended: {} fetches",
+        server.jwks_hits()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_max_age_of_u64_max_is_clamped_without_overflow() {
+    let server = Server::start(&[&k1()]).await;
+    server.cache_control("max-age=18446744073709551615");
+    let v = server
+        .builder()
+        .jwks_ttl(
+            Duration::from_secs(600),
+            Duration::from_secs(300),
+            bearer_guard::MAX_JWKS_TTL_BOUND,
+        )
+        .build()
+        .expect("verifier");
+    v.refresh_keys().await.expect("loaded");
+    v.refresh_keys()
+        .await
+        .expect("loaded again: the store is not jammed");
+    v.verify(&token(&k1())).await.expect("k1 accepted");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 1 });
     server.stop().await;
 }
 
@@ -628,6 +966,39 @@ async fn unusable_and_kid_less_keys_do_not_break_the_others() {
         .expect("the kid-less key verifies a token without kid");
     assert_eq!(c.key_id(), None);
     assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 2 });
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keys_of_different_types_sharing_a_kid_are_both_kept() {
+    let rsa = key(Algorithm::RS256, 0, "same");
+    let ec = key(Algorithm::ES256, 0, "same");
+    let server = Server::start(&[&rsa, &ec]).await;
+    let v = server.builder().build().expect("verifier");
+    let c = v.verify(&token(&rsa)).await.expect("the RSA key verifies");
+    assert_eq!(c.key_id(), Some("same"));
+    v.verify(&token(&ec)).await.expect("the EC key verifies");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 2 });
+    // A token naming the kid with a third algorithm matches neither key.
+    let eddsa = key(Algorithm::EdDSA, 0, "same");
+    assert_eq!(
+        reason(v.verify(&token(&eddsa)).await),
+        R::KeyAlgorithmMismatch
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keys_of_one_type_sharing_a_kid_are_both_dropped() {
+    let a = key(Algorithm::RS256, 0, "same");
+    let b = key(Algorithm::RS256, 1, "same");
+    let server = Server::start(&[&a, &b, &k2()]).await;
+    let v = server.builder().build().expect("verifier");
+    assert_eq!(reason(v.verify(&token(&a)).await), R::UnknownKey);
+    v.verify(&token(&k2()))
+        .await
+        .expect("the other key is kept");
+    assert_eq!(v.key_health(), KeyHealth::Fresh { keys: 1 });
     server.stop().await;
 }
 

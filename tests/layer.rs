@@ -58,11 +58,17 @@ struct M2m {
     sub: String,
 }
 
+#[derive(serde::Deserialize)]
+struct WithOrg {
+    org_id: String,
+}
+
 fn app(layer: JwtAuthLayer) -> Router {
     Router::new()
         .route("/me", get(|c: Claims| async move { c.subject().unwrap_or_default().to_owned() }))
         .route("/scopes", get(|s: Scopes| async move { s.to_string() }))
         .route("/typed", get(|Auth(m): Auth<M2m>| async move { m.sub }))
+        .route("/org", get(|Auth(o): Auth<WithOrg>| async move { o.org_id }))
         .route(
             "/directions",
             get(|RequireScopes(c, ..): RequireScopes<Directions>| async move {
@@ -205,12 +211,45 @@ async fn a_cached_token_in_a_malformed_header_is_still_400() {
         get_with(&s, "/me", &[&format!("bearer {t}")]).await.status,
         200
     );
-    for bad in [format!("Bearer  {t}"), format!("Bearer {t} x")] {
+    for bad in [format!("Bearer {t} x"), format!("Bearer  {t},")] {
         assert_eq!(get_with(&s, "/me", &[&bad]).await.status, 400, "{bad:?}");
     }
     let twice = [format!("Bearer {t}"), format!("Bearer {t}")];
     let a = get_with(&s, "/me", &[&twice[0], &twice[1]]).await;
     assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn one_or_more_spaces_after_bearer_are_accepted_fresh_and_from_the_cache() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    // RFC 6750 §2.1: `"Bearer" 1*SP b64token`. The first request verifies the token, the
+    // later ones are answered by the layer's cached-token path.
+    let t = token(json!({}));
+    for header in [
+        format!("Bearer  {t}"),
+        format!("Bearer {t}"),
+        format!("Bearer  {t}"),
+        format!("bearer     {t}"),
+    ] {
+        assert_eq!(
+            get_with(&s, "/me", &[&header]).await.status,
+            200,
+            "{header:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_character_outside_b64token_is_400_saying_so() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let t = token(json!({}));
+    let a = get_with(&s, "/me", &[&format!("Bearer {t}!")]).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        json_body(&a),
+        json!({"error": "invalid_request", "error_description":
+            "the token has a character outside the token syntax (RFC 6750 b64token)"})
+    );
 }
 
 #[tokio::test]
@@ -291,6 +330,43 @@ async fn the_typed_claims_extractor_deserializes_the_users_type() {
     )
     .await;
     assert_eq!(a.status, 401);
+}
+
+#[tokio::test]
+async fn the_typed_claims_extractor_names_a_missing_field() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let a = get_with(&s, "/org", &[&format!("Bearer {}", token(json!({})))]).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        json_body(&a),
+        json!({"error": "invalid_token",
+            "error_description": "the token's claims lack the field 'org_id'"})
+    );
+    // A value of the wrong type is not echoed: the description stays generic.
+    let t = token(json!({"org_id": 7}));
+    let a = get_with(&s, "/org", &[&format!("Bearer {t}")]).await;
+    assert_eq!(
+        json_body(&a)["error_description"],
+        "the token's claims do not have the expected shape"
+    );
+    let t = token(json!({"org_id": "acme"}));
+    let a = get_with(&s, "/org", &[&format!("Bearer {t}")]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "acme"));
+}
+
+#[tokio::test]
+async fn an_any_of_403_says_that_any_one_of_the_scopes_is_enough() {
+    let s = serve(app(JwtAuthLayer::new(verifier()))).await;
+    let t = token(json!({"scope": "other"}));
+    for path in ["/location", "/guarded-any"] {
+        let a = get_with(&s, path, &[&format!("Bearer {t}")]).await;
+        assert_eq!(a.status, 403, "{path}");
+        let challenge = a.challenge.expect("challenge");
+        assert!(
+            challenge.contains("any one of them is enough"),
+            "{path}: {challenge}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -587,4 +663,14 @@ async fn every_path_through_the_layer_calls_only_a_readied_service() {
             .expect("response");
         assert_eq!(res.status(), want, "{auth:?}");
     }
+}
+
+#[test]
+fn the_axum_module_and_its_docs_are_public() {
+    // docs.rs renders `bearer_guard::axum` (the extractor table, the missing-layer 500).
+    fn named<T>() -> &'static str {
+        std::any::type_name::<T>()
+    }
+    assert!(named::<bearer_guard::axum::Auth<M2m>>().contains("Auth"));
+    assert!(named::<bearer_guard::axum::AuthRejection>().contains("AuthRejection"));
 }

@@ -373,3 +373,131 @@ async fn debug_of_the_client_side_hides_the_secret_and_the_token() {
     );
     dev.shutdown().await;
 }
+
+// ---- refusals for a wrong issuer or audience: WARN, rate-limited, values escaped ----------
+
+fn static_verifier(keys: &Keys) -> Verifier {
+    Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .jwks_json(keys.published().to_string())
+        .build()
+        .expect("verifier")
+}
+
+#[tokio::test]
+async fn a_wrong_issuer_is_logged_at_warn_with_both_values_truncated_and_escaped() {
+    let log = LogCapture::start();
+    let keys = Keys::new();
+    let verifier = static_verifier(&keys);
+    let hostile = format!(
+        "https://evil.test/\n2026-01-01 ERROR forged{}",
+        "x".repeat(300)
+    );
+    let token = sign(&keys.rs, &claims(&json!({"iss": hostile})));
+    verifier.verify(&token).await.expect_err("wrong issuer");
+    let warnings = log.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let line = &warnings[0];
+    assert!(line.contains("issuer"), "{line}");
+    assert!(line.contains(&format!("expected={ISS:?}")), "{line}");
+    // Escaped (no line break of its own) and cut at 100 characters.
+    assert!(
+        line.contains(r#"received="https://evil.test/\n2026-01-01 ERROR forgedxxx"#),
+        "{line}"
+    );
+    assert!(!line.contains(&"x".repeat(101)), "{line}");
+    assert_eq!(log.text().matches("ERROR forged").count(), 1);
+    assert!(!log.text().contains("\n2026-01-01 ERROR forged"));
+    assert_absent(&log.text(), &token_parts(&token), "the logs");
+}
+
+#[tokio::test]
+async fn a_wrong_audience_is_logged_at_warn_once_a_minute_naming_both_values() {
+    let log = LogCapture::start();
+    let keys = Keys::new();
+    let verifier = static_verifier(&keys);
+    for _ in 0..3 {
+        let token = sign(
+            &keys.rs,
+            &claims(&json!({"aud": ["urn:other", "urn:\"quoted\""]})),
+        );
+        verifier.verify(&token).await.expect_err("wrong audience");
+    }
+    let warnings = log.warnings();
+    assert_eq!(warnings.len(), 1, "one line a minute: {warnings:#?}");
+    let line = &warnings[0];
+    assert!(line.contains("audience"), "{line}");
+    assert!(line.contains(&format!("expected=[{AUD:?}]")), "{line}");
+    assert!(
+        line.contains(r#"received=["urn:other", "urn:\"quoted\""]"#),
+        "{line}"
+    );
+    assert!(line.contains("suppressed=0"), "{line}");
+    // The issuer's limit is its own: a wrong issuer right after is still logged.
+    let token = sign(&keys.rs, &claims(&json!({"iss": "https://other.test/"})));
+    verifier.verify(&token).await.expect_err("wrong issuer");
+    assert_eq!(log.warnings().len(), 2);
+}
+
+#[tokio::test]
+async fn claims_that_do_not_fit_auth_c_are_logged_with_serdes_message_escaped() {
+    use axum::extract::FromRequestParts;
+    use bearer_guard::{Auth, DefaultRejection};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        org_id: u32,
+    }
+
+    let log = LogCapture::start();
+    let keys = Keys::new();
+    let verifier = static_verifier(&keys);
+    let token = sign(&keys.rs, &claims(&json!({"org_id": "acme\nERROR forged"})));
+    let claims = verifier.verify(&token).await.expect("valid");
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.extensions.insert(DefaultRejection::new());
+    parts.extensions.insert(claims);
+    let refused = Auth::<Typed>::from_request_parts(&mut parts, &())
+        .await
+        .expect_err("the claims do not fit");
+    // The description stays generic: serde's message quotes the claim's value.
+    assert_eq!(
+        refused.body_text(),
+        "the token's claims do not have the expected shape"
+    );
+    let warnings = log.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let line = &warnings[0];
+    assert!(line.contains("Typed"), "{line}");
+    assert!(
+        line.contains(r#"invalid type: string \"acme\\nERROR forged\", expected u32"#),
+        "{line}"
+    );
+    assert!(!log.text().contains("\nERROR forged"));
+}
+
+#[tokio::test]
+async fn a_missing_layer_is_logged_once_at_error() {
+    use axum::routing::get;
+    use bearer_guard::{Claims, RequireScopes, scope_requirement};
+    use tower::ServiceExt as _;
+
+    scope_requirement!(Directions = all_of["directions"]);
+    let log = LogCapture::start();
+    // No JwtAuthLayer: a server misconfiguration.
+    let app = axum::Router::new()
+        .route("/me", get(|_: Claims| async { "me" }))
+        .route("/dir", get(|_: RequireScopes<Directions>| async { "dir" }));
+    for path in ["/me", "/dir"] {
+        log.clear();
+        let req = http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let res = app.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(res.status(), 500, "{path}");
+        let errors = log.text().lines().filter(|l| l.contains(" ERROR ")).count();
+        assert_eq!(errors, 1, "{path}: {}", log.text());
+    }
+}

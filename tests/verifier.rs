@@ -101,6 +101,54 @@ async fn a_token_expired_just_now_is_refused_without_leeway() {
     assert_eq!(reason(r), R::Expired);
 }
 
+/// The current whole second, once the clock is early in it (fraction below 0.3), so that a
+/// test has 0.6 s before a claim at `second + 0.9` is reached.
+async fn early_in_a_second() -> f64 {
+    loop {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970");
+        if t.subsec_millis() < 300 {
+            #[allow(clippy::cast_precision_loss)]
+            return t.as_secs() as f64;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_fractional_nbf_is_not_accepted_early_without_leeway() {
+    let second = early_in_a_second().await;
+    let r = verify_claims(
+        builder().leeway(Duration::ZERO),
+        claims_with(json!({"nbf": second + 0.9})),
+    )
+    .await;
+    assert_eq!(reason(r), R::NotYetValid);
+}
+
+#[tokio::test]
+async fn a_fractional_exp_is_not_refused_early_without_leeway() {
+    let second = early_in_a_second().await;
+    let r = verify_claims(
+        builder().leeway(Duration::ZERO),
+        claims_with(json!({"exp": second + 0.9})),
+    )
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_fractional_iat_later_in_this_second_is_in_the_future_without_leeway() {
+    let second = early_in_a_second().await;
+    let r = verify_claims(
+        builder().leeway(Duration::ZERO),
+        claims_with(json!({"iat": second + 0.9})),
+    )
+    .await;
+    assert_eq!(reason(r), R::IssuedInFuture);
+}
+
 #[tokio::test]
 async fn a_token_not_valid_before_a_future_time_is_refused() {
     let r = verify_claims(builder(), claims_with(json!({"nbf": now() + 120}))).await;

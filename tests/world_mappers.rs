@@ -221,9 +221,11 @@ async fn a_refused_request_is_pointed_at_the_metadata() {
 #[tokio::test]
 async fn readiness_follows_the_key_store() {
     let w = world().await;
+    let (status, body) = call(&w, "/readyz", None).await;
+    assert_eq!(status, 503);
     assert_eq!(
-        call(&w, "/readyz", None).await,
-        (503, "no keys yet".to_owned())
+        body,
+        "not ready: the issuer's signing keys are unavailable: no key set was fetched yet"
     );
     // A malformed token is refused before any key lookup: still no keys.
     assert_eq!(call(&w, "/api/directions", Some("a.b.c")).await.0, 401);

@@ -67,12 +67,21 @@ pub(crate) fn app_with_dpop(verifier: Verifier, public_url: &str, dpop: Option<D
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
+            // For the operator's probe: says why it is not ready (an unreachable issuer, a
+            // wrong issuer string, ...). Clients' 503 answers stay generic.
             get(move || {
                 let health = ready.key_health();
+                let why = ready.key_error();
                 async move {
                     match health {
-                        KeyHealth::Missing => (StatusCode::SERVICE_UNAVAILABLE, "no keys yet"),
-                        _ => (StatusCode::OK, "ready"),
+                        KeyHealth::Missing => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            match why {
+                                Some(e) => format!("not ready: {e}"),
+                                None => "not ready: no keys yet".to_owned(),
+                            },
+                        ),
+                        _ => (StatusCode::OK, "ready".to_owned()),
                     }
                 }
             }),

@@ -168,7 +168,7 @@ Call the API:
 
 Or run the Gift Deliveries client:
   ISSUER_BASE_URL={issuer} CLIENT_ID={CLIENT_ID} CLIENT_SECRET={secret} \
-    cargo run --example gift_deliveries --features client
+    cargo run --example gift_deliveries
 "#,
         issuer = dev.issuer(),
     );

@@ -6,12 +6,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::EncodingKey;
 use serde_json::json;
 
 use super::error::{TokenError, TokenErrorKind};
+use super::jws;
 use crate::algorithm::{Algorithm, Family};
 use crate::crypto;
 use crate::error::ConfigError;
@@ -24,7 +23,7 @@ const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The client's signing key. `Debug` never shows it.
 #[derive(Clone)]
-pub(super) struct AssertionKey {
+pub(crate) struct AssertionKey {
     alg: Algorithm,
     kid: Option<String>,
     key: EncodingKey,
@@ -93,26 +92,16 @@ impl AssertionKey {
             "exp": now + ASSERTION_LIFETIME.as_secs(),
             "jti": format!("{:016x}{:016x}", random_u64(), random_u64()),
         });
-        let message = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let signature = self.sign_bytes(message.as_bytes()).map_err(|reason| {
+        jws::sign_compact(self.alg, &self.key, &header, &claims).map_err(|reason| {
             TokenError::new(
                 TokenErrorKind::InvalidResponse,
                 format!("the client assertion could not be signed: {reason}"),
             )
-        })?;
-        Ok(format!("{message}.{}", B64.encode(signature)))
+        })
     }
 
     fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        let provider = crypto::provider().ok_or("no crypto backend")?;
-        let alg = crypto::to_jwt(self.alg)
-            .ok_or_else(|| format!("{} cannot sign with this backend", self.alg))?;
-        let signer = (provider.signer_factory)(&alg, &self.key).map_err(|e| e.to_string())?;
-        signer.try_sign(message).map_err(|e| e.to_string())
+        jws::sign_bytes(self.alg, &self.key, message)
     }
 }
 
@@ -137,6 +126,8 @@ fn random_u64() -> u64 {
 ))]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
     const RSA: &str = include_str!("../dev_issuer/keys/rsa-1.pem");
     const EC: &str = include_str!("../dev_issuer/keys/ec256-1.pem");

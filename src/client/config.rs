@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::assertion::AssertionKey;
-use super::endpoint::{Credential, Endpoint, Target};
+use super::dpop::{Dpop, DpopKey};
+use super::endpoint::{Endpoint, Target};
 use super::source::ClientCredentials;
 use super::token::Secret;
 use crate::algorithm::Algorithm;
@@ -116,6 +116,7 @@ pub struct ClientCredentialsBuilder {
     retry_budget: Duration,
     refresh_skew: Duration,
     default_expires_in: Duration,
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -134,6 +135,7 @@ impl fmt::Debug for ClientCredentialsBuilder {
             .field("scopes", &self.scopes)
             .field("organization", &self.organization)
             .field("params", &self.params)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +166,7 @@ impl Default for ClientCredentialsBuilder {
             retry_budget: DEFAULT_RETRY_BUDGET,
             refresh_skew: DEFAULT_REFRESH_SKEW,
             default_expires_in: DEFAULT_EXPIRES_IN,
+            dpop: None,
         }
     }
 }
@@ -345,6 +348,25 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// Asks for DPoP-bound tokens (RFC 9449), bound to `key`
+    /// ([`DpopKey::generate`](super::DpopKey::generate) makes one at run time).
+    ///
+    /// - Each token request carries a `DPoP` proof (`htm` `POST`, `htu` the token
+    ///   endpoint). The answer's `token_type` must be `DPoP`: a `Bearer` answer (a server
+    ///   that does not support DPoP, or not for this client) is refused with a
+    ///   [`TokenErrorKind::InvalidResponse`](super::TokenErrorKind::InvalidResponse) error
+    ///   rather than used unbound.
+    /// - When the authorization server answers `400` `use_dpop_nonce` with a `DPoP-Nonce`
+    ///   header, the request is sent once more with that nonce. The latest nonce of the
+    ///   authorization server, and of each API origin, is remembered for the next proofs
+    ///   (apart, even when they share an origin).
+    /// - [`AddBearer`](super::AddBearer) then sends `Authorization: DPoP <token>` and a new
+    ///   proof (with `ath`) on every request.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
     /// Checks the configuration and builds the token source.
     ///
     /// # Errors
@@ -373,39 +395,17 @@ impl ClientCredentialsBuilder {
                 "contains control characters",
             ));
         }
-        let credential = match (&self.private_key, self.auth_method) {
-            (Some((alg, pem)), Some(ClientAuthMethod::PrivateKeyJwt)) => {
-                let key = AssertionKey::from_pem(
-                    *alg,
-                    pem.expose().as_bytes(),
-                    self.private_key_id.clone(),
-                )?;
-                let audience = match (&self.assertion_audience, &target) {
-                    (Some(a), _) => a.clone(),
-                    (None, Target::Issuer(issuer)) => issuer.clone(),
-                    (None, Target::Endpoint(url)) => url.to_string(),
-                };
-                Credential::Assertion { key, audience }
-            }
-            (_, Some(ClientAuthMethod::PrivateKeyJwt)) => {
-                return Err(invalid(
-                    "auth_method",
-                    "private_key_jwt",
-                    "needs a key: use `.private_key_jwt(algorithm, pem)`",
-                ));
-            }
-            (Some(_), _) => {
-                return Err(invalid(
-                    "auth_method",
-                    self.auth_method.map_or("", ClientAuthMethod::as_str),
-                    "a private_key_jwt key was also given: choose one method",
-                ));
-            }
-            (None, _) => match &self.client_secret {
-                Some(s) if !s.expose().is_empty() => Credential::Secret(s.clone()),
-                _ => return Err(invalid("client_secret", "", "is missing or empty")),
+        let credential = super::auth::credential(
+            self.client_secret.as_ref(),
+            self.private_key.as_ref(),
+            self.private_key_id.clone(),
+            self.auth_method,
+            || match (&self.assertion_audience, &target) {
+                (Some(a), _) => a.clone(),
+                (None, Target::Issuer(issuer)) => issuer.clone(),
+                (None, Target::Endpoint(url)) => url.to_string(),
             },
-        };
+        )?;
         if self.audience.as_deref() == Some("") {
             return Err(ConfigError::EmptyAudience);
         }
@@ -526,6 +526,7 @@ impl ClientCredentialsBuilder {
                 default_expires_in: self.default_expires_in,
                 discovered: std::sync::Mutex::new(None),
                 requests: std::sync::atomic::AtomicU64::new(0),
+                dpop: self.dpop.map(|key| std::sync::Arc::new(Dpop::new(key))),
             },
             self.refresh_skew,
         ))

@@ -2,22 +2,21 @@
 //! with backoff, and parsing of the answer.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
-use super::assertion::{AssertionKey, JWT_BEARER};
+use super::auth::{Credential, authenticate};
 use super::config::ClientAuthMethod;
+use super::dpop::{Dpop, Role};
 use super::error::{TokenError, TokenErrorKind, clean_remote};
-use super::token::{AccessToken, Secret};
+use super::token::AccessToken;
 use crate::fetch;
 
 /// Where the token endpoint comes from.
@@ -27,15 +26,6 @@ pub(super) enum Target {
     Endpoint(Url),
     /// Discovered from this issuer's metadata.
     Issuer(String),
-}
-
-/// How the client proves who it is.
-#[derive(Debug)]
-pub(super) enum Credential {
-    /// A client secret (`client_secret_post` or `client_secret_basic`).
-    Secret(Secret),
-    /// A private key (`private_key_jwt`), and the assertions' audience.
-    Assertion { key: AssertionKey, audience: String },
 }
 
 /// What discovery found.
@@ -66,6 +56,8 @@ pub(super) struct Endpoint {
     pub(super) discovered: Mutex<Option<Discovered>>,
     /// HTTP requests sent to the token endpoint (retries included).
     pub(super) requests: AtomicU64,
+    /// DPoP: the key the tokens are bound to, and the servers' nonces.
+    pub(super) dpop: Option<Arc<Dpop>>,
 }
 
 /// The longest `Retry-After` taken into account (longer ones exceed any retry budget).
@@ -97,6 +89,7 @@ impl std::fmt::Debug for Endpoint {
             .field("timeout", &self.timeout)
             .field("max_attempts", &self.max_attempts)
             .field("retry_budget", &self.retry_budget)
+            .field("dpop", &self.dpop.as_ref().map(|d| &d.key))
             .finish_non_exhaustive()
     }
 }
@@ -135,7 +128,7 @@ impl Endpoint {
             let err = match result {
                 Ok(token) => {
                     tracing::debug!(
-                        endpoint = %url,
+                        endpoint = %fetch::redact(&url),
                         lifetime_secs = token.lifetime().as_secs(),
                         scope = token.scope().unwrap_or(""),
                         "access token obtained"
@@ -167,7 +160,8 @@ impl Endpoint {
         }
     }
 
-    /// One POST to the token endpoint.
+    /// One token request: a POST, and with DPoP a second one when the server asks for a
+    /// nonce (`use_dpop_nonce`, RFC 9449 §8) and sent one.
     async fn attempt(
         &self,
         url: &Url,
@@ -175,29 +169,47 @@ impl Endpoint {
         sent: Instant,
         min_skew: Duration,
     ) -> Result<AccessToken, TokenError> {
+        match self.send(url, auth, sent, min_skew).await {
+            (Err(e), true) if e.oauth_error() == Some("use_dpop_nonce") => {
+                tracing::debug!(endpoint = %url, "the token endpoint asked for a DPoP nonce; retrying with it");
+                self.send(url, auth, Instant::now(), min_skew).await.0
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// One POST to the token endpoint, and whether its answer carried a new DPoP nonce.
+    async fn send(
+        &self,
+        url: &Url,
+        auth: ClientAuthMethod,
+        sent: Instant,
+        min_skew: Duration,
+    ) -> (Result<AccessToken, TokenError>, bool) {
+        let mut new_nonce = false;
+        let result = self
+            .send_inner(url, auth, sent, min_skew, &mut new_nonce)
+            .await;
+        (result, new_nonce)
+    }
+
+    async fn send_inner(
+        &self,
+        url: &Url,
+        auth: ClientAuthMethod,
+        sent: Instant,
+        min_skew: Duration,
+        new_nonce: &mut bool,
+    ) -> Result<AccessToken, TokenError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let body = {
+        let (body, authorization) = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "client_credentials");
-            match &self.credential {
-                Credential::Secret(secret) if auth == ClientAuthMethod::ClientSecretPost => {
-                    form.append_pair("client_id", &self.client_id);
-                    form.append_pair("client_secret", secret.expose());
-                }
-                Credential::Secret(_) => {}
-                Credential::Assertion { key, audience } => {
-                    form.append_pair("client_id", &self.client_id);
-                    form.append_pair("client_assertion_type", JWT_BEARER);
-                    form.append_pair(
-                        "client_assertion",
-                        &key.assertion(&self.client_id, audience)?,
-                    );
-                }
-            }
+            let authorization = authenticate(&self.client_id, &self.credential, auth, &mut form)?;
             for (name, value) in &self.form {
                 form.append_pair(name, value);
             }
-            form.finish()
+            (form.finish(), authorization)
         };
         let mut req = self
             .http
@@ -205,14 +217,22 @@ impl Endpoint {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body(body);
-        if let (Credential::Secret(secret), ClientAuthMethod::ClientSecretBasic) =
-            (&self.credential, auth)
-        {
-            req = req.header(AUTHORIZATION, basic(&self.client_id, secret)?);
+        if let Some(authorization) = authorization {
+            req = req.header(AUTHORIZATION, authorization);
+        }
+        if let Some(dpop) = &self.dpop {
+            let proof = dpop
+                .proof(Role::AuthorizationServer, "POST", url.as_str(), None)
+                .map_err(|e| TokenError::new(TokenErrorKind::InvalidResponse, e.to_string()))?;
+            req = req.header("dpop", proof);
         }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let retry_after = retry_after(resp.headers(), SystemTime::now());
+        *new_nonce = self
+            .dpop
+            .as_ref()
+            .is_some_and(|d| d.remember(Role::AuthorizationServer, url.as_str(), resp.headers()));
         let body = fetch::read_capped(resp, self.max_body).await;
         if !status.is_success() {
             let oauth = body.ok().and_then(|b| oauth_error(&b));
@@ -243,13 +263,29 @@ impl Endpoint {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s,
             _ => return Err(invalid("the token response has no access_token".into())),
         };
+        let dpop = self.dpop.is_some();
         match resp.token_type {
-            None => {}
-            Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
-            Some(other) => {
-                let shown = other
-                    .as_str()
-                    .map_or_else(|| other.to_string(), str::to_owned);
+            None if !dpop => {}
+            Some(serde_json::Value::String(t)) if !dpop && t.eq_ignore_ascii_case("bearer") => {}
+            Some(serde_json::Value::String(t)) if dpop && t.eq_ignore_ascii_case("dpop") => {}
+            other if dpop => {
+                // RFC 9449 §5: a server that does not support DPoP answers with a Bearer
+                // token; it is refused rather than sent unbound.
+                let shown = other.map_or_else(
+                    || "none".to_owned(),
+                    |t| t.as_str().map_or_else(|| t.to_string(), str::to_owned),
+                );
+                return Err(invalid(format!(
+                    "a DPoP-bound token was asked for, but the token_type is {:?}, not DPoP \
+                     (does the authorization server support DPoP for this client?)",
+                    clean_remote(&shown)
+                )));
+            }
+            other => {
+                let shown = other.map_or_else(
+                    || "none".to_owned(),
+                    |t| t.as_str().map_or_else(|| t.to_string(), str::to_owned),
+                );
                 return Err(invalid(format!(
                     "the token_type {:?} is not Bearer",
                     clean_remote(&shown)
@@ -271,7 +307,7 @@ impl Endpoint {
             Some(serde_json::Value::String(s)) => Some(clean_remote(&s)),
             _ => None,
         };
-        AccessToken::new(&token, scope, lifetime, min_skew, sent)
+        AccessToken::with_type(&token, dpop, scope, lifetime, min_skew, sent)
             .map_err(|reason| invalid(reason.to_owned()))
     }
 
@@ -305,13 +341,18 @@ impl Endpoint {
                         return Err(TokenError::new(
                             TokenErrorKind::Discovery,
                             format!(
-                                "discovering the token endpoint of {issuer} timed out after {} ms",
+                                "discovering the token endpoint of {} timed out after {} ms",
+                                fetch::redact_str(issuer),
                                 self.timeout.as_millis()
                             ),
                         ));
                     }
                 };
-                tracing::debug!(%issuer, endpoint = %found.url, "token endpoint discovered");
+                tracing::debug!(
+                    issuer = %fetch::redact_str(issuer),
+                    endpoint = %fetch::redact(&found.url),
+                    "token endpoint discovered"
+                );
                 if let Ok(mut d) = self.discovered.lock() {
                     *d = Some(found.clone());
                 }
@@ -341,48 +382,63 @@ impl Endpoint {
         Err(TokenError::new(
             TokenErrorKind::Discovery,
             format!(
-                "the token endpoint of {issuer} could not be discovered: {}",
+                "the token endpoint of {} could not be discovered: {}",
+                fetch::redact_str(issuer),
                 errors.join("; ")
             ),
         ))
     }
 
     async fn fetch_metadata(&self, url: &Url, issuer: &str) -> Result<Discovered, String> {
+        let shown = fetch::redact(url);
         let resp = self
             .http
             .get(url.clone())
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", fetch::error_chain(&e)))?;
+            .map_err(|e| format!("GET {shown}: {}", fetch::request_error(e)))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("GET {url}: HTTP {status}"));
+            return Err(format!("GET {shown}: HTTP {status}"));
         }
         let body = fetch::read_capped(resp, self.max_body)
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| format!("GET {shown}: {e}"))?;
         let doc: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| format!("GET {url}: the metadata is not JSON"))?;
+            .map_err(|_| format!("GET {shown}: the metadata is not JSON"))?;
+        // RFC 8414 §3.3: the identical string, trailing slash included.
         let found = doc.get("issuer").and_then(|v| v.as_str());
-        if found.map(|s| s.trim_end_matches('/')) != Some(issuer.trim_end_matches('/')) {
+        if found != Some(issuer) {
+            let advice = match found {
+                Some(f) if f.trim_end_matches('/') == issuer.trim_end_matches('/') => format!(
+                    ": they differ only by a trailing slash; configure `.issuer({:?})` exactly",
+                    clean_remote(f)
+                ),
+                _ => String::new(),
+            };
             return Err(format!(
-                "GET {url}: the metadata's issuer {:?} is not {issuer:?}",
-                found.map(clean_remote)
+                "GET {shown}: the metadata's issuer {:?} is not {:?}{advice}",
+                found.map(clean_remote),
+                fetch::redact_str(issuer),
             ));
         }
         let endpoint = doc
             .get("token_endpoint")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("GET {url}: the metadata has no token_endpoint"))?;
+            .ok_or_else(|| format!("GET {shown}: the metadata has no token_endpoint"))?;
         let endpoint = Url::parse(endpoint).map_err(|e| {
             format!(
-                "GET {url}: token_endpoint {:?} is invalid: {e}",
-                clean_remote(endpoint)
+                "GET {shown}: token_endpoint {:?} is invalid: {e}",
+                clean_remote(&fetch::redact_str(endpoint))
             )
         })?;
-        fetch::check_scheme(&endpoint, self.allow_http)
-            .map_err(|reason| format!("GET {url}: token_endpoint {endpoint}: {reason}"))?;
+        fetch::check_scheme(&endpoint, self.allow_http).map_err(|reason| {
+            format!(
+                "GET {shown}: token_endpoint {}: {reason}",
+                fetch::redact(&endpoint)
+            )
+        })?;
         let supported: Option<Vec<&str>> = doc
             .get("token_endpoint_auth_methods_supported")
             .and_then(|v| v.as_array())
@@ -403,22 +459,12 @@ impl Endpoint {
     }
 }
 
-/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1), marked sensitive.
-fn basic(client_id: &str, secret: &Secret) -> Result<HeaderValue, TokenError> {
-    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let credentials = format!("{}:{}", encode(client_id), encode(secret.expose()));
-    let mut value = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
-        .map_err(|_| {
-            TokenError::new(
-                TokenErrorKind::InvalidResponse,
-                "the Basic credentials cannot be sent in a header",
-            )
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-fn transport(e: reqwest::Error) -> TokenError {
+fn transport(mut e: reqwest::Error) -> TokenError {
+    // The error is kept as the source: its URL must not show userinfo.
+    if let Some(u) = e.url_mut() {
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+    }
     let kind = if e.is_timeout() {
         TokenErrorKind::Timeout
     } else {
@@ -532,6 +578,92 @@ fn jitter(backoff: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    /// Serves the JSON document `doc(addr)` at every path of a server on 127.0.0.1 (it stops
+    /// with the test's runtime).
+    async fn serve_json(doc: impl FnOnce(std::net::SocketAddr) -> serde_json::Value) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("address");
+        let doc = doc(addr);
+        let app = ::axum::Router::new().fallback(move || {
+            let doc = doc.clone();
+            async move { ::axum::Json(doc) }
+        });
+        tokio::spawn(async move {
+            let _ = ::axum::serve(listener, app).await;
+        });
+        addr.to_string()
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn discovery_compares_the_issuer_exactly() {
+        let addr = serve_json(|addr| {
+            serde_json::json!({
+                "issuer": format!("http://{addr}/"),
+                "token_endpoint": format!("http://{addr}/token"),
+            })
+        })
+        .await;
+        let source = crate::client::ClientCredentials::builder()
+            .issuer(format!("http://{addr}"))
+            .client_id("gift-deliveries")
+            .client_secret("a-secret-of-some-length")
+            .build()
+            .expect("source");
+        let e = source.token().await.expect_err("the issuer differs");
+        assert_eq!(e.kind(), crate::client::TokenErrorKind::Discovery, "{e}");
+        let advice = format!("configure `.issuer(\"http://{addr}/\")` exactly");
+        assert!(e.to_string().contains(&advice), "{e}");
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn userinfo_in_the_issuer_url_is_never_shown() {
+        let addr = serve_json(|_| serde_json::json!({"issuer": "https://other.example/"})).await;
+        let source = crate::client::ClientCredentials::builder()
+            .issuer(format!("http://user:s3cret@{addr}/"))
+            .client_id("gift-deliveries")
+            .client_secret("a-secret-of-some-length")
+            .build()
+            .expect("source");
+        let e = source.token().await.expect_err("another issuer");
+        let (shown, debug) = (e.to_string(), format!("{e:?}"));
+        assert!(shown.contains(&addr), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+        assert!(
+            !shown.contains("user:") && !debug.contains("user:"),
+            "{debug}"
+        );
+    }
+
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[tokio::test]
+    async fn userinfo_in_the_token_endpoint_url_is_never_shown() {
+        // Nothing listens on port 1 of loopback: the request fails to connect.
+        let source = crate::client::ClientCredentials::builder()
+            .token_endpoint("http://user:s3cret@127.0.0.1:1/token")
+            .client_id("gift-deliveries")
+            .client_secret("a-secret-of-some-length")
+            .build()
+            .expect("source");
+        let e = source.token().await.expect_err("unreachable");
+        let debug = format!("{e:?} {e}");
+        let mut chain = std::error::Error::source(&e);
+        let mut all = debug.clone();
+        while let Some(c) = chain {
+            all.push_str(&format!(" {c} {c:?}"));
+            chain = c.source();
+        }
+        assert!(!all.contains("s3cret"), "{all}");
+    }
 
     fn headers(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -617,15 +749,5 @@ mod tests {
         assert_eq!(oauth_error(b"<html>"), None);
         assert_eq!(oauth_error(br#"{"error":42}"#), None);
         assert_eq!(oauth_error(br#"{"message":"nope"}"#), None);
-    }
-
-    #[test]
-    fn basic_credentials_are_form_encoded_first() {
-        let v = basic("my client", &Secret::new("p@ss:word".into())).expect("header");
-        assert!(v.is_sensitive());
-        let decoded = STANDARD
-            .decode(v.to_str().expect("ascii").trim_start_matches("Basic "))
-            .expect("base64");
-        assert_eq!(decoded, b"my+client:p%40ss%3Aword");
     }
 }

@@ -1,16 +1,19 @@
 //! [`ResponseFuture`]: get a token, call, and on `401` `invalid_token` drop the token, get a
-//! new one and call once more.
+//! new one and call once more; with a DPoP-bound token, a new proof per call, and on `401`
+//! `use_dpop_nonce` one more call with the server's nonce.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::dpop::{Dpop, Role};
 use super::error::TokenError;
 use super::layer::BoxError;
 use super::source::{ClientCredentials, Refusal};
@@ -27,6 +30,7 @@ pin_project! {
         #[pin]
         state: State<S, B>,
         source: ClientCredentials,
+        origin: Option<Arc<str>>,
     }
 }
 
@@ -48,6 +52,7 @@ pin_project! {
             #[pin]
             fut: S::Future,
             token: AccessToken,
+            uri: String,
             replay: Option<(Request<B>, S)>,
         },
         // The token was refused: waiting for a new one.
@@ -63,6 +68,7 @@ pin_project! {
         Last {
             #[pin]
             fut: S::Future,
+            uri: String,
         },
         Failed {
             error: Option<BoxError>,
@@ -76,6 +82,7 @@ where
 {
     pub(super) fn new(
         source: ClientCredentials,
+        origin: Option<Arc<str>>,
         req: Request<B>,
         inner: S,
         replay: Option<(Request<B>, S)>,
@@ -88,6 +95,7 @@ where
                 replay,
             },
             source,
+            origin,
         }
     }
 }
@@ -97,9 +105,50 @@ fn token_future(source: &ClientCredentials) -> TokenFuture {
     Box::pin(async move { source.token().await })
 }
 
-fn authorize<B>(req: &mut Request<B>, token: &AccessToken) {
+/// Sets `Authorization`, and for a DPoP-bound token a new `DPoP` proof for this request
+/// (with `ath` and the latest nonce of its origin).
+fn authorize<B>(
+    req: &mut Request<B>,
+    token: &AccessToken,
+    dpop: Option<&Dpop>,
+    origin: Option<&str>,
+) -> Result<(), BoxError> {
+    req.headers_mut().remove(DPOP);
+    if let (true, Some(dpop)) = (token.is_dpop_bound(), dpop) {
+        let proof = dpop.proof(
+            Role::Resource,
+            req.method().as_str(),
+            &target(req, origin),
+            Some(token.secret()),
+        )?;
+        let mut value = HeaderValue::from_str(&proof)?;
+        value.set_sensitive(true);
+        req.headers_mut().insert(DPOP, value);
+    }
     req.headers_mut()
         .insert(AUTHORIZATION, token.authorization());
+    Ok(())
+}
+
+const DPOP: &str = "dpop";
+
+/// The request's URI, made absolute with `origin` when it has no scheme and host.
+fn target<B>(req: &Request<B>, origin: Option<&str>) -> String {
+    let uri = req.uri();
+    match (uri.scheme(), origin) {
+        (None, Some(origin)) => format!(
+            "{origin}{}",
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        ),
+        _ => uri.to_string(),
+    }
+}
+
+/// Remembers the answer's `DPoP-Nonce`, if DPoP is on; whether there was a usable one.
+fn remember(source: &ClientCredentials, uri: &str, headers: &HeaderMap) -> bool {
+    source
+        .dpop()
+        .is_some_and(|d| d.remember(Role::Resource, uri, headers))
 }
 
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
@@ -135,13 +184,55 @@ where
                     let (Some(mut req), Some(mut inner)) = (req.take(), inner.take()) else {
                         return Poll::Ready(Err("the request was already sent".into()));
                     };
-                    authorize(&mut req, &token);
+                    let origin = this.origin.as_deref();
+                    if let Err(e) =
+                        authorize(&mut req, &token, this.source.dpop().map(|d| &**d), origin)
+                    {
+                        return Poll::Ready(Err(e));
+                    }
+                    let uri = target(&req, origin);
                     let fut = inner.call(req);
                     let replay = replay.take();
-                    this.state.set(State::First { fut, token, replay });
+                    this.state.set(State::First {
+                        fut,
+                        token,
+                        uri,
+                        replay,
+                    });
                 }
-                StateProj::First { fut, token, replay } => {
+                StateProj::First {
+                    fut,
+                    token,
+                    uri,
+                    replay,
+                } => {
                     let res = ready!(fut.poll(cx)).map_err(Into::into)?;
+                    let new_nonce = remember(this.source, uri, res.headers());
+                    if new_nonce
+                        && token.is_dpop_bound()
+                        && challenged(res.status(), res.headers(), "use_dpop_nonce")
+                    {
+                        // RFC 9449 §9: send the request again, with a proof carrying the nonce.
+                        tracing::debug!(
+                            retry = replay.is_some(),
+                            "the server asked for a DPoP nonce (use_dpop_nonce)"
+                        );
+                        let Some(mut replay) = replay.take() else {
+                            return Poll::Ready(Ok(res));
+                        };
+                        if let Err(e) = authorize(
+                            &mut replay.0,
+                            token,
+                            this.source.dpop().map(|d| &**d),
+                            this.origin.as_deref(),
+                        ) {
+                            return Poll::Ready(Err(e));
+                        }
+                        this.state.set(State::Ready {
+                            replay: Some(replay),
+                        });
+                        continue;
+                    }
                     if !refuses_token(res.status(), res.headers()) {
                         return Poll::Ready(Ok(res));
                     }
@@ -168,8 +259,15 @@ where
                         Err(e) => return Poll::Ready(Err(e.into())),
                     };
                     let mut replay = replay.take();
-                    if let Some((req, _)) = replay.as_mut() {
-                        authorize(req, &token);
+                    if let Some((req, _)) = replay.as_mut()
+                        && let Err(e) = authorize(
+                            req,
+                            &token,
+                            this.source.dpop().map(|d| &**d),
+                            this.origin.as_deref(),
+                        )
+                    {
+                        return Poll::Ready(Err(e));
                     }
                     this.state.set(State::Ready { replay });
                 }
@@ -185,10 +283,15 @@ where
                     let Some((req, mut inner)) = replay.take() else {
                         continue;
                     };
+                    let uri = target(&req, this.origin.as_deref());
                     let fut = inner.call(req);
-                    this.state.set(State::Last { fut });
+                    this.state.set(State::Last { fut, uri });
                 }
-                StateProj::Last { fut } => return fut.poll(cx).map_err(Into::into),
+                StateProj::Last { fut, uri } => {
+                    let res = ready!(fut.poll(cx)).map_err(Into::into)?;
+                    remember(this.source, uri, res.headers());
+                    return Poll::Ready(Ok(res));
+                }
                 StateProj::Failed { error } => {
                     return Poll::Ready(Err(error.take().unwrap_or_else(|| {
                         "the response future was polled after completion".into()
@@ -202,6 +305,11 @@ where
 /// `401` (or gRPC `UNAUTHENTICATED`) with a Bearer challenge carrying
 /// `error="invalid_token"` (RFC 6750 §3).
 pub(super) fn refuses_token(status: StatusCode, headers: &HeaderMap) -> bool {
+    challenged(status, headers, "invalid_token")
+}
+
+/// `401` (or gRPC `UNAUTHENTICATED`) with a challenge carrying `error="<error>"`.
+fn challenged(status: StatusCode, headers: &HeaderMap, error: &str) -> bool {
     let unauthenticated =
         status == StatusCode::UNAUTHORIZED || headers.get("grpc-status").is_some_and(|v| v == "16");
     unauthenticated
@@ -209,12 +317,12 @@ pub(super) fn refuses_token(status: StatusCode, headers: &HeaderMap) -> bool {
             .get_all(WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(has_invalid_token)
+            .any(|v| has_error(v, error))
 }
 
-/// Whether a `WWW-Authenticate` value has an `error` parameter equal to `invalid_token`
-/// (quoted or not, any case for the name).
-fn has_invalid_token(value: &str) -> bool {
+/// Whether a `WWW-Authenticate` value has an `error` parameter equal to `error` (quoted or
+/// not, any case for the name).
+fn has_error(value: &str, error: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     let bytes = lower.as_bytes();
     let mut from = 0;
@@ -231,7 +339,7 @@ fn has_invalid_token(value: &str) -> bool {
         };
         let rest = rest.trim_start_matches([' ', '\t']);
         let rest = rest.strip_prefix('"').unwrap_or(rest);
-        if let Some(after) = rest.strip_prefix("invalid_token")
+        if let Some(after) = rest.strip_prefix(error)
             && (after.is_empty() || after.starts_with(['"', ',', ' ', '\t']))
         {
             return true;

@@ -3,6 +3,7 @@
 //! request can be sent twice.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -64,7 +65,9 @@ where
 
 /// A tower [`Layer`] that adds `Authorization: Bearer <token>` to every request, with the
 /// token from a [`ClientCredentials`] source, and retries once with a new token when the
-/// server answers `401` with `error="invalid_token"`. See the [module docs](crate::client).
+/// server answers `401` with `error="invalid_token"`. With a DPoP-bound token it sends
+/// `Authorization: DPoP <token>` and a new `DPoP` proof per request, and retries once on
+/// `401` `use_dpop_nonce`. See the [module docs](crate::client).
 ///
 /// `P` says how to replay a request for that retry: [`CloneBody`] by default (the service
 /// then needs `B: Clone`); [`without_retry`](Self::without_retry) for bodies that cannot be
@@ -75,6 +78,7 @@ where
 pub struct AddBearerLayer<P = CloneBody> {
     source: ClientCredentials,
     replay: P,
+    origin: Option<Arc<str>>,
 }
 
 impl<P> fmt::Debug for AddBearerLayer<P> {
@@ -91,6 +95,7 @@ impl AddBearerLayer {
         Self {
             source,
             replay: CloneBody,
+            origin: None,
         }
     }
 }
@@ -102,7 +107,34 @@ impl<P> AddBearerLayer<P> {
         AddBearerLayer {
             source: self.source,
             replay,
+            origin: self.origin,
         }
+    }
+
+    /// The origin (`https://api.example.com`, or with a path prefix) that DPoP proofs name
+    /// (`htu`) for requests whose URI has no scheme and host. A tonic client made with
+    /// `Client::new(channel)` sends such URIs (`/package.Service/Method`): set this to the
+    /// server's URL. Requests with an absolute URI use their own.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidValue`](crate::ConfigError::InvalidValue) when `origin` is not
+    /// an absolute `http`/`https` URL without query or fragment.
+    pub fn dpop_origin(mut self, origin: &str) -> Result<Self, crate::ConfigError> {
+        let invalid = |reason| crate::ConfigError::InvalidValue {
+            what: "dpop_origin",
+            value: origin.to_owned(),
+            reason,
+        };
+        let url = url::Url::parse(origin).map_err(|_| invalid("not an absolute URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(invalid("not an http or https URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("has a query or a fragment"));
+        }
+        self.origin = Some(Arc::from(origin.trim_end_matches('/')));
+        Ok(self)
     }
 
     /// Never retries, so that any body type works (tonic `Channel`, streaming bodies). A
@@ -125,6 +157,7 @@ impl<S, P: Clone> Layer<S> for AddBearerLayer<P> {
             inner,
             source: self.source.clone(),
             replay: self.replay.clone(),
+            origin: self.origin.clone(),
         }
     }
 }
@@ -137,6 +170,7 @@ pub struct AddBearer<S, P = CloneBody> {
     inner: S,
     source: ClientCredentials,
     replay: P,
+    origin: Option<Arc<str>>,
 }
 
 impl<S> AddBearer<S> {
@@ -147,6 +181,7 @@ impl<S> AddBearer<S> {
             inner,
             source,
             replay: CloneBody,
+            origin: None,
         }
     }
 }
@@ -179,6 +214,7 @@ impl<S: Clone, P: Clone> Clone for AddBearer<S, P> {
             inner: self.inner.clone(),
             source: self.source.clone(),
             replay: self.replay.clone(),
+            origin: self.origin.clone(),
         }
     }
 }
@@ -220,6 +256,6 @@ where
             // A second clone for the retry: it is readied before use.
             (copy, self.inner.clone())
         });
-        ResponseFuture::new(self.source.clone(), req, inner, replay)
+        ResponseFuture::new(self.source.clone(), self.origin.clone(), req, inner, replay)
     }
 }

@@ -71,7 +71,7 @@
 //! assertion per request). A server that enforces the method registered for the client
 //! needs it set explicitly. The endpoint is configured, or discovered from the
 //! issuer (OIDC discovery, then RFC 8414). The answer must be a JSON token response with a
-//! `Bearer` `token_type` (or none).
+//! `Bearer` `token_type` (or none; `DPoP` with [DPoP](#dpop-rfc-9449)).
 //!
 //! # Caching and renewal
 //!
@@ -146,8 +146,51 @@
 //! The service's error type is [`BoxError`]: the inner service's error, or the
 //! [`TokenError`] when no token could be obtained (`err.downcast_ref::<TokenError>()`).
 //!
+//! # DPoP (RFC 9449)
+//!
+//! With [`ClientCredentialsBuilder::dpop`] and a [`DpopKey`] (ES256 or EdDSA, generated at
+//! run time or loaded from a PEM or JWK private key), the tokens are bound to that key: a
+//! stolen token is useless without it.
+//!
+//! - Each token request carries a `DPoP` proof for `POST` and the token endpoint; the
+//!   answer's `token_type` must be `DPoP` (a `Bearer` answer is refused, not used unbound).
+//! - [`AddBearer`] sends `Authorization: DPoP <token>` and a new proof per request: a
+//!   random `jti`, `htm` the method, `htu` the request URI without query and fragment
+//!   (requests need an absolute URI, as reqwest and hyper clients make them; for a tonic
+//!   client made with `Client::new(channel)`, whose URIs are relative, set
+//!   [`AddBearerLayer::dpop_origin`]), `iat`, and `ath` = base64url(SHA-256(token)). A `DPoP`
+//!   header already on the request is replaced.
+//! - Server nonces (RFC 9449 §8–9): an answer `400` `use_dpop_nonce` from the token endpoint
+//!   or `401` `use_dpop_nonce` from the API, with a `DPoP-Nonce` header, is retried once
+//!   with a proof carrying the nonce (for the API, when the body can be replayed). The
+//!   latest `DPoP-Nonce` (also from successful answers) of the authorization server and of
+//!   each API origin is kept for the next proofs: apart, even when they share an origin,
+//!   and for 64 servers at most.
+//!
+//! ```
+//! # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bearer_guard::Algorithm;
+//! use bearer_guard::client::{ClientCredentials, DpopKey};
+//!
+//! let source = ClientCredentials::builder()
+//!     .issuer("https://idp.example.com/")
+//!     .client_id("gift-deliveries")
+//!     .client_secret("from-the-environment")
+//!     .dpop(DpopKey::generate(Algorithm::ES256)?)
+//!     .build()?;
+//! // The authorization server binds the tokens to this thumbprint (`cnf.jkt`).
+//! let jkt = source.dpop_key().map(DpopKey::thumbprint);
+//! assert_eq!(jkt.map(str::len), Some(43));
+//! # Ok(()) }
+//! # #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+//! # fn main() {}
+//! ```
+//!
 //! # Security
 //!
+//! - The DPoP private key never appears in logs or `Debug` output; proofs are sent in
+//!   sensitive header values.
 //! - The client secret never appears in logs, `Debug` output or errors; tokens neither
 //!   ([`AccessToken`]'s `Debug` hides it).
 //! - Token endpoints and issuers must be `https` (plain `http` only to loopback hosts, unless
@@ -157,10 +200,13 @@
 //! - Response bodies are capped (64 KiB) and every request has a timeout (10 s).
 
 mod assertion;
+mod auth;
 mod config;
+mod dpop;
 mod endpoint;
 mod error;
 mod future;
+mod jws;
 mod layer;
 mod source;
 mod token;
@@ -170,11 +216,18 @@ pub use config::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_BACKOFF, DEFAULT_REFRESH_SKEW,
     DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BUDGET, DEFAULT_TIMEOUT,
 };
+pub use dpop::{DPOP_JWT_TYPE, DpopKey, DpopProofError, ath};
 pub use error::{OAuthErrorCode, TokenError, TokenErrorKind};
 pub use future::ResponseFuture;
 pub use layer::{AddBearer, AddBearerLayer, BoxError, CloneBody, NoReplay, ReplayBody};
 pub use source::ClientCredentials;
 pub use token::AccessToken;
+
+// Client authentication, shared with token introspection.
+#[cfg(feature = "introspection")]
+pub(crate) use auth::{Credential, authenticate, credential};
+#[cfg(feature = "introspection")]
+pub(crate) use token::Secret;
 
 #[cfg(test)]
 mod tests {

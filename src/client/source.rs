@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::config::ClientCredentialsBuilder;
+use super::dpop::{Dpop, DpopKey};
 use super::endpoint::Endpoint;
 use super::error::TokenError;
 use super::token::AccessToken;
@@ -296,6 +297,17 @@ impl ClientCredentials {
     /// requests not), for metrics and tests.
     pub fn token_requests(&self) -> u64 {
         self.inner.endpoint.requests()
+    }
+
+    /// The DPoP key the tokens are bound to, when DPoP is on
+    /// ([`ClientCredentialsBuilder::dpop`]).
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.inner.endpoint.dpop.as_ref().map(|d| &d.key)
+    }
+
+    /// The DPoP state (key and nonces), when DPoP is on.
+    pub(super) fn dpop(&self) -> Option<&Arc<Dpop>> {
+        self.inner.endpoint.dpop.as_ref()
     }
 
     /// The client id.

@@ -30,8 +30,10 @@ const MAX_MARGIN: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
-    /// `Bearer <token>`, marked sensitive.
+    /// `Bearer <token>` or `DPoP <token>`, marked sensitive.
     header: HeaderValue,
+    /// Bound to the client's DPoP key (`token_type` `DPoP`).
+    dpop: bool,
     scope: Option<Arc<str>>,
     lifetime: Duration,
     /// After this, callers trigger a refresh (the token is still served meanwhile).
@@ -47,8 +49,21 @@ pub(super) const TOKEN_CHARS: &str =
 
 impl AccessToken {
     /// A token received in answer to a request sent at `sent`, with this lifetime.
+    #[cfg(test)]
     pub(super) fn new(
         token: &str,
+        scope: Option<String>,
+        lifetime: Duration,
+        min_skew: Duration,
+        sent: Instant,
+    ) -> Result<Self, &'static str> {
+        Self::with_type(token, false, scope, lifetime, min_skew, sent)
+    }
+
+    /// A token of type `DPoP` (`dpop`) or `Bearer`.
+    pub(super) fn with_type(
+        token: &str,
+        dpop: bool,
         scope: Option<String>,
         lifetime: Duration,
         min_skew: Duration,
@@ -57,14 +72,16 @@ impl AccessToken {
         if token.is_empty() || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             return Err(TOKEN_CHARS);
         }
+        let scheme = if dpop { "DPoP" } else { "Bearer" };
         let mut header =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| TOKEN_CHARS)?;
+            HeaderValue::from_str(&format!("{scheme} {token}")).map_err(|_| TOKEN_CHARS)?;
         header.set_sensitive(true);
         let lifetime = lifetime.min(MAX_LIFETIME);
         let (skew, margin) = schedule(lifetime, min_skew);
         let expires_at = sent + lifetime;
         Ok(Self {
             header,
+            dpop,
             scope: scope.map(Arc::from),
             lifetime,
             refresh_at: expires_at - skew,
@@ -73,17 +90,31 @@ impl AccessToken {
         })
     }
 
-    /// The token itself: send it as `Authorization: Bearer <token>`. Keep it out of logs.
+    /// The token itself: send it as `Authorization: Bearer <token>` (or `DPoP <token>` with
+    /// a proof, for a [DPoP-bound](Self::is_dpop_bound) token). Keep it out of logs.
     pub fn secret(&self) -> &str {
-        // The header was built as "Bearer " + token, all ASCII.
+        // The header was built as "Bearer " or "DPoP " + token, all ASCII.
         self.header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|h| h.split_once(' '))
+            .map(|(_, token)| token)
             .unwrap_or_default()
     }
 
-    /// The `Authorization` header value, `Bearer <token>`, marked
+    /// Whether the token is bound to the client's DPoP key (the server answered
+    /// `token_type` `DPoP`, RFC 9449 §5): it is sent as `Authorization: DPoP <token>`, each
+    /// request with a proof.
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop
+    }
+
+    /// The token type, and the `Authorization` scheme: `"Bearer"` or `"DPoP"`.
+    pub fn token_type(&self) -> &'static str {
+        if self.dpop { "DPoP" } else { "Bearer" }
+    }
+
+    /// The `Authorization` header value, `Bearer <token>` (or `DPoP <token>`), marked
     /// [sensitive](HeaderValue::set_sensitive) so that HTTP/2 never indexes it.
     pub fn authorization(&self) -> HeaderValue {
         self.header.clone()
@@ -139,6 +170,7 @@ impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
             .field("token", &"<redacted>")
+            .field("token_type", &self.token_type())
             .field("scope", &self.scope)
             .field("lifetime", &self.lifetime)
             .field("expires_in", &self.expires_in())
@@ -160,14 +192,14 @@ pub(super) fn schedule(lifetime: Duration, min_skew: Duration) -> (Duration, Dur
 
 /// The client secret: kept out of `Debug`.
 #[derive(Clone)]
-pub(super) struct Secret(Arc<str>);
+pub(crate) struct Secret(Arc<str>);
 
 impl Secret {
-    pub(super) fn new(secret: String) -> Self {
+    pub(crate) fn new(secret: String) -> Self {
         Self(Arc::from(secret))
     }
 
-    pub(super) fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -225,6 +257,19 @@ mod tests {
         let t = AccessToken::new("abc.def-_~+/=", None, secs(60), MIN, now).expect("token");
         assert_eq!(t.secret(), "abc.def-_~+/=");
         assert!(t.authorization().is_sensitive());
+    }
+
+    #[test]
+    fn a_dpop_token_uses_the_dpop_scheme() {
+        let t = AccessToken::with_type("abc", true, None, secs(60), MIN, Instant::now())
+            .expect("token");
+        assert_eq!(t.authorization(), "DPoP abc");
+        assert_eq!(t.secret(), "abc");
+        assert!(t.is_dpop_bound() && t.token_type() == "DPoP");
+        let b = AccessToken::new("abc", None, secs(60), MIN, Instant::now()).expect("token");
+        assert_eq!(b.authorization(), "Bearer abc");
+        assert!(!b.is_dpop_bound() && b.token_type() == "Bearer");
+        assert_ne!(t, b);
     }
 
     #[test]

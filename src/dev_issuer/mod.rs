@@ -9,6 +9,13 @@
 //! protected by [`Verifier`](crate::Verifier) can be tested end to end (discovery, JWKS,
 //! key rotation) without a real tenant.
 //!
+//! DPoP (RFC 9449 §5): a token request carrying a `DPoP` proof for `POST` and the token
+//! endpoint gets a token bound to the proof's key (`cnf.jkt`, `token_type` `DPoP`), as
+//! `client::ClientCredentialsBuilder::dpop` asks
+//! for. The proof is checked by the resource server's own checker
+//! ([`ProofChecker`](crate::dpop::ProofChecker), default settings) and accepted once; a bad
+//! or replayed proof gets `400 invalid_dpop_proof`. No server nonces.
+//!
 //! ```
 //! # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 //! # #[tokio::main(flavor = "current_thread")]
@@ -117,6 +124,7 @@
 
 mod builder;
 mod client;
+mod dpop;
 mod error;
 mod issuer;
 mod key_ring;

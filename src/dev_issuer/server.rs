@@ -127,7 +127,7 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
             }
         }
     }
-    let doc = json!({
+    let mut doc = json!({
         "issuer": shared.issuer,
         "jwks_uri": shared.jwks_uri,
         "token_endpoint": shared.token_endpoint,
@@ -136,6 +136,9 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         "id_token_signing_alg_values_supported": algs,
         "scopes_supported": scopes,
     });
+    if let Some(dpop) = &shared.dpop {
+        doc["dpop_signing_alg_values_supported"] = json!(dpop.algorithms());
+    }
     axum::Json(doc).into_response()
 }
 

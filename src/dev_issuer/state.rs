@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use super::client::DevClient;
+use super::dpop::TokenDpop;
 use super::error::DevIssuerError;
 use super::key_ring::KeyRing;
 use super::keys::SigningKey;
@@ -23,6 +24,8 @@ pub(super) struct Shared {
     pub(super) token_ttl: Duration,
     /// Random per instance: `ETag`s of two instances never match.
     pub(super) instance_tag: u64,
+    /// DPoP proof checks at the token endpoint (`None` without a crypto backend).
+    pub(super) dpop: Option<TokenDpop>,
     keys: RwLock<KeyRing>,
     jwks_requests: AtomicU64,
 }
@@ -43,6 +46,7 @@ impl Shared {
             clients,
             token_ttl,
             instance_tag: rand::random(),
+            dpop: TokenDpop::new().ok(),
             keys: RwLock::new(keys),
             jwks_requests: AtomicU64::new(0),
         }

@@ -3,7 +3,9 @@
 //!
 //! Checks, in order: the body (a JSON object or a form, at most 64 KiB, no repeated
 //! parameter), `grant_type`, the client's credentials (HTTP Basic or body, not both), the
-//! audience, the scope. Parameters sent empty count as absent (RFC 6749 §3.1); unknown
+//! audience, the scope, and the `DPoP` proof when there is one (RFC 9449 §5: the token is
+//! then bound to the proof's key, `cnf.jkt`, and its `token_type` is `DPoP`; a bad or
+//! replayed proof gets `400 invalid_dpop_proof`). Parameters sent empty count as absent (RFC 6749 §3.1); unknown
 //! parameters are ignored. Secrets and tokens are never logged.
 
 use std::sync::Arc;
@@ -36,7 +38,7 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match issue(&shared, &headers, body) {
+    match issue(&shared, &headers, body).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(error = e.code, status = %e.status, "dev issuer: token request refused");
@@ -128,7 +130,7 @@ impl Params {
     }
 }
 
-fn issue(
+async fn issue(
     shared: &Shared,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -163,6 +165,21 @@ fn issue(
     let audience = audience(shared, client, &params)?;
     let scopes = granted_scopes(client, params.scope.as_deref())?;
     let scope = scopes.join(" ");
+    // RFC 9449 §5: a valid proof binds the token to its key.
+    let jkt = match &shared.dpop {
+        Some(dpop) => dpop
+            .check(headers, &shared.token_endpoint)
+            .await
+            .map_err(|r| OAuthError::new(r.status, r.code, r.description))?,
+        None if headers.contains_key("dpop") => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                "DPoP proofs cannot be checked without a crypto backend",
+            ));
+        }
+        None => None,
+    };
 
     let now = unix_now();
     let mut claims = json!({
@@ -179,6 +196,9 @@ fn issue(
     if !scope.is_empty() {
         claims["scope"] = json!(scope);
     }
+    if let Some(jkt) = &jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
     let key = shared.current_key();
     let access_token = key.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "dev issuer: signing failed");
@@ -192,12 +212,13 @@ fn issue(
         client_id = client.id(),
         audience,
         kid = key.kid(),
+        dpop = jkt.is_some(),
         "dev issuer: token issued"
     );
 
     let mut body = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": shared.token_ttl.as_secs(),
     });
     if !scope.is_empty() {

@@ -7,6 +7,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 
 use super::future::Accepted;
+use super::resolve::Introspection;
 use crate::dpop::{Dpop, RequestFacts};
 use crate::error::{AuthError, DpopProofReason};
 use crate::extract::is_b64token;
@@ -73,15 +74,16 @@ pub(crate) fn dpop_credentials(headers: &HeaderMap) -> Result<Option<(&str, &str
 /// check, on every request.
 pub(crate) async fn verify(
     verifier: Verifier,
+    introspection: Introspection,
     dpop: Dpop,
     token: String,
     proof: String,
     method: http::Method,
     htu: String,
 ) -> Result<Accepted, AuthError> {
-    let claims = match verifier.verify_cached(token.as_bytes()) {
+    let claims = match introspection.cached(&verifier, token.as_bytes()) {
         Some(answer) => answer,
-        None => verifier.verify(&token).await,
+        None => introspection.resolve(&verifier, &token).await,
     }
     .map_err(AuthError::dpop_scheme)?;
     let facts =

@@ -70,10 +70,11 @@ where
         inner: S,
     ) -> Self {
         let verifier = shared.verifier.clone();
+        let introspection = shared.introspection.clone();
         // With DPoP on, a token sent as `Bearer` must not be bound (no downgrade).
         let dpop_on = shared.dpop.is_some();
         let verify: VerifyFuture = Box::pin(async move {
-            let claims = verifier.verify(&token).await?;
+            let claims = introspection.resolve(&verifier, &token).await?;
             if dpop_on {
                 Dpop::check_bearer(&claims)?;
             }

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use super::resolve::Introspection;
 use super::service::{JwtAuth, Shared};
 use crate::dpop::{Dpop, DpopMode};
 use crate::extract::TokenSource;
@@ -46,6 +47,7 @@ impl JwtAuthLayer {
                 source: TokenSource::AuthorizationHeader,
                 optional: false,
                 dpop: None,
+                introspection: Introspection::default(),
             }),
         }
     }
@@ -78,6 +80,7 @@ impl<R> JwtAuthLayer<R> {
                 source: s.source,
                 optional: s.optional,
                 dpop: s.dpop,
+                introspection: s.introspection,
             }),
         }
     }
@@ -99,6 +102,27 @@ impl<R> JwtAuthLayer<R> {
         R: Clone,
     {
         self.map_shared(|s| s.optional = true)
+    }
+
+    /// Accepts opaque access tokens too, checked by RFC 7662 introspection with
+    /// `introspector` (see the [`introspection`](crate::introspection) module): with
+    /// [`TokenRouting::ByShape`](crate::introspection::TokenRouting::ByShape) a JWT still
+    /// goes to the verifier and anything else to introspection; with
+    /// [`TokenRouting::IntrospectOnly`](crate::introspection::TokenRouting::IntrospectOnly)
+    /// every token is introspected. Extractors, scope guards, DPoP binding (`cnf.jkt` of the
+    /// response) and rejections are the same; an endpoint that cannot answer gives 503 with
+    /// `Retry-After`.
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+    pub fn introspection(
+        self,
+        introspector: crate::introspection::Introspector,
+        routing: crate::introspection::TokenRouting,
+    ) -> Self
+    where
+        R: Clone,
+    {
+        self.map_shared(|s| s.introspection.routed = Some((introspector, routing)))
     }
 
     /// The verifier.

@@ -6,6 +6,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
+use super::resolve::Introspection;
 use crate::AuthErrorKind;
 use crate::dpop::{Dpop, DpopMode};
 use crate::error::AuthError;
@@ -21,6 +22,8 @@ pub(crate) struct Shared<R> {
     pub(crate) optional: bool,
     /// DPoP settings, when DPoP is allowed or required.
     pub(crate) dpop: Option<Dpop>,
+    /// Opaque tokens: RFC 7662 introspection (feature `introspection`).
+    pub(crate) introspection: Introspection,
 }
 
 impl<R: Clone> Clone for Shared<R> {
@@ -32,6 +35,7 @@ impl<R: Clone> Clone for Shared<R> {
             source: self.source.clone(),
             optional: self.optional,
             dpop: self.dpop.clone(),
+            introspection: self.introspection.clone(),
         }
     }
 }
@@ -116,6 +120,7 @@ where
                     };
                     let verify = Box::pin(super::dpop::verify(
                         shared.verifier.clone(),
+                        shared.introspection.clone(),
                         dpop.clone(),
                         token,
                         proof,
@@ -148,7 +153,7 @@ where
         // checks (a cached token passed them), no copy of the token, no boxed future, and the
         // service that was readied is called in place (no clone of it).
         let cached = bearer_candidate(req.headers())
-            .and_then(|candidate| shared.verifier.verify_cached(candidate));
+            .and_then(|candidate| shared.introspection.cached(&shared.verifier, candidate));
         // With DPoP on, a cached token sent as `Bearer` must not be bound (no downgrade).
         let cached = match cached {
             Some(Ok(claims)) if shared.dpop.is_some() => {

@@ -211,6 +211,15 @@ impl LogCapture {
             .collect()
     }
 
+    /// The ERROR lines logged so far.
+    pub fn errors(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(" ERROR "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Forgets what was logged so far.
     pub fn clear(&self) {
         lock(&self.buffer.0).clear();

@@ -1,0 +1,704 @@
+//! Opaque tokens through RFC 7662 introspection (issue 16): a local introspection endpoint on
+//! 127.0.0.1:0 whose answers each test sets, and the layer in front of an axum router.
+#![cfg(all(
+    feature = "introspection",
+    feature = "axum",
+    feature = "dev-issuer",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bearer_guard::client::{ClientAuthMethod, DpopKey};
+use bearer_guard::dev_issuer::{SigningKey, jwk_set};
+use bearer_guard::dpop::{Dpop, DpopMode};
+use bearer_guard::introspection::{Introspector, IntrospectorBuilder, TokenRouting};
+use bearer_guard::{
+    Algorithm, AuthErrorKind, Claims, InvalidTokenReason, JwtAuthLayer, Verifier, require_scopes,
+};
+use http::Request;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+const ISS: &str = "https://as.test/";
+const AUD: &str = "urn:worldmappers";
+const ORIGIN: &str = "https://api.example";
+const TOKEN: &str = "opaque-token-1";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// What the endpoint answers.
+#[derive(Clone)]
+struct Answer {
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    delay: Duration,
+}
+
+fn active(extra: Value) -> Answer {
+    let mut body = json!({
+        "active": true,
+        "exp": now() + 600,
+        "iat": now(),
+        "aud": AUD,
+        "scope": "directions geocode:location",
+        "client_id": "gift-deliveries",
+        "sub": "gift-deliveries",
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            if v.is_null() {
+                b.remove(k);
+            } else {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    json_answer(&body)
+}
+
+fn json_answer(body: &Value) -> Answer {
+    Answer {
+        status: StatusCode::OK,
+        content_type: "application/json",
+        body: body.to_string().into_bytes(),
+        delay: Duration::ZERO,
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    forms: Vec<String>,
+    authorization: Vec<Option<String>>,
+}
+
+struct Endpoint {
+    addr: SocketAddr,
+    calls: Arc<AtomicUsize>,
+    answer: Arc<Mutex<Answer>>,
+    seen: Arc<Mutex<Seen>>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct EndpointState {
+    calls: Arc<AtomicUsize>,
+    answer: Arc<Mutex<Answer>>,
+    seen: Arc<Mutex<Seen>>,
+    issuer: Arc<Mutex<String>>,
+}
+
+async fn introspect(State(s): State<EndpointState>, headers: HeaderMap, body: String) -> Response {
+    s.calls.fetch_add(1, Ordering::SeqCst);
+    {
+        let mut seen = s.seen.lock().expect("lock");
+        seen.forms.push(body);
+        seen.authorization.push(
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        );
+    }
+    let answer = s.answer.lock().expect("lock").clone();
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    (
+        answer.status,
+        [("content-type", answer.content_type)],
+        answer.body,
+    )
+        .into_response()
+}
+
+async fn metadata(State(s): State<EndpointState>) -> Response {
+    let issuer = s.issuer.lock().expect("lock").clone();
+    axum::Json(json!({
+        "issuer": issuer,
+        "introspection_endpoint": format!("{issuer}introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_post"],
+    }))
+    .into_response()
+}
+
+impl Endpoint {
+    async fn start(answer: Answer) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = EndpointState {
+            calls: Arc::default(),
+            answer: Arc::new(Mutex::new(answer)),
+            seen: Arc::default(),
+            issuer: Arc::new(Mutex::new(format!("http://{addr}/"))),
+        };
+        let app = Router::new()
+            .route("/introspect", post(introspect))
+            .route("/.well-known/openid-configuration", get(metadata))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            calls: state.calls,
+            answer: state.answer,
+            seen: state.seen,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/introspect", self.addr)
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn set(&self, answer: Answer) {
+        *self.answer.lock().expect("lock") = answer;
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn builder(&self) -> IntrospectorBuilder {
+        Introspector::builder()
+            .issuer(ISS)
+            .introspection_endpoint(self.url())
+            .client_id("world-mappers")
+            .client_secret("wm-secret")
+            .audience(AUD)
+            .timeout(Duration::from_millis(500))
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+fn issuer_key() -> SigningKey {
+    SigningKey::from_pool(Algorithm::RS256, 0, "k1").expect("pool key")
+}
+
+fn verifier() -> Verifier {
+    Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .jwks_json(jwk_set([&issuer_key()]).to_string())
+        .build()
+        .expect("verifier")
+}
+
+fn jwt() -> String {
+    issuer_key()
+        .sign(&json!({
+            "iss": ISS, "aud": AUD, "exp": now() + 600, "iat": now(),
+            "sub": "jwt-client", "scope": "directions",
+        }))
+        .expect("signed")
+}
+
+async fn whoami(claims: Claims) -> String {
+    format!(
+        "{} {} {}",
+        claims.client_id().unwrap_or("-"),
+        claims.scopes(),
+        claims.is_introspected()
+    )
+}
+
+fn app(layer: JwtAuthLayer) -> Router {
+    Router::new()
+        .route("/whoami", get(whoami))
+        .route(
+            "/admin",
+            get(|| async { "admin" }).route_layer(require_scopes(["admin"])),
+        )
+        .layer(layer)
+}
+
+fn layer_for(introspector: Introspector) -> JwtAuthLayer {
+    JwtAuthLayer::new(verifier()).introspection(introspector, TokenRouting::ByShape)
+}
+
+async fn send(app: &Router, path: &str, token: &str) -> (StatusCode, HeaderMap, String) {
+    let req = Request::builder()
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn www(headers: &HeaderMap) -> String {
+    headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_active_opaque_token_is_accepted_with_its_claims() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let app = app(layer_for(ep.builder().build().expect("introspector")));
+    let (status, _, body) = send(&app, "/whoami", TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "gift-deliveries directions geocode:location true");
+    let seen = ep.seen.lock().expect("lock");
+    assert_eq!(
+        seen.forms[0],
+        format!("token={TOKEN}&token_type_hint=access_token")
+    );
+    let auth = seen.authorization[0].as_deref().expect("basic");
+    assert!(auth.starts_with("Basic "), "client_secret_basic by default");
+    drop(seen);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn client_secret_post_sends_the_credentials_in_the_form() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let i = ep
+        .builder()
+        .auth_method(ClientAuthMethod::ClientSecretPost)
+        .build()
+        .expect("introspector");
+    i.introspect(TOKEN).await.expect("active");
+    let seen = ep.seen.lock().expect("lock");
+    assert!(seen.authorization[0].is_none());
+    assert!(
+        seen.forms[0].contains("client_id=world-mappers&client_secret=wm-secret"),
+        "{}",
+        seen.forms[0]
+    );
+    drop(seen);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn the_endpoint_is_discovered_from_the_issuer_metadata() {
+    let ep = Endpoint::start(active(json!({"iss": null}))).await;
+    let i = Introspector::builder()
+        .issuer(ep.base())
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .audience(AUD)
+        .build()
+        .expect("introspector");
+    let claims = i.introspect(TOKEN).await.expect("active");
+    assert_eq!(claims.issuer(), ep.base());
+    // The metadata lists only client_secret_post.
+    let seen = ep.seen.lock().expect("lock");
+    assert!(seen.forms[0].contains("client_secret=wm-secret"));
+    drop(seen);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn an_inactive_token_is_refused_with_401_invalid_token() {
+    let ep = Endpoint::start(json_answer(&json!({"active": false}))).await;
+    let app = app(layer_for(ep.builder().build().expect("introspector")));
+    let (status, headers, _) = send(&app, "/whoami", TOKEN).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(www(&headers).contains("error=\"invalid_token\""));
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_token_expired_by_exp_is_refused_though_active_is_true() {
+    let ep = Endpoint::start(active(json!({"exp": now() - 120}))).await;
+    let i = ep.builder().build().expect("introspector");
+    let e = i.introspect(TOKEN).await.expect_err("expired");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::Expired)
+    );
+    let app = app(layer_for(i));
+    assert_eq!(
+        send(&app, "/whoami", TOKEN).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_refused() {
+    let ep = Endpoint::start(active(json!({"aud": ["urn:other-api"]}))).await;
+    let i = ep.builder().build().expect("introspector");
+    let e = i.introspect(TOKEN).await.expect_err("wrong aud");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::WrongAudience)
+    );
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_token_from_another_issuer_is_refused() {
+    let ep = Endpoint::start(active(json!({"iss": "https://other.test/"}))).await;
+    let i = ep.builder().build().expect("introspector");
+    let e = i.introspect(TOKEN).await.expect_err("wrong iss");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::WrongIssuer)
+    );
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_missing_scope_is_403_insufficient_scope() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let app = app(layer_for(ep.builder().build().expect("introspector")));
+    let (status, headers, _) = send(&app, "/admin", TOKEN).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(www(&headers).contains("insufficient_scope"));
+    ep.stop();
+}
+
+async fn assert_unavailable(ep: &Endpoint) {
+    let app = app(layer_for(ep.builder().build().expect("introspector")));
+    let (status, headers, body) = send(&app, "/whoami", TOKEN).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert!(!headers.contains_key("www-authenticate"));
+}
+
+#[tokio::test]
+async fn a_malformed_response_is_503_with_retry_after() {
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::OK,
+        content_type: "text/html",
+        body: b"<html>maintenance</html>".to_vec(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    assert_unavailable(&ep).await;
+    ep.set(json_answer(&json!({"active": "yes"})));
+    assert_unavailable(&ep).await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn an_oversized_response_is_503() {
+    let mut big = active(json!({"padding": "x".repeat(100 * 1024)}));
+    big.status = StatusCode::OK;
+    let ep = Endpoint::start(big).await;
+    assert_unavailable(&ep).await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_is_503_within_the_timeout() {
+    let mut slow = active(json!({}));
+    slow.delay = Duration::from_secs(5);
+    let ep = Endpoint::start(slow).await;
+    let started = std::time::Instant::now();
+    assert_unavailable(&ep).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_5xx_or_an_unreachable_endpoint_is_503_never_401() {
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::BAD_GATEWAY,
+        content_type: "text/plain",
+        body: b"bad gateway".to_vec(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    assert_unavailable(&ep).await;
+    let builder = ep.builder();
+    ep.stop();
+    // Nothing listens any more.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let app = app(layer_for(builder.build().expect("introspector")));
+    assert_eq!(
+        send(&app, "/whoami", TOKEN).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn a_401_from_the_endpoint_is_503_not_401() {
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::UNAUTHORIZED,
+        content_type: "application/json",
+        body: br#"{"error":"invalid_client"}"#.to_vec(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    let i = ep.builder().build().expect("introspector");
+    let e = i.introspect(TOKEN).await.expect_err("unavailable");
+    assert_eq!(e.kind(), AuthErrorKind::IntrospectionUnavailable);
+    let cause = std::error::Error::source(&e).expect("cause").to_string();
+    assert!(cause.contains("client credentials"), "{cause}");
+    assert!(
+        !cause.contains("wm-secret") && !cause.contains(TOKEN),
+        "{cause}"
+    );
+    assert_unavailable(&ep).await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn failures_are_not_cached() {
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        content_type: "text/plain",
+        body: Vec::new(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    let i = ep.builder().build().expect("introspector");
+    assert!(i.introspect(TOKEN).await.is_err());
+    ep.set(active(json!({})));
+    assert!(i.introspect(TOKEN).await.is_ok());
+    assert_eq!(ep.calls(), 2);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn an_active_answer_is_cached_until_the_cache_time_then_revocation_is_seen() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let i = ep
+        .builder()
+        .max_cache_ttl(Duration::from_millis(300))
+        .build()
+        .expect("introspector");
+    let app = app(layer_for(i.clone()));
+    assert_eq!(send(&app, "/whoami", TOKEN).await.0, StatusCode::OK);
+    // Revoked at the authorization server: still accepted from the cache...
+    ep.set(json_answer(&json!({"active": false})));
+    assert_eq!(send(&app, "/whoami", TOKEN).await.0, StatusCode::OK);
+    assert_eq!(ep.calls(), 1);
+    // ...until the entry ends.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        send(&app, "/whoami", TOKEN).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ep.calls(), 2);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn an_active_answer_is_cached_no_longer_than_the_token_exp() {
+    let ep = Endpoint::start(active(json!({"exp": now() + 1}))).await;
+    let i = ep
+        .builder()
+        .leeway(Duration::ZERO)
+        .build()
+        .expect("introspector");
+    i.introspect(TOKEN).await.expect("active");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let e = i.introspect(TOKEN).await.expect_err("expired");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::Expired)
+    );
+    assert_eq!(ep.calls(), 2, "the entry ended at exp: asked again");
+    ep.stop();
+}
+
+#[tokio::test]
+async fn an_inactive_answer_is_remembered_briefly() {
+    let ep = Endpoint::start(json_answer(&json!({"active": false}))).await;
+    let i = ep
+        .builder()
+        .inactive_cache_ttl(Duration::from_millis(300))
+        .build()
+        .expect("introspector");
+    for _ in 0..5 {
+        assert!(i.introspect(TOKEN).await.is_err());
+    }
+    assert_eq!(ep.calls(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(i.introspect(TOKEN).await.is_err());
+    assert_eq!(ep.calls(), 2);
+    ep.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_requests_with_one_new_token_make_one_call() {
+    let mut slow = active(json!({}));
+    slow.delay = Duration::from_millis(300);
+    let ep = Endpoint::start(slow).await;
+    let app = app(layer_for(ep.builder().build().expect("introspector")));
+    let tasks: Vec<_> = (0..10_000)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { send(&app, "/whoami", TOKEN).await.0 })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(ep.calls(), 1);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn jwts_still_go_to_the_verifier_and_opaque_tokens_to_introspection() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let app = app(layer_for(ep.builder().build().expect("introspector")));
+    let (status, _, body) = send(&app, "/whoami", &jwt()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.ends_with("false"), "verified locally: {body}");
+    assert_eq!(ep.calls(), 0);
+    assert_eq!(send(&app, "/whoami", TOKEN).await.0, StatusCode::OK);
+    assert_eq!(ep.calls(), 1);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn introspect_only_sends_jwts_to_introspection_too() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let layer = JwtAuthLayer::new(verifier()).introspection(
+        ep.builder().build().expect("introspector"),
+        TokenRouting::IntrospectOnly,
+    );
+    let app = app(layer);
+    let (status, _, body) = send(&app, "/whoami", &jwt()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.ends_with("true"), "{body}");
+    assert_eq!(ep.calls(), 1);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_dpop_bound_opaque_token_needs_a_proof() {
+    let key = DpopKey::from_pem(
+        Algorithm::ES256,
+        include_str!("../src/dev_issuer/keys/ec256-1.pem"),
+    )
+    .expect("dpop key");
+    let ep = Endpoint::start(active(json!({"cnf": {"jkt": key.thumbprint()}}))).await;
+    let dpop = Dpop::builder()
+        .public_url(ORIGIN)
+        .mode(DpopMode::Allowed)
+        .build()
+        .expect("dpop");
+    let layer = layer_for(ep.builder().build().expect("introspector")).dpop(dpop);
+    let app = app(layer);
+    // As a bearer token: refused (no downgrade).
+    let (status, headers, _) = send(&app, "/whoami", TOKEN).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(www(&headers).contains("invalid_token"), "{}", www(&headers));
+    // With the DPoP scheme and a proof of the bound key: accepted.
+    let proof = key
+        .proof("GET", &format!("{ORIGIN}/whoami"), Some(TOKEN), None)
+        .expect("proof");
+    let req = Request::builder()
+        .uri("/whoami")
+        .header("authorization", format!("DPoP {TOKEN}"))
+        .header("dpop", proof)
+        .body(Body::empty())
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    // With the DPoP scheme but a proof of another key: refused.
+    let other = DpopKey::from_pem(
+        Algorithm::ES256,
+        include_str!("../src/dev_issuer/keys/ec256-2.pem"),
+    )
+    .expect("other key");
+    let proof = other
+        .proof("GET", &format!("{ORIGIN}/whoami"), Some(TOKEN), None)
+        .expect("proof");
+    let req = Request::builder()
+        .uri("/whoami")
+        .header("authorization", format!("DPoP {TOKEN}"))
+        .header("dpop", proof)
+        .body(Body::empty())
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    ep.stop();
+}
+
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn grpc_requests_get_unavailable_when_the_endpoint_cannot_answer() {
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        content_type: "text/plain",
+        body: Vec::new(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    let layer = layer_for(ep.builder().build().expect("introspector"))
+        .rejection(bearer_guard::GrpcRejection::new());
+    let app = Router::new()
+        .route("/pkg.Svc/Method", post(|| async { "ok" }))
+        .layer(layer);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/pkg.Svc/Method")
+        .header("content-type", "application/grpc")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .expect("request");
+    let res = app.oneshot(req).await.expect("infallible");
+    assert_eq!(res.headers()["grpc-status"], "14", "UNAVAILABLE");
+    ep.set(json_answer(&json!({"active": false})));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/pkg.Svc/Method")
+        .header("content-type", "application/grpc")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .expect("request");
+    let layer = layer_for(ep.builder().build().expect("introspector"))
+        .rejection(bearer_guard::GrpcRejection::new());
+    let app = Router::new()
+        .route("/pkg.Svc/Method", post(|| async { "ok" }))
+        .layer(layer);
+    let res = app.oneshot(req).await.expect("infallible");
+    assert_eq!(res.headers()["grpc-status"], "16", "UNAUTHENTICATED");
+    ep.stop();
+}
+
+#[tokio::test]
+async fn the_cache_never_holds_the_token() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let i = ep.builder().build().expect("introspector");
+    i.introspect(TOKEN).await.expect("active");
+    let shown = format!("{i:?}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+    let key = bearer_guard::introspection::CacheKey::of(TOKEN);
+    assert!(!key.to_hex().contains(TOKEN));
+    ep.stop();
+}
