@@ -46,9 +46,19 @@ pub fn jwk_thumbprint(jwk: &Map<String, Value>) -> Option<String> {
         canonical.push('"');
         canonical.push_str(name);
         canonical.push_str("\":");
-        // serde_json escapes exactly as RFC 7638 §3.3 asks (RFC 8259 strings); the values of
-        // a usable key are base64url and names, so nothing is escaped in practice.
-        canonical.push_str(&serde_json::to_string(value).ok()?);
+        // The values of a usable key are base64url and names (`EC`, `P-256`): nothing to
+        // escape, written as they are. Anything else is escaped by serde_json, exactly as
+        // RFC 7638 §3.3 asks (RFC 8259 strings).
+        if value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            canonical.push('"');
+            canonical.push_str(value);
+            canonical.push('"');
+        } else {
+            canonical.push_str(&serde_json::to_string(value).ok()?);
+        }
     }
     canonical.push('}');
     Some(B64.encode(Sha256::digest(canonical.as_bytes())))
@@ -90,6 +100,16 @@ mod tests {
             tp(jwk).as_deref(),
             Some("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k")
         );
+    }
+
+    #[test]
+    fn values_that_need_escaping_are_escaped_as_json() {
+        // Not a usable key, but the canonical form must still be RFC 8259 JSON.
+        let odd = json!({"kty": "OKP", "crv": "Ed25519", "x": "a\"b"});
+        let expected = B64.encode(Sha256::digest(
+            br#"{"crv":"Ed25519","kty":"OKP","x":"a\"b"}"#,
+        ));
+        assert_eq!(tp(odd), Some(expected));
     }
 
     #[test]
