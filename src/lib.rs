@@ -93,7 +93,14 @@
 //!
 //! ## Deployment caveats
 //!
-//! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway.
+//! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway,
+//!   fractions of a second included (a NumericDate may have one).
+//! - Logs: every refusal is logged at DEBUG (kind and reason, never the token). A token
+//!   refused for its `iss` or its `aud` is also logged at WARN, naming the configured value
+//!   and the token's (cut at 100 characters and escaped: it is the sender's text), at most
+//!   one line per kind a minute per verifier, the next line counting those left out
+//!   (`suppressed`): a misconfigured issuer or audience shows even without DEBUG logs. So
+//!   do claims that do not fit an `Auth<C>` type (serde's message), once a minute.
 //! - The issuer string is compared exactly, trailing slash included. Call
 //!   [`Verifier::refresh_keys`] at start-up: a wrong issuer then fails the deploy with the
 //!   string to configure, instead of every request getting 503; or take the issuer from
