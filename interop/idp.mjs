@@ -21,11 +21,18 @@
 //   IDP_SHORT_TTL   lifetime for the client "short-lived" (default 1)
 //   IDP_SCOPES      scopes every resource offers (default: the World Mappers scopes)
 //   IDP_RESOURCES   comma list of accepted resource indicators (default: any absolute URI)
+//   IDP_OPAQUE_RESOURCES  comma list of resource indicators whose access tokens are opaque
+//                   (checked by RFC 7662 introspection at /token/introspection) instead of JWTs
 //   IDP_DPOP_NONCE  1: the token endpoint requires a server nonce in DPoP proofs (RFC 9449 §8:
 //                   400 use_dpop_nonce with a DPoP-Nonce header first). Default 0.
 //
 // DPoP (RFC 9449) is on: a token request carrying a DPoP proof gets a DPoP-bound token
 // (token_type DPoP, cnf.jkt the proof key's thumbprint), from any client.
+//
+// Introspection (RFC 7662, /token/introspection) and revocation (RFC 7009,
+// /token/revocation) are on. Any confidential client may introspect; a token is revoked by
+// the client it was issued to. A request naming no resource gets an opaque token with no
+// audience (stock oidc-provider behaviour).
 //
 // Clients (grant client_credentials only; the secret is "<client_id>-secret"):
 //   rs256-basic, rs256-post, es256-basic, es256-post, eddsa-basic, eddsa-post
@@ -33,6 +40,7 @@
 //   short-lived   RS256, client_secret_basic, lifetime IDP_SHORT_TTL
 //   dpop-basic    ES256, client_secret_basic, dpop_bound_access_tokens: a token request
 //                 without a DPoP proof is refused
+//   introspector  client_secret_basic: the resource server's own client, for introspection
 //
 // When listening, prints one line to stdout: `READY {"issuer":..,"port":..,"kids":[..]}`.
 import * as crypto from 'node:crypto';
@@ -58,6 +66,7 @@ const shortTtl = Number(setting('IDP_SHORT_TTL', '1'));
 const scopes = setting('IDP_SCOPES', 'geocode:location reverse-geocode:location directions');
 const resources = process.env.IDP_RESOURCES ? new Set(list(process.env.IDP_RESOURCES)) : null;
 const dpopNonce = setting('IDP_DPOP_NONCE', '0') === '1';
+const opaqueResources = new Set(list(setting('IDP_OPAQUE_RESOURCES', '')));
 
 // ---- keys ----------------------------------------------------------------------------------
 const KINDS = {
@@ -106,6 +115,7 @@ for (const alg of ['RS256', 'ES256', 'EdDSA']) {
 }
 CLIENTS.push({ id: 'short-lived', alg: 'RS256', method: 'basic', ttl: shortTtl });
 CLIENTS.push({ id: 'dpop-basic', alg: 'ES256', method: 'basic', ttl, dpopBound: true });
+CLIENTS.push({ id: 'introspector', alg: 'RS256', method: 'basic', ttl });
 const clientById = new Map(CLIENTS.map((c) => [c.id, c]));
 
 // ---- server --------------------------------------------------------------------------------
@@ -132,6 +142,8 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
     dPoP: {
       enabled: true,
       // Stateless nonces (an HMAC over a time step) under a secret of this run.
@@ -150,7 +162,7 @@ const provider = new Provider(issuer, {
         return {
           audience: resource,
           scope: scopes,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: opaqueResources.has(resource) ? 'opaque' : 'jwt',
           accessTokenTTL: c.ttl,
           jwt: { sign: { alg: c.alg, kid } },
         };

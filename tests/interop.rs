@@ -112,6 +112,8 @@ struct IdpConfig {
     scopes: String,
     /// The token endpoint requires DPoP server nonces (`IDP_DPOP_NONCE=1`).
     dpop_nonce: bool,
+    /// Resources whose access tokens are opaque (`IDP_OPAQUE_RESOURCES`).
+    opaque_resources: String,
 }
 
 impl IdpConfig {
@@ -124,6 +126,7 @@ impl IdpConfig {
             short_ttl: 1,
             scopes: app::SCOPES.join(" "),
             dpop_nonce: false,
+            opaque_resources: String::new(),
         }
     }
 }
@@ -153,6 +156,7 @@ impl Idp {
             .env("IDP_SHORT_TTL", config.short_ttl.to_string())
             .env("IDP_SCOPES", &config.scopes)
             .env("IDP_DPOP_NONCE", if config.dpop_nonce { "1" } else { "0" })
+            .env("IDP_OPAQUE_RESOURCES", &config.opaque_resources)
             .env_remove("IDP_ISSUER")
             .env_remove("IDP_RESOURCES")
             .stdin(Stdio::null())
@@ -1220,5 +1224,144 @@ mod dpop {
             let (status, _) = dpop_call(&url, &other, proofs[2]).await;
             assert_eq!(status, 401, "{alg}: another token");
         }
+    }
+}
+
+/// Opaque access tokens (RFC 7662, issue 16): oidc-provider issues opaque client-credentials
+/// tokens for the World Mappers resource, and the example API introspects them at the
+/// discovered endpoint with its own client, as `INTROSPECTION_CLIENT_ID` /
+/// `INTROSPECTION_CLIENT_SECRET` make it do.
+#[cfg(feature = "introspection")]
+mod opaque {
+    use super::*;
+    use bearer_guard::introspection::{Introspector, TokenRouting, is_jwt_shaped};
+
+    /// Another API of the same IdP, also with opaque tokens.
+    const OTHER: &str = "https://other.example/api";
+    /// How long World Mappers caches an active answer here.
+    /// (Long enough that a loaded machine revokes and asks again within it.)
+    const CACHE: Duration = Duration::from_secs(4);
+
+    async fn opaque_idp(tmp: &TempDir) -> Idp {
+        let mut config = IdpConfig::new(tmp.keys());
+        config.opaque_resources = format!("{AUD},{OTHER}");
+        Idp::start(config).await
+    }
+
+    /// World Mappers with introspection on (JWTs still verified locally).
+    async fn api(issuer: &str) -> Api {
+        let introspector = Introspector::builder()
+            .issuer(issuer)
+            .client_id("introspector")
+            .client_secret("introspector-secret")
+            .audience(AUD)
+            .max_cache_ttl(CACHE)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("introspector");
+        let verifier = trusting(issuer).build().expect("verifier");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = app::app_with_layer(verifier.clone(), &base, None, move |layer| {
+            layer.introspection(introspector, TokenRouting::ByShape)
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Api {
+            base,
+            verifier,
+            task,
+        }
+    }
+
+    async fn revoke(idp: &Idp, client: &str, token: &str) {
+        let res = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/token/revocation", idp.port))
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .expect("revocation request");
+        assert!(res.status().is_success(), "revocation: {}", res.status());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn opaque_tokens_are_accepted_then_refused_after_revocation_once_the_cache_ends() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = opaque_idp(&tmp).await;
+        let api = api(&idp.issuer).await;
+        let token = idp.token("rs256-basic", SCOPES).await;
+        assert!(
+            !is_jwt_shaped(&token),
+            "oidc-provider issued an opaque token"
+        );
+
+        let cached_at = Instant::now();
+        let (status, _, body) = api.call("/api/directions?destination=Oslo", &token).await;
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["requested_by"], "rs256-basic");
+        let (status, www, _) = api.call("/api/location/reverse-geocode", &token).await;
+        assert_eq!(status, 403);
+        assert!(www.contains("insufficient_scope"), "{www}");
+
+        revoke(&idp, "rs256-basic", &token).await;
+        // Within the cache time the revocation is not seen yet (the documented trade-off)...
+        let status = api.status("/api/ping", &token).await;
+        if cached_at.elapsed() < CACHE {
+            assert_eq!(status, 200);
+        }
+        // ...and once the entry ends, it is.
+        tokio::time::sleep(CACHE + Duration::from_millis(300)).await;
+        let (status, www, _) = api.call("/api/ping", &token).await;
+        assert_eq!(status, 401);
+        assert!(www.contains("invalid_token"), "{www}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_audiences_opaque_token_is_refused() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = opaque_idp(&tmp).await;
+        let api = api(&idp.issuer).await;
+        let other = get(&idp, "rs256-basic", OTHER, SCOPES).await;
+        assert!(!is_jwt_shaped(&other));
+        let (status, www, _) = api.call("/api/ping", &other).await;
+        assert_eq!(status, 401);
+        assert!(www.contains("invalid_token"), "{www}");
+        // A JWT (another resource, not opaque) still goes to the verifier.
+        let jwt = get(&idp, "rs256-basic", "https://jwt.example/api", SCOPES).await;
+        assert!(is_jwt_shaped(&jwt));
+        assert_eq!(
+            api.status("/api/ping", &jwt).await,
+            401,
+            "wrong aud, locally"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_the_provider_is_down_an_uncached_token_gets_503() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let mut idp = opaque_idp(&tmp).await;
+        let api = api(&idp.issuer).await;
+        let cached = idp.token("rs256-basic", SCOPES).await;
+        let uncached = idp.token("rs256-post", SCOPES).await;
+        assert_eq!(api.status("/api/ping", &cached).await, 200);
+        idp.stop();
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/ping", api.base))
+            .bearer_auth(&uncached)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status().as_u16(), 503);
+        assert!(res.headers().contains_key("retry-after"));
+        // The token answered before the outage is still served from the cache.
+        assert_eq!(api.status("/api/ping", &cached).await, 200);
     }
 }

@@ -702,3 +702,63 @@ async fn the_cache_never_holds_the_token() {
     assert!(!key.to_hex().contains(TOKEN));
     ep.stop();
 }
+
+#[tokio::test]
+async fn the_development_issuer_issues_opaque_tokens_and_introspects_them() {
+    use bearer_guard::dev_issuer::DevIssuer;
+    let dev = DevIssuer::builder()
+        .audience(AUD)
+        .client("gift-deliveries", "gd-secret", ["directions"])
+        .client("world-mappers", "wm-secret", Vec::<String>::new())
+        .opaque_tokens()
+        .start()
+        .await
+        .expect("dev issuer");
+    let answer: Value = reqwest::Client::new()
+        .post(dev.token_endpoint())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "gift-deliveries"),
+            ("client_secret", "gd-secret"),
+            ("audience", AUD),
+        ])
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = answer["access_token"].as_str().expect("token").to_owned();
+    assert!(!bearer_guard::introspection::is_jwt_shaped(&token));
+    let i = Introspector::builder()
+        .issuer(dev.issuer())
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .audience(AUD)
+        .max_cache_ttl(Duration::ZERO)
+        .inactive_cache_ttl(Duration::ZERO)
+        .build()
+        .expect("introspector");
+    let app = app(layer_for(i.clone()));
+    let (status, _, body) = send(&app, "/whoami", &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "gift-deliveries directions true");
+    assert!(dev.revoke(&token));
+    assert_eq!(
+        send(&app, "/whoami", &token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(dev.introspection_requests(), 2);
+    // Wrong introspection credentials: 503, not 401.
+    let wrong = Introspector::builder()
+        .issuer(dev.issuer())
+        .client_id("world-mappers")
+        .client_secret("not-the-secret")
+        .audience(AUD)
+        .build()
+        .expect("introspector");
+    let opaque = dev.mint_opaque(json!({})).expect("minted");
+    let e = wrong.introspect(&opaque).await.expect_err("refused");
+    assert_eq!(e.kind(), AuthErrorKind::IntrospectionUnavailable);
+    dev.shutdown().await;
+}

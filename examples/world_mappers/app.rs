@@ -35,6 +35,18 @@ pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
 /// [`app`], accepting DPoP-bound tokens (RFC 9449) as `dpop` says (`None`: bearer tokens
 /// only).
 pub(crate) fn app_with_dpop(verifier: Verifier, public_url: &str, dpop: Option<Dpop>) -> Router {
+    app_with_layer(verifier, public_url, dpop, |layer| layer)
+}
+
+/// [`app_with_dpop`], with `configure` applied to the layer last (the example adds
+/// introspection of opaque tokens there).
+#[allow(dead_code)] // the example uses it; some tests only `app`.
+pub(crate) fn app_with_layer(
+    verifier: Verifier,
+    public_url: &str,
+    dpop: Option<Dpop>,
+    configure: impl FnOnce(JwtAuthLayer) -> JwtAuthLayer,
+) -> Router {
     let ready = verifier.clone();
     // RFC 9728: `resource` is the audience, `authorization_servers` the issuer.
     let metadata = ProtectedResourceMetadata::from_verifier(&verifier)
@@ -57,12 +69,12 @@ pub(crate) fn app_with_dpop(verifier: Verifier, public_url: &str, dpop: Option<D
                 .route("/api/directions", get(directions))
                 .route_layer(require_scopes(["directions"])),
         )
-        .layer(match dpop {
+        .layer(configure(match dpop {
             Some(dpop) => JwtAuthLayer::new(verifier)
                 .resource_metadata(metadata_url)
                 .dpop(dpop),
             None => JwtAuthLayer::new(verifier).resource_metadata(metadata_url),
-        });
+        }));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(

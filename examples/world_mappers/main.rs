@@ -17,6 +17,14 @@
 //! DPoP (RFC 9449): `DPOP` = `off` | `allowed` (default: bearer and DPoP-bound tokens) |
 //! `required` (DPoP only); `DPOP_NONCE=1` turns server nonces on. Proofs are checked against
 //! `PUBLIC_URL` (the external origin: set it behind a proxy).
+//!
+//! Opaque tokens (RFC 7662, built with `--features introspection`): when
+//! `INTROSPECTION_CLIENT_ID` and `INTROSPECTION_CLIENT_SECRET` are set, tokens that are not
+//! JWTs are introspected at the issuer's discovered `introspection_endpoint` (JWTs are still
+//! verified locally); `INTROSPECTION_URL` overrides the endpoint, `INTROSPECTION_CACHE_SECS`
+//! the cache time of active answers (default 120: a revoked token is accepted that long at
+//! most). With the development issuer, `OPAQUE_TOKENS=1` makes it issue opaque tokens, and
+//! the introspection client is registered there.
 
 mod app;
 
@@ -65,9 +73,19 @@ async fn run() -> Result<(), String> {
         Some(issuer) => (issuer, None),
         None => {
             let secret = random_secret();
-            let dev = DevIssuerBuilder::default()
+            let mut dev = DevIssuerBuilder::default()
                 .audience(&audience)
-                .client(CLIENT_ID, &secret, SCOPES)
+                .client(CLIENT_ID, &secret, SCOPES);
+            if let (Some(id), Some(s)) = (
+                env("INTROSPECTION_CLIENT_ID"),
+                env("INTROSPECTION_CLIENT_SECRET"),
+            ) {
+                dev = dev.client(id, s, Vec::<String>::new());
+            }
+            if env("OPAQUE_TOKENS").as_deref() == Some("1") {
+                dev = dev.opaque_tokens();
+            }
+            let dev = dev
                 .start()
                 .await
                 .map_err(|e| format!("the development issuer did not start: {e}"))?;
@@ -107,7 +125,18 @@ async fn run() -> Result<(), String> {
         print_walkthrough(dev, secret, &audience, addr, mode);
     }
 
-    axum::serve(listener, app::app_with_dpop(verifier, &public_url, dpop))
+    let introspection = introspection(&issuer, &audience)?;
+    let router = app::app_with_layer(
+        verifier,
+        &public_url,
+        dpop,
+        move |layer| match introspection {
+            #[cfg(feature = "introspection")]
+            Some(i) => layer.introspection(i, bearer_guard::introspection::TokenRouting::ByShape),
+            _ => layer,
+        },
+    );
+    axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -118,6 +147,53 @@ async fn run() -> Result<(), String> {
     }
     println!("World Mappers API stopped");
     Ok(())
+}
+
+/// The introspector `INTROSPECTION_CLIENT_ID` and `INTROSPECTION_CLIENT_SECRET` ask for
+/// (with `INTROSPECTION_URL` and `INTROSPECTION_CACHE_SECS`), if they are set.
+#[cfg(feature = "introspection")]
+fn introspection(
+    issuer: &str,
+    audience: &str,
+) -> Result<Option<bearer_guard::introspection::Introspector>, String> {
+    let (Some(id), Some(secret)) = (
+        env("INTROSPECTION_CLIENT_ID"),
+        env("INTROSPECTION_CLIENT_SECRET"),
+    ) else {
+        return Ok(None);
+    };
+    let mut builder = bearer_guard::introspection::Introspector::builder()
+        .issuer(issuer)
+        .client_id(id)
+        .client_secret(secret)
+        .audience(audience);
+    if let Some(url) = env("INTROSPECTION_URL") {
+        builder = builder.introspection_endpoint(url);
+    }
+    if let Some(secs) = env("INTROSPECTION_CACHE_SECS") {
+        let secs: u64 = secs
+            .parse()
+            .map_err(|_| format!("INTROSPECTION_CACHE_SECS {secs:?} is not a number"))?;
+        builder = builder.max_cache_ttl(std::time::Duration::from_secs(secs));
+    }
+    let introspector = builder
+        .build()
+        .map_err(|e| format!("introspection configuration: {e}"))?;
+    println!("Opaque tokens are introspected (RFC 7662); JWTs are verified locally");
+    Ok(Some(introspector))
+}
+
+/// Without the `introspection` feature: refuses the introspection settings.
+#[cfg(not(feature = "introspection"))]
+fn introspection(_issuer: &str, _audience: &str) -> Result<Option<()>, String> {
+    if env("INTROSPECTION_CLIENT_ID").is_some() || env("INTROSPECTION_CLIENT_SECRET").is_some() {
+        return Err(
+            "INTROSPECTION_CLIENT_ID is set, but this build has no introspection: \
+                    run with `--features introspection`"
+                .into(),
+        );
+    }
+    Ok(None)
 }
 
 /// `DPOP` (off | allowed | required, default allowed) and `DPOP_NONCE=1`.

@@ -31,6 +31,7 @@ pub struct DevIssuerBuilder {
     token_ttl: Duration,
     key_offset: Option<usize>,
     bind: SocketAddr,
+    opaque_tokens: bool,
 }
 
 impl Default for DevIssuerBuilder {
@@ -42,6 +43,7 @@ impl Default for DevIssuerBuilder {
             token_ttl: DEFAULT_TOKEN_TTL,
             key_offset: None,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            opaque_tokens: false,
         }
     }
 }
@@ -114,6 +116,14 @@ impl DevIssuerBuilder {
         self
     }
 
+    /// The token endpoint issues opaque access tokens (random strings, their claims kept
+    /// in memory) instead of JWTs; resource servers check them at the introspection
+    /// endpoint (`{issuer}oauth/introspect`, RFC 7662).
+    pub fn opaque_tokens(mut self) -> Self {
+        self.opaque_tokens = true;
+        self
+    }
+
     /// Checks the configuration, binds the socket and starts serving on the current Tokio
     /// runtime. The server stops when the returned [`DevIssuer`] is dropped or
     /// [shut down](DevIssuer::shutdown).
@@ -165,13 +175,15 @@ impl DevIssuerBuilder {
                 addr: self.bind,
                 source,
             })?;
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             format!("http://{addr}/"),
             self.audiences,
             self.clients,
             self.token_ttl,
             keys,
-        ));
+        );
+        shared.opaque_tokens = self.opaque_tokens;
+        let shared = Arc::new(shared);
         let server = Server::spawn(listener, Arc::clone(&shared));
         tracing::debug!(issuer = %shared.issuer, "dev issuer: listening");
         Ok(DevIssuer::new(shared, addr, server))

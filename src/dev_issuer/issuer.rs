@@ -69,6 +69,33 @@ impl DevIssuer {
         &self.shared.token_endpoint
     }
 
+    /// The URL of the introspection endpoint (RFC 7662): `{issuer}oauth/introspect`.
+    pub fn introspection_endpoint(&self) -> &str {
+        &self.shared.introspection_endpoint
+    }
+
+    /// An opaque access token with `claims` (completed as by [`mint`](Self::mint)), known to
+    /// the introspection endpoint until it expires or is [revoked](Self::revoke).
+    ///
+    /// # Errors
+    ///
+    /// [`DevIssuerError::ClaimsNotAnObject`].
+    pub fn mint_opaque(&self, claims: Value) -> Result<String, DevIssuerError> {
+        let claims = self.shared.complete_claims(claims)?;
+        Ok(self.shared.store_opaque(claims))
+    }
+
+    /// Revokes an opaque token: the introspection endpoint answers `{"active": false}` for
+    /// it from now on. Returns whether it was known.
+    pub fn revoke(&self, token: &str) -> bool {
+        self.shared.revoke_opaque(token)
+    }
+
+    /// How many introspection requests were received.
+    pub fn introspection_requests(&self) -> u64 {
+        self.shared.introspection_requests()
+    }
+
     /// The audiences it issues tokens for, in configuration order.
     pub fn audiences(&self) -> &[String] {
         &self.shared.audiences

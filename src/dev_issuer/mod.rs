@@ -16,6 +16,12 @@
 //! ([`ProofChecker`](crate::dpop::ProofChecker), default settings) and accepted once; a bad
 //! or replayed proof gets `400 invalid_dpop_proof`. No server nonces.
 //!
+//! Opaque tokens (RFC 7662): with [`DevIssuerBuilder::opaque_tokens`] the token endpoint
+//! issues opaque access tokens instead of JWTs, and [`DevIssuer::mint_opaque`] makes one
+//! directly; the introspection endpoint (`{issuer}oauth/introspect`, in the metadata as
+//! `introspection_endpoint`) answers for them to any registered client, and
+//! [`DevIssuer::revoke`] revokes one.
+//!
 //! ```
 //! # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 //! # #[tokio::main(flavor = "current_thread")]
@@ -126,6 +132,7 @@ mod builder;
 mod client;
 mod dpop;
 mod error;
+mod introspection;
 mod issuer;
 mod key_ring;
 mod keys;

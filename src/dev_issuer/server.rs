@@ -27,6 +27,8 @@ pub(super) const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-s
 pub(super) const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Path of the token endpoint.
 pub(super) const TOKEN_PATH: &str = "/oauth/token";
+/// Path of the introspection endpoint (RFC 7662).
+pub(super) const INTROSPECTION_PATH: &str = "/oauth/introspect";
 
 /// `Cache-Control` of the JWKS: verifiers keep it 10 minutes (rotation is picked up sooner,
 /// through the unknown-`kid` refresh).
@@ -100,6 +102,10 @@ fn router(shared: Arc<Shared>) -> Router {
             TOKEN_PATH,
             post(token_endpoint::token).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
+        .route(
+            INTROSPECTION_PATH,
+            post(super::introspection::introspect).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
         .with_state(shared)
 }
 
@@ -131,6 +137,8 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         "issuer": shared.issuer,
         "jwks_uri": shared.jwks_uri,
         "token_endpoint": shared.token_endpoint,
+        "introspection_endpoint": shared.introspection_endpoint,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "id_token_signing_alg_values_supported": algs,

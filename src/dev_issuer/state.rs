@@ -1,8 +1,9 @@
 //! What the server and the [`DevIssuer`](super::DevIssuer) handle share: configuration,
 //! registered clients, the key ring, counters, and claim completion for minting.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
@@ -19,6 +20,9 @@ pub(super) struct Shared {
     pub(super) issuer: String,
     pub(super) jwks_uri: String,
     pub(super) token_endpoint: String,
+    pub(super) introspection_endpoint: String,
+    /// The token endpoint issues opaque tokens instead of JWTs.
+    pub(super) opaque_tokens: bool,
     pub(super) audiences: Vec<String>,
     pub(super) clients: Vec<DevClient>,
     pub(super) token_ttl: Duration,
@@ -28,7 +32,15 @@ pub(super) struct Shared {
     pub(super) dpop: Option<TokenDpop>,
     keys: RwLock<KeyRing>,
     jwks_requests: AtomicU64,
+    /// Opaque tokens issued and not revoked, with their claims (bounded: see
+    /// [`MAX_OPAQUE_TOKENS`]).
+    opaque: Mutex<HashMap<String, Map<String, Value>>>,
+    introspection_requests: AtomicU64,
 }
+
+/// Opaque tokens remembered at most; past it, expired ones are dropped, then the oldest
+/// issue is refused room by dropping an arbitrary one (a development tool).
+const MAX_OPAQUE_TOKENS: usize = 100_000;
 
 impl Shared {
     pub(super) fn new(
@@ -41,6 +53,8 @@ impl Shared {
         Self {
             jwks_uri: format!("{issuer}.well-known/jwks.json"),
             token_endpoint: format!("{issuer}oauth/token"),
+            introspection_endpoint: format!("{issuer}oauth/introspect"),
+            opaque_tokens: false,
             issuer,
             audiences,
             clients,
@@ -49,7 +63,60 @@ impl Shared {
             dpop: TokenDpop::new().ok(),
             keys: RwLock::new(keys),
             jwks_requests: AtomicU64::new(0),
+            opaque: Mutex::new(HashMap::new()),
+            introspection_requests: AtomicU64::new(0),
         }
+    }
+
+    /// Remembers `claims` under a new opaque token (256 random bits, hex) and returns it.
+    pub(super) fn store_opaque(&self, claims: Map<String, Value>) -> String {
+        let token = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        let mut opaque = self.opaque.lock().unwrap_or_else(PoisonError::into_inner);
+        if opaque.len() >= MAX_OPAQUE_TOKENS {
+            let now = unix_now();
+            opaque.retain(|_, c| c.get("exp").and_then(Value::as_i64).is_none_or(|e| e > now));
+            if opaque.len() >= MAX_OPAQUE_TOKENS
+                && let Some(k) = opaque.keys().next().cloned()
+            {
+                opaque.remove(&k);
+            }
+        }
+        opaque.insert(token.clone(), claims);
+        token
+    }
+
+    /// The claims of a live opaque token (not revoked, not expired).
+    pub(super) fn opaque_claims(&self, token: &str) -> Option<Map<String, Value>> {
+        let opaque = self.opaque.lock().unwrap_or_else(PoisonError::into_inner);
+        let claims = opaque.get(token)?;
+        let live = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|e| e > unix_now());
+        live.then(|| claims.clone())
+    }
+
+    /// Forgets an opaque token; whether it was known.
+    pub(super) fn revoke_opaque(&self, token: &str) -> bool {
+        self.opaque
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token)
+            .is_some()
+    }
+
+    /// Counts one introspection request.
+    pub(super) fn count_introspection_request(&self) {
+        self.introspection_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Introspection requests so far.
+    pub(super) fn introspection_requests(&self) -> u64 {
+        self.introspection_requests.load(Ordering::Relaxed)
     }
 
     /// The key ring, for reading. A poisoned lock is still usable: every write leaves the

@@ -49,7 +49,7 @@ pub(super) async fn token(
 
 /// An RFC 6749 §5.2 error response.
 #[derive(Debug)]
-struct OAuthError {
+pub(super) struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: String,
@@ -95,13 +95,15 @@ impl IntoResponse for OAuthError {
 
 /// The parameters this endpoint reads.
 #[derive(Default)]
-struct Params {
+pub(super) struct Params {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
     audience: Option<String>,
     resource: Option<String>,
     scope: Option<String>,
+    /// The token to introspect (`POST /oauth/introspect`).
+    pub(super) token: Option<String>,
 }
 
 impl Params {
@@ -115,6 +117,7 @@ impl Params {
             "audience" => &mut self.audience,
             "resource" => &mut self.resource,
             "scope" => &mut self.scope,
+            "token" => &mut self.token,
             _ => return Ok(()),
         };
         if value.is_empty() {
@@ -200,7 +203,11 @@ async fn issue(
         claims["cnf"] = json!({ "jkt": jkt });
     }
     let key = shared.current_key();
-    let access_token = key.sign(&claims).map_err(|e| {
+    let access_token = match &claims {
+        Value::Object(map) if shared.opaque_tokens => Ok(shared.store_opaque(map.clone())),
+        _ => key.sign(&claims),
+    };
+    let access_token = access_token.map_err(|e| {
         tracing::error!(error = %e, "dev issuer: signing failed");
         OAuthError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -232,7 +239,7 @@ async fn issue(
 }
 
 /// The parameters of a form or JSON body.
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
+pub(super) fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
     let media_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -279,7 +286,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
 
 /// The client authenticated by HTTP Basic (`client_secret_basic`) or by the body
 /// (`client_secret_post`).
-fn authenticate_client<'a>(
+pub(super) fn authenticate_client<'a>(
     shared: &'a Shared,
     headers: &HeaderMap,
     params: &Params,

@@ -10,19 +10,55 @@
 //! or introspection only.
 //!
 //! ```
-//! # fn f(verifier: bearer_guard::Verifier) -> Result<(), bearer_guard::ConfigError> {
-//! use bearer_guard::JwtAuthLayer;
+//! # #[cfg(all(feature = "dev-issuer", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use bearer_guard::dev_issuer::DevIssuer;
 //! use bearer_guard::introspection::{Introspector, TokenRouting};
+//! use bearer_guard::{AuthErrorKind, InvalidTokenReason, JwtAuthLayer, Verifier};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let dev = DevIssuer::builder()
+//!     .audience("urn:worldmappers")
+//!     .client("gift-deliveries", "dev-secret", ["directions"])
+//!     .client("world-mappers", "introspection-secret", Vec::<String>::new())
+//!     .start()
+//!     .await?;
+//! let opaque = dev.mint_opaque(serde_json::json!({"client_id": "gift-deliveries", "scope": "directions"}))?;
 //!
 //! let introspector = Introspector::builder()
-//!     .issuer("https://idp.example.com/") // the endpoint is discovered
+//!     .issuer(dev.issuer()) // the endpoint is discovered
 //!     .client_id("world-mappers")
-//!     .client_secret("from-the-environment")
+//!     .client_secret("introspection-secret")
 //!     .audience("urn:worldmappers")
 //!     .build()?;
-//! let layer = JwtAuthLayer::new(verifier).introspection(introspector, TokenRouting::ByShape);
+//! let claims = introspector.introspect(&opaque).await?;
+//! assert!(claims.scopes().contains("directions"));
+//! assert!(claims.is_introspected());
+//! // Cached: the second request costs no call.
+//! introspector.introspect(&opaque).await?;
+//! assert_eq!(introspector.introspection_calls(), 1);
+//!
+//! // Unknown to the authorization server: inactive, 401 invalid_token.
+//! let e = introspector.introspect("not-a-token-it-issued").await.unwrap_err();
+//! assert_eq!(e.kind(), AuthErrorKind::InvalidToken(InvalidTokenReason::Inactive));
+//!
+//! // On the layer, beside the JWT verifier.
+//! let verifier = Verifier::builder().issuer(dev.issuer()).audience("urn:worldmappers").build()?;
+//! let svc = ServiceBuilder::new()
+//!     .layer(JwtAuthLayer::new(verifier).introspection(introspector, TokenRouting::ByShape))
+//!     .service_fn(|_req: http::Request<axum::body::Body>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+//!     });
+//! let req = http::Request::builder()
+//!     .header("authorization", format!("Bearer {opaque}"))
+//!     .body(axum::body::Body::empty())?;
+//! assert_eq!(svc.oneshot(req).await?.status(), 200);
+//! # dev.shutdown().await;
 //! # Ok(())
 //! # }
+//! # #[cfg(not(all(feature = "dev-issuer", any(feature = "aws-lc-rs", feature = "rust-crypto"))))]
+//! # fn main() {}
 //! ```
 //!
 //! # The request
