@@ -326,6 +326,12 @@ pub enum InvalidTokenReason {
     BoundTokenAsBearer,
     /// The token is not DPoP-bound but was sent with the `DPoP` scheme.
     UnboundTokenAsDpop,
+    /// The token is bound to a client certificate (`cnf.x5t#S256`, RFC 8705) that the
+    /// request did not come with: no certificate, or another one.
+    CertificateMismatch,
+    /// The token is not bound to a client certificate, and certificate-bound tokens are
+    /// required ([`MtlsMode::Required`](crate::mtls::MtlsMode::Required)).
+    NotCertificateBound,
 }
 
 impl InvalidTokenReason {
@@ -352,6 +358,10 @@ impl InvalidTokenReason {
             Self::Rejected => "the token was rejected",
             Self::BoundTokenAsBearer => "the token is DPoP-bound: send it with the DPoP scheme",
             Self::UnboundTokenAsDpop => "the token is not DPoP-bound",
+            Self::CertificateMismatch => {
+                "the token is bound to a client certificate the request did not present"
+            }
+            Self::NotCertificateBound => "the token is not bound to a client certificate",
         }
     }
 
@@ -377,6 +387,8 @@ impl InvalidTokenReason {
             Self::Rejected => "rejected",
             Self::BoundTokenAsBearer => "bound_token_as_bearer",
             Self::UnboundTokenAsDpop => "unbound_token_as_dpop",
+            Self::CertificateMismatch => "certificate_mismatch",
+            Self::NotCertificateBound => "not_certificate_bound",
         }
     }
 }

@@ -116,6 +116,7 @@ mod fetch;
 mod jwks;
 mod key_store;
 pub mod layer;
+pub mod mtls;
 mod rejection;
 mod scope;
 mod verify;
@@ -158,6 +159,7 @@ pub use error::{AuthError, AuthErrorKind, ConfigError, DpopProofReason, InvalidT
 pub use extract::{TokenSource, bearer_token, parse_authorization};
 pub use key_store::KeyHealth;
 pub use layer::{JwtAuth, JwtAuthLayer};
+pub use mtls::{Mtls, MtlsConfirmation, MtlsMode};
 pub use multi::MAX_ISSUERS;
 pub use rejection::{DefaultRejection, Rejection};
 pub use resource_metadata::ProtectedResourceMetadata;
