@@ -633,3 +633,175 @@ mod over_tls {
         server.stop();
     }
 }
+
+/// The client side (RFC 8705 §2): `tls_client_auth` at a token endpoint that requires a
+/// client certificate, found through `mtls_endpoint_aliases`, and the same identity on the
+/// API call.
+#[cfg(all(feature = "mtls", feature = "tls", feature = "client"))]
+mod client_side {
+    use super::*;
+    use axum::Extension;
+    use axum::routing::post;
+    use bearer_guard::client::{ClientAuthMethod, ClientCredentials};
+    use bearer_guard::mtls::{serve, server_config};
+
+    /// A token endpoint (mutual TLS) that binds its tokens to the client's certificate, its
+    /// metadata, and the API, all on one TLS server requiring client certificates.
+    async fn issuer_and_api(
+        client_ca: &CertifiedIssuer<'static, KeyPair>,
+    ) -> (String, String, tokio::task::JoinHandle<()>) {
+        let server_ca = ca("server CA");
+        let (cert, key) = leaf(&server_ca, "localhost", true);
+        let tls = server_config(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+            Some(client_ca.pem().as_bytes()),
+        )
+        .expect("server config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!(
+            "https://localhost:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let meta_base = base.clone();
+        let router = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move {
+                    axum::Json(json!({
+                        "issuer": meta_base,
+                        "token_endpoint": format!("{meta_base}/plain-token"),
+                        "mtls_endpoint_aliases": {"token_endpoint": format!("{meta_base}/token")},
+                    }))
+                }),
+            )
+            .route(
+                "/plain-token",
+                post(|| async {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "invalid_client"})),
+                    )
+                }),
+            )
+            .route(
+                "/token",
+                post(
+                    |peer: Option<Extension<PeerCertificate>>, form: String| async move {
+                        let ok = form.contains("client_id=gift-deliveries")
+                            && form.contains("grant_type=client_credentials")
+                            && !form.contains("client_secret");
+                        match peer {
+                            Some(Extension(peer)) if ok => (
+                                StatusCode::OK,
+                                axum::Json(json!({
+                                    "access_token": bound_token(peer.der()),
+                                    "token_type": "Bearer",
+                                    "expires_in": 300,
+                                })),
+                            ),
+                            _ => (
+                                StatusCode::UNAUTHORIZED,
+                                axum::Json(json!({"error": "invalid_client"})),
+                            ),
+                        }
+                    },
+                ),
+            )
+            .merge(app(Mtls::peer_certificate()));
+        let task = tokio::spawn(serve(listener, tls, router));
+        (base, server_ca.pem(), task)
+    }
+
+    fn http(server_ca: &str, cert: &rcgen::Certificate, key: &KeyPair) -> reqwest::Client {
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(server_ca.as_bytes()).expect("CA")])
+            .resolve("localhost", ([127, 0, 0, 1], 0).into())
+            .no_proxy()
+            .identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"))
+            .build()
+            .expect("client")
+    }
+
+    #[tokio::test]
+    async fn tls_client_auth_gets_a_bound_token_from_the_mtls_alias_and_uses_it_with_its_certificate()
+     {
+        let client_ca = ca("client CA");
+        let (base, server_ca, task) = issuer_and_api(&client_ca).await;
+        let (cert, key) = leaf(&client_ca, "gift-deliveries", false);
+        let creds = ClientCredentials::builder()
+            .issuer(&base)
+            .client_id("gift-deliveries")
+            .auth_method(ClientAuthMethod::TlsClientAuth)
+            .http_client(http(&server_ca, &cert, &key))
+            .build()
+            .expect("client credentials");
+        let token = creds.token().await.expect("a token");
+        let res = creds
+            .http_client()
+            .get(format!("{base}/maps"))
+            .bearer_auth(token.secret())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            res.text()
+                .await
+                .expect("body")
+                .ends_with(&thumbprint(cert.der()))
+        );
+        // Another workload's certificate (same CA) cannot use that token.
+        let (thief, thief_key) = leaf(&client_ca, "thief", false);
+        let res = http(&server_ca, &thief, &thief_key)
+            .get(format!("{base}/maps"))
+            .bearer_auth(token.secret())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        task.abort();
+    }
+
+    #[test]
+    fn a_mutual_tls_method_needs_a_certificate_and_a_certificate_needs_such_a_method() {
+        let base = || {
+            ClientCredentials::builder()
+                .token_endpoint("https://idp.example/token")
+                .client_id("gift-deliveries")
+        };
+        assert!(
+            base()
+                .auth_method(ClientAuthMethod::TlsClientAuth)
+                .build()
+                .is_err()
+        );
+        let err = base()
+            .client_certificate("not PEM")
+            .build()
+            .expect_err("bad PEM");
+        assert!(err.to_string().contains("client_certificate"), "{err}");
+        let ca = ca("client CA");
+        let (cert, key) = leaf(&ca, "gift-deliveries", false);
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        assert!(base().client_certificate(pem.clone()).build().is_ok());
+        assert!(
+            base()
+                .client_certificate(pem.clone())
+                .auth_method(ClientAuthMethod::SelfSignedTlsClientAuth)
+                .build()
+                .is_ok()
+        );
+        assert!(
+            base()
+                .client_certificate(pem)
+                .auth_method(ClientAuthMethod::ClientSecretPost)
+                .client_secret("s")
+                .build()
+                .is_err()
+        );
+    }
+}

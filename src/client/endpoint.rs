@@ -37,6 +37,9 @@ pub(super) enum Credential {
     Secret(Secret),
     /// A private key (`private_key_jwt`), and the assertions' audience.
     Assertion { key: AssertionKey, audience: String },
+    /// A client certificate, on the HTTP client (`tls_client_auth`,
+    /// `self_signed_tls_client_auth`, RFC 8705 §2).
+    Certificate,
 }
 
 /// What discovery found.
@@ -222,6 +225,9 @@ impl Endpoint {
                     form.append_pair("client_secret", secret.expose());
                 }
                 Credential::Secret(_) => {}
+                Credential::Certificate => {
+                    form.append_pair("client_id", &self.client_id);
+                }
                 Credential::Assertion { key, audience } => {
                     form.append_pair("client_id", &self.client_id);
                     form.append_pair("client_assertion_type", JWT_BEARER);
@@ -343,7 +349,7 @@ impl Endpoint {
         let (url, method) = self.resolve_endpoint().await?;
         match self.credential {
             Credential::Assertion { .. } => Ok((url, ClientAuthMethod::PrivateKeyJwt)),
-            Credential::Secret(_) => Ok((url, method)),
+            Credential::Secret(_) | Credential::Certificate => Ok((url, method)),
         }
     }
 
@@ -450,9 +456,15 @@ impl Endpoint {
                 fetch::redact_str(issuer),
             ));
         }
-        let endpoint = doc
-            .get("token_endpoint")
+        // RFC 8705 §5: a client authenticating with its certificate uses the mutual-TLS
+        // alias of the token endpoint when the metadata has one.
+        let alias = doc
+            .get("mtls_endpoint_aliases")
+            .and_then(|a| a.get("token_endpoint"))
             .and_then(|v| v.as_str())
+            .filter(|_| matches!(self.credential, Credential::Certificate));
+        let endpoint = alias
+            .or_else(|| doc.get("token_endpoint").and_then(|v| v.as_str()))
             .ok_or_else(|| format!("GET {shown}: the metadata has no token_endpoint"))?;
         let endpoint = Url::parse(endpoint).map_err(|e| {
             format!(
