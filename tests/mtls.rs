@@ -805,3 +805,109 @@ mod client_side {
         );
     }
 }
+
+#[cfg(all(feature = "mtls", feature = "tls", feature = "client"))]
+#[path = "../examples/gift_deliveries/app.rs"]
+#[allow(dead_code)]
+mod gift;
+#[cfg(all(feature = "mtls", feature = "tls", feature = "client"))]
+#[path = "../examples/world_mappers/app.rs"]
+#[allow(dead_code)]
+mod world;
+
+/// The examples' contract: World Mappers (its router, with a certificate source) served over
+/// mutual TLS, and Gift Deliveries with `CLIENT_CERT`, `CLIENT_KEY` and `CA_CERT` getting a
+/// certificate-bound token and its directions.
+#[cfg(all(feature = "mtls", feature = "tls", feature = "client"))]
+mod examples {
+    use super::*;
+    use axum::Extension;
+    use axum::routing::post;
+    use bearer_guard::mtls::{serve, server_config};
+
+    use super::{gift, world};
+
+    /// A file in a fresh temporary directory (removed by the caller).
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("utf-8 path").to_owned()
+    }
+
+    #[tokio::test]
+    async fn gift_deliveries_with_a_client_certificate_gets_directions_from_world_mappers_over_mutual_tls()
+     {
+        let client_ca = ca("client CA");
+        let server_ca = ca("server CA");
+        let (server_cert, server_key) = leaf(&server_ca, "localhost", true);
+        let tls = server_config(
+            server_cert.pem().as_bytes(),
+            server_key.serialize_pem().as_bytes(),
+            Some(client_ca.pem().as_bytes()),
+        )
+        .expect("server config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!(
+            "https://localhost:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        // A token endpoint binding its tokens to the client certificate, beside the API.
+        let token_endpoint = Router::new().route(
+            "/oauth/token",
+            post(|peer: Option<Extension<PeerCertificate>>| async move {
+                match peer {
+                    Some(Extension(peer)) => (
+                        StatusCode::OK,
+                        axum::Json(json!({
+                            "access_token": token(json!({"scope": "directions",
+                                "cnf": {"x5t#S256": peer.thumbprint().as_str()}})),
+                            "token_type": "Bearer",
+                            "expires_in": 300,
+                        })),
+                    ),
+                    None => (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(json!({"error": "invalid_client"})),
+                    ),
+                }
+            }),
+        );
+        let router = world::app_with(verifier(), &base, None, Some(Mtls::peer_certificate()))
+            .merge(token_endpoint);
+        let task = tokio::spawn(serve(listener, tls, router));
+
+        let dir = std::env::temp_dir().join(format!("bearer-guard-mtls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cert, key) = leaf(&client_ca, "gift-deliveries", false);
+        let vars: std::collections::HashMap<&str, String> = [
+            ("TOKEN_URL", format!("{base}/oauth/token")),
+            ("CLIENT_ID", "gift-deliveries".to_owned()),
+            ("API_URL", base.clone()),
+            ("CLIENT_CERT", write(&dir, "client.pem", &cert.pem())),
+            (
+                "CLIENT_KEY",
+                write(&dir, "client.key", &key.serialize_pem()),
+            ),
+            ("CA_CERT", write(&dir, "server-ca.pem", &server_ca.pem())),
+        ]
+        .into_iter()
+        .collect();
+        let settings = gift::Settings::from_vars(|name| vars.get(name).cloned()).expect("settings");
+        let body = gift::directions(&settings, "Seattle").await;
+        // Without the certificate, the same kind of call is refused at the handshake.
+        let mut no_cert = settings.clone();
+        no_cert.client_cert = None;
+        no_cert.client_secret = "unused".to_owned();
+        let refused = gift::directions(&no_cert, "Seattle").await;
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        task.abort();
+        let body = body.expect("directions");
+        assert!(
+            String::from_utf8_lossy(&body).contains("Seattle"),
+            "{body:?}"
+        );
+        assert!(refused.is_err(), "{refused:?}");
+    }
+}

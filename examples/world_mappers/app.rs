@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use bearer_guard::{
-    Claims, Dpop, JwtAuthLayer, KeyHealth, ProtectedResourceMetadata, RequireScopes, Verifier,
-    require_scopes, scope_requirement,
+    Claims, Dpop, JwtAuthLayer, KeyHealth, Mtls, ProtectedResourceMetadata, RequireScopes,
+    Verifier, require_scopes, scope_requirement,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -34,7 +34,19 @@ pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
 
 /// [`app`], accepting DPoP-bound tokens (RFC 9449) as `dpop` says (`None`: bearer tokens
 /// only).
+#[allow(dead_code)] // the tests use it; the example uses `app_with`.
 pub(crate) fn app_with_dpop(verifier: Verifier, public_url: &str, dpop: Option<Dpop>) -> Router {
+    app_with(verifier, public_url, dpop, None)
+}
+
+/// [`app_with_dpop`], also accepting certificate-bound tokens (RFC 8705) as `mtls` says
+/// (`None`: no certificate source).
+pub(crate) fn app_with(
+    verifier: Verifier,
+    public_url: &str,
+    dpop: Option<Dpop>,
+    mtls: Option<Mtls>,
+) -> Router {
     let ready = verifier.clone();
     // RFC 9728: `resource` is the audience, `authorization_servers` the issuer.
     let metadata = ProtectedResourceMetadata::from_verifier(&verifier)
@@ -57,11 +69,17 @@ pub(crate) fn app_with_dpop(verifier: Verifier, public_url: &str, dpop: Option<D
                 .route("/api/directions", get(directions))
                 .route_layer(require_scopes(["directions"])),
         )
-        .layer(match dpop {
-            Some(dpop) => JwtAuthLayer::new(verifier)
-                .resource_metadata(metadata_url)
-                .dpop(dpop),
-            None => JwtAuthLayer::new(verifier).resource_metadata(metadata_url),
+        .layer({
+            let layer = match dpop {
+                Some(dpop) => JwtAuthLayer::new(verifier)
+                    .resource_metadata(metadata_url)
+                    .dpop(dpop),
+                None => JwtAuthLayer::new(verifier).resource_metadata(metadata_url),
+            };
+            match mtls {
+                Some(mtls) => layer.mtls(mtls),
+                None => layer,
+            }
         });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

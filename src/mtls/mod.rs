@@ -69,6 +69,9 @@ mod server;
 pub use header::{CLIENT_CERT, MAX_CLIENT_CERT_HEADER_BYTES, parse_client_cert};
 #[cfg(feature = "mtls")]
 pub use server::{WithPeerCertificate, serve, server_config};
+/// The rustls server configuration [`serve`] takes (re-exported).
+#[cfg(feature = "mtls")]
+pub use tokio_rustls::rustls::ServerConfig;
 
 /// The base64url (unpadded) SHA-256 digest of a DER certificate: the value of a bound
 /// token's `cnf.x5t#S256` (RFC 8705 §3.1). Cheap to clone.
