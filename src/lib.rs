@@ -19,6 +19,7 @@
 //! | `dev-issuer` | no | a development authorization server, for tests and demos |
 //! | `client` | no | the [`client`] module: a client-credentials token source, and a tower layer sending its tokens |
 //! | `metrics` | no | [metrics](mod@crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
+//! | `mtls` | no | [`mtls::serve`]: a tower service over rustls with each request carrying the client's certificate, and PEM configuration (the certificate-binding check of [`mtls`] needs no feature) |
 //! | `tonic` | no | gRPC servers (tonic 0.14, [module docs](crate::tonic)): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
