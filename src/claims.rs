@@ -474,6 +474,16 @@ impl Claims {
         self.get("cnf")?.get("jkt")?.as_str()
     }
 
+    /// `cnf.x5t#S256`: the SHA-256 thumbprint of the client certificate a certificate-bound
+    /// token (RFC 8705 §3.1) is bound to, or `None` for a token that is not
+    /// certificate-bound.
+    pub fn confirmation_x5t_s256(&self) -> Option<&str> {
+        if !self.may_contain_member("cnf") {
+            return None;
+        }
+        self.get("cnf")?.get("x5t#S256")?.as_str()
+    }
+
     /// Whether the payload may have a member called `name` (no false negatives): a scan of
     /// its text for `"name"`, or for any escape, which could spell it otherwise. Spares most
     /// tokens the full parse that [`get`](Self::get) makes.

@@ -335,6 +335,12 @@ pub enum InvalidTokenReason {
     /// The authorization server's introspection endpoint says the (opaque) token is not
     /// active (RFC 7662 `"active": false`): revoked, expired, or unknown to it.
     Inactive,
+    /// The token is bound to a client certificate (`cnf.x5t#S256`, RFC 8705) that the
+    /// request did not come with: no certificate, or another one.
+    CertificateMismatch,
+    /// The token is not bound to a client certificate, and certificate-bound tokens are
+    /// required ([`MtlsMode::Required`](crate::mtls::MtlsMode::Required)).
+    NotCertificateBound,
 }
 
 impl InvalidTokenReason {
@@ -362,6 +368,10 @@ impl InvalidTokenReason {
             Self::BoundTokenAsBearer => "the token is DPoP-bound: send it with the DPoP scheme",
             Self::UnboundTokenAsDpop => "the token is not DPoP-bound",
             Self::Inactive => "the token is not active",
+            Self::CertificateMismatch => {
+                "the token is bound to a client certificate the request did not present"
+            }
+            Self::NotCertificateBound => "the token is not bound to a client certificate",
         }
     }
 
@@ -388,6 +398,8 @@ impl InvalidTokenReason {
             Self::BoundTokenAsBearer => "bound_token_as_bearer",
             Self::UnboundTokenAsDpop => "unbound_token_as_dpop",
             Self::Inactive => "inactive",
+            Self::CertificateMismatch => "certificate_mismatch",
+            Self::NotCertificateBound => "not_certificate_bound",
         }
     }
 }

@@ -20,6 +20,7 @@
 //! | `client` | no | the [`client`][client-docs] module: a client-credentials token source, and a tower layer sending its tokens |
 //! | `introspection` | no | the [`introspection`][introspection-docs] module: opaque access tokens checked by RFC 7662 introspection, cached, beside JWTs (enables `client`) |
 //! | `metrics` | no | [metrics](mod@crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
+//! | `mtls` | no | [`mtls::serve`][mtls-serve-docs]: a tower service over rustls with each request carrying the client's certificate, and PEM configuration (the certificate-binding check of [`mtls`] needs no feature) |
 //! | `tonic` | no | gRPC servers (tonic 0.14, [module docs][tonic-docs]): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
@@ -111,6 +112,7 @@
 //!
 //! [axum-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/axum/
 //! [client-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/client/
+//! [mtls-serve-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html
 //! [introspection-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/introspection/
 //! [tonic-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/tonic/
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -129,6 +131,7 @@ mod fetch;
 mod jwks;
 mod key_store;
 pub mod layer;
+pub mod mtls;
 mod rejection;
 mod scope;
 mod verify;
@@ -174,6 +177,7 @@ pub use error::{AuthError, AuthErrorKind, ConfigError, DpopProofReason, InvalidT
 pub use extract::{TokenSource, bearer_token, parse_authorization};
 pub use key_store::KeyHealth;
 pub use layer::{JwtAuth, JwtAuthLayer};
+pub use mtls::{Mtls, MtlsConfirmation, MtlsMode};
 pub use multi::MAX_ISSUERS;
 pub use rejection::{DefaultRejection, Rejection};
 pub use resource_metadata::ProtectedResourceMetadata;

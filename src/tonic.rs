@@ -160,6 +160,7 @@ use crate::claims::{Claims, Scopes};
 use crate::dpop::DpopConfirmation;
 use crate::error::{AuthError, AuthErrorKind, InvalidTokenReason};
 use crate::layer::JwtAuth;
+use crate::mtls::MtlsConfirmation;
 use crate::rejection::{DefaultRejection, Rejection, log};
 use crate::scope::{Guard, GuardFuture, NO_LAYER, ScopePolicy, guard, no_layer_response};
 
@@ -394,6 +395,15 @@ pub trait ClaimsExt {
     ///
     /// `INTERNAL` without the layer.
     fn dpop(&self) -> Result<Option<&DpopConfirmation>, Status>;
+
+    /// The certificate binding (the thumbprint of the client certificate, RFC 8705) when the
+    /// call was made with a certificate-bound token and its certificate, `None` for an
+    /// unbound token or an anonymous call.
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` without the layer.
+    fn mtls(&self) -> Result<Option<&MtlsConfirmation>, Status>;
 }
 
 fn denied(error: AuthError, extensions: &http::Extensions) -> Status {
@@ -445,6 +455,14 @@ impl ClaimsExt for http::Extensions {
             None => Err(no_layer_status()),
         }
     }
+
+    fn mtls(&self) -> Result<Option<&MtlsConfirmation>, Status> {
+        match self.get::<MtlsConfirmation>() {
+            Some(c) => Ok(Some(c)),
+            None if self.get::<DefaultRejection>().is_some() => Ok(None),
+            None => Err(no_layer_status()),
+        }
+    }
 }
 
 impl<T> ClaimsExt for tonic::Request<T> {
@@ -466,6 +484,10 @@ impl<T> ClaimsExt for tonic::Request<T> {
 
     fn dpop(&self) -> Result<Option<&DpopConfirmation>, Status> {
         self.extensions().dpop()
+    }
+
+    fn mtls(&self) -> Result<Option<&MtlsConfirmation>, Status> {
+        self.extensions().mtls()
     }
 }
 

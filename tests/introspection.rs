@@ -762,3 +762,22 @@ async fn the_development_issuer_issues_opaque_tokens_and_introspects_them() {
     assert_eq!(e.kind(), AuthErrorKind::IntrospectionUnavailable);
     dev.shutdown().await;
 }
+
+#[test]
+fn mutual_tls_client_authentication_is_refused_for_introspection() {
+    for method in [
+        ClientAuthMethod::TlsClientAuth,
+        ClientAuthMethod::SelfSignedTlsClientAuth,
+    ] {
+        let e = Introspector::builder()
+            .issuer("https://issuer.example/")
+            .client_id("world-mappers")
+            .auth_method(method)
+            .audience(AUD)
+            .build()
+            .expect_err("refused");
+        let text = e.to_string();
+        assert!(text.contains("auth_method"), "{text}");
+        assert!(text.contains("introspection"), "{text}");
+    }
+}

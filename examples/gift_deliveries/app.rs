@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use bearer_guard::Algorithm;
-use bearer_guard::client::{AddBearerLayer, BoxError, ClientCredentials, DpopKey, TokenError};
+use bearer_guard::client::{
+    AddBearerLayer, BoxError, ClientAuthMethod, ClientCredentials, DpopKey, TokenError,
+};
 use bytes::Bytes;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -34,6 +36,11 @@ pub(crate) struct Settings {
     pub(crate) token_from: TokenFrom,
     /// `DPOP=1`: get a DPoP-bound token for a new ES256 key and send each call with a proof.
     pub(crate) dpop: bool,
+    /// `CLIENT_CERT` and `CLIENT_KEY` (PEM files): authenticate with this client certificate
+    /// (RFC 8705 `tls_client_auth`, no secret) and call the API over mutual TLS with it.
+    pub(crate) client_cert: Option<(String, String)>,
+    /// `CA_CERT` (a PEM file): also trust this CA for TLS (a private CA's servers).
+    pub(crate) ca_cert: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -45,6 +52,8 @@ impl std::fmt::Debug for Settings {
             .field("api_url", &self.api_url)
             .field("token_from", &self.token_from)
             .field("dpop", &self.dpop)
+            .field("client_cert", &self.client_cert)
+            .field("ca_cert", &self.ca_cert)
             .finish_non_exhaustive()
     }
 }
@@ -66,7 +75,16 @@ impl Settings {
             })
         };
         let client_id = required("CLIENT_ID", "AUTH0_CLIENT_ID")?;
-        let client_secret = required("CLIENT_SECRET", "AUTH0_CLIENT_SECRET")?;
+        let client_cert = match (var("CLIENT_CERT"), var("CLIENT_KEY")) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("CLIENT_CERT and CLIENT_KEY go together".to_owned()),
+        };
+        // With a client certificate, the certificate is the credential.
+        let client_secret = match &client_cert {
+            Some(_) => either("CLIENT_SECRET", "AUTH0_CLIENT_SECRET").unwrap_or_default(),
+            None => required("CLIENT_SECRET", "AUTH0_CLIENT_SECRET")?,
+        };
         let token_from = match (
             var("TOKEN_URL"),
             var("ISSUER_BASE_URL"),
@@ -97,14 +115,69 @@ impl Settings {
             api_url: var("API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_owned()),
             token_from,
             dpop,
+            client_cert,
+            ca_cert: var("CA_CERT"),
         })
+    }
+
+    /// The HTTP client for the token endpoint and the API: with `CLIENT_CERT`, it presents
+    /// that certificate (so that a certificate-bound token travels with it).
+    pub(crate) fn http_client(&self) -> Result<reqwest::Client, String> {
+        let builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        let builder = self.with_tls_files(builder)?;
+        builder
+            .build()
+            .map_err(|e| format!("the HTTP client could not be built: {e}"))
+    }
+
+    #[cfg(feature = "tls")]
+    fn with_tls_files(
+        &self,
+        mut builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, String> {
+        let read = |name: &str, path: &str| {
+            std::fs::read(path).map_err(|e| format!("{name} {path:?} cannot be read: {e}"))
+        };
+        if let Some(path) = &self.ca_cert {
+            let ca = reqwest::Certificate::from_pem(&read("CA_CERT", path)?)
+                .map_err(|e| format!("CA_CERT {path:?}: {e}"))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            let mut pem = read("CLIENT_CERT", cert)?;
+            pem.push(b'\n');
+            pem.extend(read("CLIENT_KEY", key)?);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                format!("CLIENT_CERT/CLIENT_KEY: not a PEM certificate and key: {e}")
+            })?;
+            builder = builder.identity(identity);
+        }
+        Ok(builder)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn with_tls_files(
+        &self,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, String> {
+        if self.client_cert.is_some() || self.ca_cert.is_some() {
+            return Err("CLIENT_CERT and CA_CERT need the `tls` feature".to_owned());
+        }
+        Ok(builder)
     }
 
     /// The token source these settings describe.
     pub(crate) fn token_source(&self) -> Result<ClientCredentials, String> {
-        let builder = ClientCredentials::builder()
-            .client_id(&self.client_id)
-            .client_secret(&self.client_secret)
+        let builder = ClientCredentials::builder().client_id(&self.client_id);
+        let builder = if self.client_cert.is_some() {
+            // RFC 8705 §2.1: the certificate authenticates the client.
+            builder
+                .http_client(self.http_client()?)
+                .auth_method(ClientAuthMethod::TlsClientAuth)
+        } else {
+            builder.client_secret(&self.client_secret)
+        };
+        let builder = builder
             .audience(&self.audience)
             // Authorization servers that grant only requested scopes (oidc-provider; Okta
             // requires `scope` for client credentials) would otherwise grant none.
@@ -135,10 +208,7 @@ pub(crate) async fn directions(settings: &Settings, destination: &str) -> Result
     let source = settings.token_source()?;
     // The API client: reqwest under the AddBearer middleware, which sends the token and,
     // should the API refuse it as invalid, gets a new one and retries once.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("the HTTP client could not be built: {e}"))?;
+    let http = settings.http_client()?;
     let api = ServiceBuilder::new()
         .layer(AddBearerLayer::new(source))
         .service_fn(move |req: http::Request<Bytes>| {

@@ -14,7 +14,11 @@
 //! samples work too when ours are unset: `AUTH0_DOMAIN` (the issuer
 //! `https://<AUTH0_DOMAIN>/`), `RESOURCE_SERVER` (the audience), `AUTH0_CLIENT_ID`,
 //! `AUTH0_CLIENT_SECRET`. `DPOP=1` gets a DPoP-bound token for a new ES256 key and sends each
-//! call with a proof (RFC 9449). The destination is the command line (default: the North Pole).
+//! call with a proof (RFC 9449). `CLIENT_CERT` and `CLIENT_KEY` (PEM files) authenticate
+//! with that client certificate instead of a secret (RFC 8705 `tls_client_auth`) and call the
+//! API over mutual TLS with it, so that a certificate-bound token travels with its
+//! certificate; `CA_CERT` (PEM) trusts a private CA's servers. The destination is the command
+//! line (default: the North Pole).
 //!
 //! Any failure (wrong credentials, an API refusal, nothing listening) ends with one line on
 //! stderr and exit code 1; a 403 says which scope the token lacks.

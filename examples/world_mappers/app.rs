@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use bearer_guard::{
-    Claims, Dpop, JwtAuthLayer, KeyHealth, ProtectedResourceMetadata, RequireScopes, Verifier,
-    require_scopes, scope_requirement,
+    Claims, Dpop, JwtAuthLayer, KeyHealth, Mtls, ProtectedResourceMetadata, RequireScopes,
+    Verifier, require_scopes, scope_requirement,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -34,8 +34,24 @@ pub(crate) fn app(verifier: Verifier, public_url: &str) -> Router {
 
 /// [`app`], accepting DPoP-bound tokens (RFC 9449) as `dpop` says (`None`: bearer tokens
 /// only).
+#[allow(dead_code)] // the tests use it; the example uses `app_with`.
 pub(crate) fn app_with_dpop(verifier: Verifier, public_url: &str, dpop: Option<Dpop>) -> Router {
     app_with_layer(verifier, public_url, dpop, |layer| layer)
+}
+
+/// [`app_with_dpop`], also accepting certificate-bound tokens (RFC 8705) as `mtls` says
+/// (`None`: no certificate source).
+#[allow(dead_code)] // the tests use it; the example uses `app_with_layer`.
+pub(crate) fn app_with(
+    verifier: Verifier,
+    public_url: &str,
+    dpop: Option<Dpop>,
+    mtls: Option<Mtls>,
+) -> Router {
+    app_with_layer(verifier, public_url, dpop, move |layer| match mtls {
+        Some(mtls) => layer.mtls(mtls),
+        None => layer,
+    })
 }
 
 /// [`app_with_dpop`], with `configure` applied to the layer last (the example adds

@@ -25,15 +25,22 @@
 //! the cache time of active answers (default 120: a revoked token is accepted that long at
 //! most). With the development issuer, `OPAQUE_TOKENS=1` makes it issue opaque tokens, and
 //! the introspection client is registered there.
+//!
+//! Mutual TLS (RFC 8705, certificate-bound tokens): `TLS_CERT` and `TLS_KEY` (PEM files)
+//! serve HTTPS; `TLS_CLIENT_CA` (PEM) also asks for client certificates, verifies them
+//! against that CA and checks certificate-bound tokens against them. Behind a proxy that
+//! ends TLS, `CLIENT_CERT_HEADER=client-cert` trusts the proxy's RFC 9440 header instead
+//! (the proxy must strip that header from clients' requests). Without these variables
+//! nothing changes.
 
 mod app;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use bearer_guard::Verifier;
 use bearer_guard::dev_issuer::{DevIssuer, DevIssuerBuilder};
 use bearer_guard::dpop::{Dpop, DpopMode, Nonces};
+use bearer_guard::{Mtls, Verifier};
 
 use app::SCOPES;
 
@@ -65,7 +72,9 @@ async fn run() -> Result<(), String> {
         None => 7001,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+    let (tls, mtls) = tls_settings()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("{scheme}://{addr}"));
     let dpop = dpop_settings(&public_url)?;
 
     // The development issuer, unless a real one is configured.
@@ -114,7 +123,7 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mode = dpop.as_ref().map_or(DpopMode::Off, Dpop::mode);
     println!(
-        "World Mappers API on http://{addr} (issuer {issuer}, audience {audience}, DPoP {mode:?}{})",
+        "World Mappers API on {scheme}://{addr} (issuer {issuer}, audience {audience}, DPoP {mode:?}{})",
         if dpop.as_ref().is_some_and(|d| d.nonces().is_some()) {
             ", nonces on"
         } else {
@@ -124,24 +133,37 @@ async fn run() -> Result<(), String> {
     if let Some((dev, secret)) = &dev {
         print_walkthrough(dev, secret, &audience, addr, mode);
     }
+    if tls.is_some() {
+        print_mtls_walkthrough(addr, mtls.is_some());
+    }
 
     let introspection = introspection(&issuer, &audience)?;
-    let router = app::app_with_layer(
-        verifier,
-        &public_url,
-        dpop,
-        move |layer| match introspection {
+    let router = app::app_with_layer(verifier, &public_url, dpop, move |layer| {
+        let layer = match mtls {
+            Some(mtls) => layer.mtls(mtls),
+            None => layer,
+        };
+        match introspection {
             #[cfg(feature = "introspection")]
             Some(i) => layer.introspection(i, bearer_guard::introspection::TokenRouting::ByShape),
             _ => layer,
-        },
-    );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+        }
+    });
+    match tls {
+        // HTTPS: each request carries the client's certificate (bearer_guard::mtls::serve).
+        Some(tls) => {
+            tokio::select! {
+                () = bearer_guard::mtls::serve(listener, tls, router) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| format!("server error: {e}"))?,
+    }
     if let Some((dev, _)) = dev {
         dev.shutdown().await;
     }
@@ -194,6 +216,73 @@ fn introspection(_issuer: &str, _audience: &str) -> Result<Option<()>, String> {
         );
     }
     Ok(None)
+}
+
+type TlsConfig = std::sync::Arc<bearer_guard::mtls::ServerConfig>;
+
+/// `TLS_CERT` + `TLS_KEY` (HTTPS), `TLS_CLIENT_CA` (client certificates, verified and bound
+/// to tokens), or `CLIENT_CERT_HEADER` (a proxy's RFC 9440 header, trusted).
+fn tls_settings() -> Result<(Option<TlsConfig>, Option<Mtls>), String> {
+    let read = |name: &str, path: &str| {
+        std::fs::read(path).map_err(|e| format!("{name} {path:?} cannot be read: {e}"))
+    };
+    let header = match env("CLIENT_CERT_HEADER") {
+        Some(name) => Some(
+            http::HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("CLIENT_CERT_HEADER {name:?} is not a header name"))?,
+        ),
+        None => None,
+    };
+    let tls = match (env("TLS_CERT"), env("TLS_KEY")) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let ca = match env("TLS_CLIENT_CA") {
+                Some(path) => Some(read("TLS_CLIENT_CA", &path)?),
+                None => None,
+            };
+            if ca.is_some() && header.is_some() {
+                return Err(
+                    "TLS_CLIENT_CA and CLIENT_CERT_HEADER name two certificate sources: choose one"
+                        .to_owned(),
+                );
+            }
+            let config = bearer_guard::mtls::server_config(
+                &read("TLS_CERT", &cert)?,
+                &read("TLS_KEY", &key)?,
+                ca.as_deref(),
+            )
+            .map_err(|e| format!("TLS: {e}"))?;
+            Some((config, ca.is_some()))
+        }
+        _ => return Err("TLS_CERT and TLS_KEY go together".to_owned()),
+    };
+    if tls.is_none() && env("TLS_CLIENT_CA").is_some() {
+        return Err("TLS_CLIENT_CA needs TLS_CERT and TLS_KEY".to_owned());
+    }
+    let mtls = match (&tls, header) {
+        (_, Some(name)) => Some(Mtls::trusted_header(name)),
+        (Some((_, true)), None) => Some(Mtls::peer_certificate()),
+        _ => None,
+    };
+    Ok((tls.map(|(config, _)| config), mtls))
+}
+
+fn print_mtls_walkthrough(addr: SocketAddr, client_certs: bool) {
+    if client_certs {
+        println!(
+            r#"Mutual TLS: the server asks for a client certificate signed by TLS_CLIENT_CA; a token
+bound to it (cnf.x5t#S256) is accepted only with that certificate:
+  curl -i --cacert server-ca.pem --cert client.pem --key client.key \
+    https://{addr}/api/ping -H "Authorization: Bearer $TOKEN"
+The Gift Deliveries client sends its certificate with CLIENT_CERT and CLIENT_KEY.
+"#
+        );
+    } else {
+        println!(
+            r#"HTTPS: curl -i --cacert server-ca.pem https://{addr}/api/ping -H "Authorization: Bearer $TOKEN"
+"#
+        );
+    }
 }
 
 /// `DPOP` (off | allowed | required, default allowed) and `DPOP_NONCE=1`.

@@ -20,6 +20,9 @@ pub(crate) enum Credential {
     Secret(Secret),
     /// A private key (`private_key_jwt`), and the assertions' audience.
     Assertion { key: AssertionKey, audience: String },
+    /// A client certificate, on the HTTP client (`tls_client_auth`,
+    /// `self_signed_tls_client_auth`, RFC 8705 §2).
+    Certificate,
 }
 
 /// The credential a configuration describes: a private key when the method is
@@ -43,6 +46,7 @@ pub(crate) fn credential(
         reason,
     };
     match (private_key, method) {
+        (None, Some(m)) if m.is_mutual_tls() => Ok(Credential::Certificate),
         (Some((alg, pem)), Some(ClientAuthMethod::PrivateKeyJwt)) => {
             let key = AssertionKey::from_pem(*alg, pem.expose().as_bytes(), private_key_id)?;
             Ok(Credential::Assertion {
@@ -83,6 +87,10 @@ pub(crate) fn authenticate(
         Credential::Secret(secret) => {
             form.append_pair("client_id", client_id);
             form.append_pair("client_secret", secret.expose());
+            Ok(None)
+        }
+        Credential::Certificate => {
+            form.append_pair("client_id", client_id);
             Ok(None)
         }
         Credential::Assertion { key, audience } => {

@@ -45,6 +45,14 @@ pub enum ClientAuthMethod {
     /// A JWT signed with the client's private key (RFC 7523), set up with
     /// [`ClientCredentialsBuilder::private_key_jwt`].
     PrivateKeyJwt,
+    /// Mutual TLS with a CA-issued client certificate (RFC 8705 §2.1): the certificate is the
+    /// credential, the form carries the `client_id` only. Set up with
+    /// [`ClientCredentialsBuilder::client_certificate`] (or an
+    /// [`http_client`](ClientCredentialsBuilder::http_client) that carries the identity).
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed client certificate registered with the server
+    /// (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
@@ -54,7 +62,14 @@ impl ClientAuthMethod {
             Self::ClientSecretPost => "client_secret_post",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the client certificate is the credential (RFC 8705 §2).
+    pub const fn is_mutual_tls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -117,6 +132,8 @@ pub struct ClientCredentialsBuilder {
     refresh_skew: Duration,
     default_expires_in: Duration,
     dpop: Option<DpopKey>,
+    /// PEM: the client certificate (chain) and its private key.
+    client_certificate: Option<Secret>,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -136,6 +153,7 @@ impl fmt::Debug for ClientCredentialsBuilder {
             .field("organization", &self.organization)
             .field("params", &self.params)
             .field("dpop", &self.dpop)
+            .field("client_certificate", &self.client_certificate.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +185,7 @@ impl Default for ClientCredentialsBuilder {
             refresh_skew: DEFAULT_REFRESH_SKEW,
             default_expires_in: DEFAULT_EXPIRES_IN,
             dpop: None,
+            client_certificate: None,
         }
     }
 }
@@ -367,6 +386,23 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// Authenticates with a client certificate over mutual TLS (RFC 8705 §2): `pem` holds the
+    /// certificate (and its chain) and its private key. The token endpoint gets the
+    /// `client_id` and no secret; with [`issuer`](Self::issuer), the metadata's
+    /// `mtls_endpoint_aliases.token_endpoint` is used when present. The method is
+    /// [`TlsClientAuth`](ClientAuthMethod::TlsClientAuth) unless
+    /// [`auth_method`](Self::auth_method) says
+    /// [`SelfSignedTlsClientAuth`](ClientAuthMethod::SelfSignedTlsClientAuth). The same
+    /// identity is on [`ClientCredentials::http_client`], for calls to the API, so that a
+    /// certificate-bound token travels with its certificate. Needs the `tls` feature.
+    ///
+    /// With your own [`http_client`](Self::http_client), put the identity on it instead and
+    /// call [`auth_method`](Self::auth_method) with a mutual-TLS method.
+    pub fn client_certificate(mut self, pem: impl Into<String>) -> Self {
+        self.client_certificate = Some(Secret::new(pem.into()));
+        self
+    }
+
     /// Checks the configuration and builds the token source.
     ///
     /// # Errors
@@ -395,11 +431,37 @@ impl ClientCredentialsBuilder {
                 "contains control characters",
             ));
         }
+        let auth_method = match (&self.client_certificate, self.auth_method) {
+            (Some(_), None) => Some(ClientAuthMethod::TlsClientAuth),
+            (_, m) => m,
+        };
+        let mutual_tls = auth_method.is_some_and(ClientAuthMethod::is_mutual_tls);
+        if self.client_certificate.is_some() && !mutual_tls {
+            return Err(invalid(
+                "auth_method",
+                auth_method.map_or("", ClientAuthMethod::as_str),
+                "a client certificate was given: use tls_client_auth or self_signed_tls_client_auth",
+            ));
+        }
+        if mutual_tls && self.client_certificate.is_some() && self.http.is_some() {
+            return Err(invalid(
+                "client_certificate",
+                "",
+                "a custom http_client was given too: put the identity on that client instead",
+            ));
+        }
+        if mutual_tls && self.client_certificate.is_none() && self.http.is_none() {
+            return Err(invalid(
+                "auth_method",
+                auth_method.map_or("", ClientAuthMethod::as_str),
+                "needs a certificate: use `.client_certificate(pem)`",
+            ));
+        }
         let credential = super::auth::credential(
             self.client_secret.as_ref(),
             self.private_key.as_ref(),
             self.private_key_id.clone(),
-            self.auth_method,
+            auth_method,
             || match (&self.assertion_audience, &target) {
                 (Some(a), _) => a.clone(),
                 (None, Target::Issuer(issuer)) => issuer.clone(),
@@ -488,9 +550,10 @@ impl ClientCredentialsBuilder {
             Duration::from_secs(86_400),
             "1 s to 1 day",
         )?;
-        let http = match self.http {
-            Some(c) => c,
-            None => default_client(self.timeout).map_err(ConfigError::HttpClient)?,
+        let http = match (self.http, &self.client_certificate) {
+            (Some(c), _) => c,
+            (None, None) => default_client(self.timeout).map_err(ConfigError::HttpClient)?,
+            (None, Some(pem)) => mutual_tls_client(self.timeout, pem)?,
         };
 
         let mut form = Vec::new();
@@ -514,7 +577,7 @@ impl ClientCredentialsBuilder {
                 target,
                 client_id,
                 credential,
-                auth_method: self.auth_method,
+                auth_method,
                 form,
                 allow_http: self.allow_http,
                 timeout: self.timeout,
@@ -567,6 +630,35 @@ fn default_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .user_agent(concat!("bearer-guard/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// [`default_client`] with a client certificate (`tls` feature: reqwest with rustls).
+#[cfg(feature = "tls")]
+fn mutual_tls_client(timeout: Duration, pem: &Secret) -> Result<reqwest::Client, ConfigError> {
+    let identity = reqwest::Identity::from_pem(pem.expose().as_bytes()).map_err(|_| {
+        invalid(
+            "client_certificate",
+            "",
+            "not a PEM certificate and private key",
+        )
+    })?;
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("bearer-guard/", env!("CARGO_PKG_VERSION")))
+        .identity(identity)
+        .build()
+        .map_err(|e| ConfigError::HttpClient(e.to_string()))
+}
+
+#[cfg(not(feature = "tls"))]
+fn mutual_tls_client(_: Duration, _: &Secret) -> Result<reqwest::Client, ConfigError> {
+    Err(invalid(
+        "client_certificate",
+        "",
+        "needs the `tls` feature (reqwest with rustls)",
+    ))
 }
 
 #[cfg(test)]

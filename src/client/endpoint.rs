@@ -316,7 +316,7 @@ impl Endpoint {
         let (url, method) = self.resolve_endpoint().await?;
         match self.credential {
             Credential::Assertion { .. } => Ok((url, ClientAuthMethod::PrivateKeyJwt)),
-            Credential::Secret(_) => Ok((url, method)),
+            Credential::Secret(_) | Credential::Certificate => Ok((url, method)),
         }
     }
 
@@ -423,9 +423,15 @@ impl Endpoint {
                 fetch::redact_str(issuer),
             ));
         }
-        let endpoint = doc
-            .get("token_endpoint")
+        // RFC 8705 §5: a client authenticating with its certificate uses the mutual-TLS
+        // alias of the token endpoint when the metadata has one.
+        let alias = doc
+            .get("mtls_endpoint_aliases")
+            .and_then(|a| a.get("token_endpoint"))
             .and_then(|v| v.as_str())
+            .filter(|_| matches!(self.credential, Credential::Certificate));
+        let endpoint = alias
+            .or_else(|| doc.get("token_endpoint").and_then(|v| v.as_str()))
             .ok_or_else(|| format!("GET {shown}: the metadata has no token_endpoint"))?;
         let endpoint = Url::parse(endpoint).map_err(|e| {
             format!(

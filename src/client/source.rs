@@ -310,6 +310,14 @@ impl ClientCredentials {
         self.inner.endpoint.dpop.as_ref()
     }
 
+    /// The HTTP client used for the token endpoint. With a
+    /// [client certificate](ClientCredentialsBuilder::client_certificate), it carries that
+    /// identity: send the API calls with it, so that a certificate-bound token (RFC 8705)
+    /// travels with its certificate. (It has the token requests' timeout and no redirects.)
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.endpoint.http
+    }
+
     /// The client id.
     pub fn client_id(&self) -> &str {
         &self.inner.endpoint.client_id

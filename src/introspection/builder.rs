@@ -289,6 +289,17 @@ impl IntrospectorBuilder {
                     .unwrap_or_else(|| issuer.clone())
             },
         )?;
+        if matches!(credential, crate::client::Credential::Certificate) {
+            return Err(ConfigError::InvalidValue {
+                what: "auth_method",
+                value: self
+                    .auth_method
+                    .map_or("", ClientAuthMethod::as_str)
+                    .to_owned(),
+                reason: "mutual-TLS client authentication is not available for introspection: \
+                         use client_secret_basic, client_secret_post or private_key_jwt",
+            });
+        }
         if self.audiences.is_empty() {
             return Err(ConfigError::MissingAudience);
         }

@@ -199,7 +199,7 @@ impl Client {
     async fn endpoint(&self) -> Result<(Url, ClientAuthMethod), CallError> {
         let credential_method = |m: ClientAuthMethod| match self.credential {
             Credential::Assertion { .. } => ClientAuthMethod::PrivateKeyJwt,
-            Credential::Secret(_) => m,
+            Credential::Secret(_) | Credential::Certificate => m,
         };
         if let Target::Endpoint(url) = &self.target {
             let m = self.method.unwrap_or(ClientAuthMethod::ClientSecretBasic);

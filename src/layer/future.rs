@@ -146,6 +146,32 @@ where
                     let result = ready!(verify.as_mut().poll(cx));
                     match (result, req.take(), inner.take()) {
                         (Ok(accepted), Some(mut req), Some(mut inner)) => {
+                            // RFC 8705: the certificate binding, after the token (and its
+                            // DPoP proof) passed.
+                            let bound = match &shared.mtls {
+                                Some(mtls) => {
+                                    super::mtls::bind(mtls, &accepted.claims, req.extensions())
+                                }
+                                None => Ok(None),
+                            };
+                            let confirmation = match bound {
+                                Ok(c) => c,
+                                Err(e) => {
+                                    let e = if accepted.dpop.is_some() {
+                                        e.dpop_scheme()
+                                    } else {
+                                        e
+                                    };
+                                    log(&e);
+                                    let res =
+                                        shared.rejection.reject_request(e, &req.into_parts().0);
+                                    this.state.set(State::Rejected { res: Some(res) });
+                                    continue;
+                                }
+                            };
+                            if let Some(confirmation) = confirmation {
+                                req.extensions_mut().insert(confirmation);
+                            }
                             crate::metrics::accepted();
                             req.extensions_mut().insert(accepted.claims);
                             if let Some(confirmation) = accepted.dpop {

@@ -7,6 +7,7 @@ use super::resolve::Introspection;
 use super::service::{JwtAuth, Shared};
 use crate::dpop::{Dpop, DpopMode};
 use crate::extract::TokenSource;
+use crate::mtls::{Mtls, MtlsMode};
 use crate::rejection::DefaultRejection;
 use crate::verify::Verifier;
 
@@ -32,6 +33,7 @@ impl<R> fmt::Debug for JwtAuthLayer<R> {
             .field("source", &self.shared.source)
             .field("optional", &self.shared.optional)
             .field("dpop", &self.shared.dpop)
+            .field("mtls", &self.shared.mtls)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +50,7 @@ impl JwtAuthLayer {
                 optional: false,
                 dpop: None,
                 introspection: Introspection::default(),
+                mtls: None,
             }),
         }
     }
@@ -81,6 +84,7 @@ impl<R> JwtAuthLayer<R> {
                 optional: s.optional,
                 dpop: s.dpop,
                 introspection: s.introspection,
+                mtls: s.mtls,
             }),
         }
     }
@@ -123,6 +127,39 @@ impl<R> JwtAuthLayer<R> {
         R: Clone,
     {
         self.map_shared(|s| s.introspection.routed = Some((introspector, routing)))
+    }
+
+    /// Accepts certificate-bound tokens (RFC 8705) as `mtls` says: where the client
+    /// certificate comes from and the [mode](crate::mtls::MtlsMode) (see the
+    /// [`mtls` module](crate::mtls)). The binding check runs on every request, a token from
+    /// the verified-token cache too; a confirmed binding puts an
+    /// [`MtlsConfirmation`](crate::MtlsConfirmation) in the request's extensions.
+    ///
+    /// ```
+    /// # #[cfg(feature = "aws-lc-rs")]
+    /// # fn main() {
+    /// use bearer_guard::mtls::{CLIENT_CERT, Mtls, MtlsMode};
+    /// use bearer_guard::{JwtAuthLayer, Verifier};
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://issuer.example/")
+    ///     .audience("urn:worldmappers")
+    ///     .hmac_secret(b"an-example-secret-of-at-least-32-bytes!!")
+    ///     .build()
+    ///     .unwrap();
+    /// // TLS ends at a proxy that strips `Client-Cert` from clients and sets it itself.
+    /// let layer = JwtAuthLayer::new(verifier)
+    ///     .mtls(Mtls::trusted_header(CLIENT_CERT).mode(MtlsMode::Required));
+    /// # }
+    /// # #[cfg(not(feature = "aws-lc-rs"))]
+    /// # fn main() {}
+    /// ```
+    pub fn mtls(self, mtls: Mtls) -> Self
+    where
+        R: Clone,
+    {
+        self.map_shared(|s| {
+            s.mtls = (mtls.get_mode() != MtlsMode::Off).then_some(mtls);
+        })
     }
 
     /// The verifier.

@@ -60,6 +60,7 @@ mod dpop;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
+mod mtls;
 mod resolve;
 mod service;
 

@@ -11,6 +11,7 @@ use crate::AuthErrorKind;
 use crate::dpop::{Dpop, DpopMode};
 use crate::error::AuthError;
 use crate::extract::{TokenSource, bearer_candidate, bearer_token};
+use crate::mtls::Mtls;
 use crate::rejection::{DefaultRejection, Rejection, log};
 use crate::verify::Verifier;
 
@@ -24,6 +25,8 @@ pub(crate) struct Shared<R> {
     pub(crate) dpop: Option<Dpop>,
     /// Opaque tokens: RFC 7662 introspection (feature `introspection`).
     pub(crate) introspection: Introspection,
+    /// Certificate-binding settings (RFC 8705), when a certificate source is configured.
+    pub(crate) mtls: Option<Mtls>,
 }
 
 impl<R: Clone> Clone for Shared<R> {
@@ -36,6 +39,7 @@ impl<R: Clone> Clone for Shared<R> {
             optional: self.optional,
             dpop: self.dpop.clone(),
             introspection: self.introspection.clone(),
+            mtls: self.mtls.clone(),
         }
     }
 }
@@ -102,6 +106,16 @@ where
         let shared = &*self.shared;
         // The challenge marks that the layer ran, for guards, extractors and rejections.
         req.extensions_mut().insert(shared.challenge.clone());
+        // RFC 8705: the client certificate from the configured source, read before any token
+        // work (a malformed trusted header is a 400 whatever the token).
+        if let Some(mtls) = &shared.mtls {
+            let (mut head, body) = req.into_parts();
+            if let Err(e) = super::mtls::gather(mtls, &head.headers, &mut head.extensions) {
+                log(&e);
+                return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
+            }
+            req = Request::from_parts(head, body);
+        }
         // DPoP (RFC 9449): a `DPoP` request takes its own path; with DPoP required, nothing
         // else is a credential.
         if let Some(dpop) = &shared.dpop {
@@ -161,10 +175,20 @@ where
             }
             other => other,
         };
+        // The binding check runs on cached tokens too.
+        let cached = match (cached, &shared.mtls) {
+            (Some(Ok(claims)), Some(mtls)) => {
+                Some(super::mtls::bind(mtls, &claims, req.extensions()).map(|c| (claims, c)))
+            }
+            (other, _) => other.map(|r| r.map(|claims| (claims, None))),
+        };
         match cached {
-            Some(Ok(claims)) => {
+            Some(Ok((claims, confirmation))) => {
                 crate::metrics::accepted();
                 req.extensions_mut().insert(claims);
+                if let Some(confirmation) = confirmation {
+                    req.extensions_mut().insert(confirmation);
+                }
                 return ResponseFuture::inner(self.inner.call(req));
             }
             Some(Err(e)) => {
