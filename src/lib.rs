@@ -129,6 +129,7 @@ mod verify;
 pub mod metrics;
 pub mod multi;
 pub mod resource_metadata;
+pub mod store;
 pub mod validators;
 #[cfg(all(test, any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 mod wycheproof_tests;
