@@ -625,3 +625,82 @@ async fn replay_check_and_insert_works_on_a_three_node_cluster() {
         .sum();
     assert_eq!(held, 30);
 }
+
+// ---------------------------------------------------------------------------------------
+// The introspection cache
+
+/// An RFC 7662 endpoint answering `active` for any token; counts its calls.
+#[cfg(feature = "introspection")]
+async fn introspection_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = Router::new().route(
+        "/introspect",
+        axum::routing::post(move || {
+            let calls = counted.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"active": true, "iss": ISS, "aud": AUD,
+                    "exp": now() + 600, "iat": now(), "sub": "gift-deliveries",
+                    "scope": "directions"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/introspect"), calls)
+}
+
+#[cfg(feature = "introspection")]
+fn introspector(url: &str, cache: RedisStore) -> bearer_guard::introspection::Introspector {
+    bearer_guard::introspection::Introspector::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .introspection_endpoint(url)
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .cache(cache)
+        .build()
+        .unwrap()
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn one_opaque_token_sent_to_two_replicas_is_introspected_once() {
+    require_redis!();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint().await;
+    let a = introspector(&url, store(&server, "wm:").await);
+    let b = introspector(&url, store(&server, "wm:").await);
+    let token = "an-opaque-token-of-gift-deliveries";
+    let ca = a.introspect(token).await.expect("a");
+    let cb = b.introspect(token).await.expect("b: from the shared cache");
+    assert_eq!(cb.subject(), ca.subject());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The cache holds a hash of the token, never the token.
+    let keys = server.cli(&["KEYS", "*"]);
+    assert!(keys.contains("wm:introspection:"), "{keys}");
+    assert!(!keys.contains(token));
+    let key = keys.lines().find(|k| k.contains("introspection")).unwrap();
+    let value = server.cli(&["GET", key]);
+    assert!(!value.contains(token), "{value}");
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn with_redis_down_introspection_goes_to_the_endpoint_directly() {
+    require_redis!();
+    let mut server = RedisServer::start();
+    let (url, calls) = introspection_endpoint().await;
+    let a = introspector(&url, store(&server, "wm:").await);
+    server.stop();
+    a.introspect("token-one")
+        .await
+        .expect("answered by the endpoint");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
