@@ -125,6 +125,7 @@ pub struct VerifierBuilder {
     max_stale_age: Duration,
     token_cache_entries: u64,
     validators: Vec<ClaimValidator>,
+    keyset_snapshots: Option<crate::key_store::SnapshotHook>,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -177,6 +178,7 @@ impl Default for VerifierBuilder {
             max_stale_age: DEFAULT_MAX_STALE_AGE,
             token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
             validators: Vec::new(),
+            keyset_snapshots: None,
         }
     }
 }
@@ -486,6 +488,25 @@ impl VerifierBuilder {
         self
     }
 
+    /// Shares each issuer's last good key set with a fleet of replicas (see the crate docs,
+    /// "Running a fleet"): the document is saved to `store` after each successful fetch,
+    /// and a snapshot no older than `max_age` is used when a fetch fails (at start or
+    /// later) or, for an unknown `kid`, when a newer snapshot holds it (fewer fetches
+    /// across the fleet). The store authenticates snapshots (the Redis store: HMAC-SHA-256
+    /// under a secret the replicas share); keys loaded from a snapshot are dropped once
+    /// it is older than `max_age`. Off by default; `max_age` 1 s to 30 days.
+    pub fn keyset_snapshots(
+        mut self,
+        store: impl crate::store::KeySetSnapshots,
+        max_age: Duration,
+    ) -> Self {
+        self.keyset_snapshots = Some(crate::key_store::SnapshotHook {
+            store: Arc::new(store),
+            max_age,
+        });
+        self
+    }
+
     /// How many verified tokens to remember (0 turns the cache off). Default 10,000.
     /// See the crate docs, "Verified-token cache".
     pub fn token_cache(mut self, entries: u64) -> Self {
@@ -593,6 +614,15 @@ impl VerifierBuilder {
                 value: format!("min {:?}, max {:?}", self.min_ttl, self.max_ttl),
                 range: "0 < min <= max",
             });
+        }
+        if let Some(hook) = &self.keyset_snapshots {
+            check_range(
+                "keyset_snapshots max_age",
+                hook.max_age,
+                Duration::from_secs(1),
+                Duration::from_secs(30 * 24 * 3600),
+                "1 s to 30 days",
+            )?;
         }
         check_range(
             "max_stale_age",
@@ -728,6 +758,7 @@ impl VerifierBuilder {
                         max_keys: self.max_keys,
                         max_stale_age: self.max_stale_age,
                         algorithms: algorithms.clone(),
+                        snapshots: self.keyset_snapshots.clone(),
                     },
                 )
             }

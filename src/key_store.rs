@@ -31,6 +31,7 @@ use crate::crypto::Key;
 use crate::error::{AuthError, InvalidTokenReason};
 use crate::fetch::{Fetcher, JwksResponse};
 use crate::jwks::parse_jwk_set;
+use crate::store::{KeySetSnapshot, KeySetSnapshots};
 use crate::verify::MAX_KID_BYTES;
 
 /// How many absent `kid`s a snapshot remembers.
@@ -49,7 +50,19 @@ pub(crate) struct RefreshPolicy {
     pub(crate) max_keys: usize,
     pub(crate) max_stale_age: Duration,
     pub(crate) algorithms: Vec<Algorithm>,
+    /// Key-set snapshots shared by a fleet; `None`: none (the no-op default).
+    pub(crate) snapshots: Option<SnapshotHook>,
 }
+
+/// Where a fleet's key-set snapshots are kept, and the oldest one used.
+#[derive(Debug, Clone)]
+pub(crate) struct SnapshotHook {
+    pub(crate) store: Arc<dyn KeySetSnapshots>,
+    pub(crate) max_age: Duration,
+}
+
+/// Bound on one snapshot call (the store bounds its own calls more tightly).
+const SNAPSHOT_CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `now + d`, saturating at a far-future instant instead of overflowing.
 pub(crate) fn later(now: Instant, d: Duration) -> Instant {
@@ -77,6 +90,8 @@ struct Snapshot {
     refresh_due: Option<Instant>,
     /// SHA-256 of the JWK Set document the keys were parsed from.
     body_hash: Option<[u8; 32]>,
+    /// The document itself, kept only when snapshots are on (to save it after a 304).
+    document: Option<Arc<[u8]>>,
     /// Set at the first failed fetch after the keys were loaded: past it, the keys are
     /// dropped (see [`RefreshPolicy::max_stale_age`]).
     stale_until: Option<Instant>,
@@ -130,6 +145,7 @@ impl Snapshot {
             loaded_at: self.loaded_at,
             refresh_due: self.refresh_due,
             body_hash: self.body_hash,
+            document: self.document.clone(),
             stale_until: Some(until),
             absent: Mutex::default(),
         }
@@ -175,6 +191,7 @@ impl Snapshot {
             loaded_at: Some(SystemTime::now()),
             refresh_due: Some(later(Instant::now(), ttl.mul_f64(0.8))),
             body_hash: self.body_hash,
+            document: self.document.clone(),
             stale_until: None,
             absent: Mutex::default(),
         }
@@ -387,7 +404,7 @@ impl KeyStore {
                 return Err(AuthError::invalid(InvalidTokenReason::UnknownKey));
             }
             // An unknown key: refresh (or join a refresh) if allowed.
-            match self.decide(seen, snap.generation, snap.loaded) {
+            match self.decide(seen, snap.generation, snap.loaded, kid) {
                 Decision::Wait {
                     mut rx,
                     authoritative,
@@ -446,7 +463,7 @@ impl KeyStore {
         }
     }
 
-    fn decide(&self, seen: u64, looked_at: u64, rate_limited: bool) -> Decision {
+    fn decide(&self, seen: u64, looked_at: u64, rate_limited: bool, kid: Option<&str>) -> Decision {
         let Some(remote) = &self.inner.remote else {
             return Decision::Done(None);
         };
@@ -496,12 +513,18 @@ impl KeyStore {
             c.bucket -= 1.0;
         }
         Decision::Wait {
-            rx: self.spawn_fetch(&mut c),
+            rx: self.spawn_fetch(&mut c, kid.map(str::to_owned)),
             authoritative: true,
         }
     }
 
-    fn spawn_fetch(&self, c: &mut Coord) -> watch::Receiver<Option<Outcome>> {
+    /// `wanted_kid`: the unknown `kid` the fetch is for, if any (a newer snapshot holding
+    /// it is taken instead of fetching).
+    fn spawn_fetch(
+        &self,
+        c: &mut Coord,
+        wanted_kid: Option<String>,
+    ) -> watch::Receiver<Option<Outcome>> {
         let (tx, rx) = watch::channel(None);
         c.inflight = Some(rx.clone());
         c.fetches_started += 1;
@@ -518,7 +541,7 @@ impl KeyStore {
         };
         tokio::spawn(async move {
             let mut guard = guard;
-            let outcome = guard.inner.fetch_once().await;
+            let outcome = guard.inner.fetch_once(wanted_kid.as_deref()).await;
             guard.complete(outcome);
         });
         rx
@@ -556,7 +579,7 @@ impl KeyStore {
             };
             match &c.inflight {
                 Some(rx) => rx.clone(),
-                None => self.spawn_fetch(&mut c),
+                None => self.spawn_fetch(&mut c, None),
             }
         };
         let mut rx = rx;
@@ -716,10 +739,26 @@ impl Remote {
 }
 
 impl Inner {
-    async fn fetch_once(&self) -> Outcome {
+    async fn fetch_once(&self, wanted_kid: Option<&str>) -> Outcome {
         let Some(remote) = &self.remote else {
             return Outcome::failed("no remote key source");
         };
+        if let Some(kid) = wanted_kid
+            && self.take_snapshot(remote, Some(kid)).await
+        {
+            return Outcome::Loaded;
+        }
+        let outcome = self.fetch_from_issuer(remote).await;
+        match &outcome {
+            Outcome::Loaded => self.save_snapshot(remote),
+            Outcome::Failed(_) => {
+                self.take_snapshot(remote, None).await;
+            }
+        }
+        outcome
+    }
+
+    async fn fetch_from_issuer(&self, remote: &Remote) -> Outcome {
         let current = self.snapshot.load_full();
         let etag = if current.loaded {
             current.etag.as_deref()
@@ -771,6 +810,9 @@ impl Inner {
                     next.loaded_at = Some(SystemTime::now());
                     next.refresh_due = Some(later(Instant::now(), ttl.mul_f64(0.8)));
                     next.body_hash = Some(Sha256::digest(&bytes).into());
+                    if remote.policy.snapshots.is_some() {
+                        next.document = Some(Arc::from(&bytes[..]));
+                    }
                     tracing::debug!(
                         keys = next.all.len(),
                         ttl_secs = ttl.as_secs(),
@@ -789,6 +831,115 @@ impl Inner {
                 Outcome::failed(e.0)
             }
         }
+    }
+
+    /// Saves the document held as the fleet's snapshot (in its own task: a fetch does not
+    /// wait for the store).
+    fn save_snapshot(&self, remote: &Remote) {
+        let Some(hook) = &remote.policy.snapshots else {
+            return;
+        };
+        let Some(document) = self.snapshot.load().document.clone() else {
+            return;
+        };
+        let store = hook.store.clone();
+        let issuer = remote.fetcher.issuer().to_owned();
+        tokio::spawn(async move {
+            let snapshot = KeySetSnapshot {
+                document: document.to_vec(),
+                fetched_at: SystemTime::now(),
+            };
+            match tokio::time::timeout(SNAPSHOT_CALL_TIMEOUT, store.save(&issuer, &snapshot)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "key-set snapshot not saved"),
+                Err(_) => tracing::warn!("key-set snapshot not saved: timed out"),
+            }
+        });
+    }
+
+    /// Takes the fleet's snapshot when it is authenticated (the store's check), no older
+    /// than the maximum, newer than the keys held, and, with `kid`, holds that `kid`.
+    /// Returns whether it was taken.
+    async fn take_snapshot(&self, remote: &Remote, kid: Option<&str>) -> bool {
+        let Some(hook) = &remote.policy.snapshots else {
+            return false;
+        };
+        let issuer = remote.fetcher.issuer();
+        let found = match tokio::time::timeout(SNAPSHOT_CALL_TIMEOUT, hook.store.load(issuer)).await
+        {
+            Ok(Ok(Some(found))) => found,
+            Ok(Ok(None)) => return false,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "key-set snapshot skipped: the store failed");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!("key-set snapshot skipped: the store timed out");
+                return false;
+            }
+        };
+        let age = SystemTime::now()
+            .duration_since(found.fetched_at)
+            .unwrap_or(Duration::ZERO);
+        if age > hook.max_age {
+            tracing::debug!(
+                age_secs = age.as_secs(),
+                "key-set snapshot too old; not used"
+            );
+            return false;
+        }
+        let current = self.snapshot.load_full();
+        if current.loaded && current.loaded_at.is_some_and(|t| t >= found.fetched_at) {
+            return false;
+        }
+        let parsed = match parse_jwk_set(
+            &found.document,
+            &remote.policy.algorithms,
+            remote.policy.max_keys,
+        ) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                tracing::warn!(%reason, "key-set snapshot not used: not a usable JWK Set");
+                return false;
+            }
+        };
+        if kid.is_some_and(|kid| !parsed.keys.iter().any(|k| k.kid() == Some(kid))) {
+            return false;
+        }
+        let now = Instant::now();
+        let mut next = if current.loaded
+            && current.body_hash == Some(Sha256::digest(&found.document).into())
+        {
+            // The same document: the same keys (the verified-token cache survives).
+            let mut n = current.renewed(current.etag.clone(), Duration::ZERO);
+            n.generation = current.generation + 1;
+            n
+        } else {
+            let mut n = Snapshot::from_keys(parsed.keys);
+            n.generation = current.generation + 1;
+            n.body_hash = Some(Sha256::digest(&found.document).into());
+            n.document = Some(Arc::from(&found.document[..]));
+            n
+        };
+        next.loaded_at = Some(found.fetched_at);
+        if kid.is_some() {
+            // A peer's fresh fetch: refresh when that fetch would have.
+            let ttl = remote.ttl(None).saturating_sub(age);
+            next.refresh_due = Some(later(now, ttl.mul_f64(0.8)));
+        } else {
+            // The issuer is failing: keys no older than the snapshot's maximum age.
+            next.refresh_due = None;
+            next.stale_until = Some(later(now, hook.max_age.saturating_sub(age)));
+        }
+        tracing::info!(
+            keys = next.all.len(),
+            age_secs = age.as_secs(),
+            unknown_kid = kid.is_some(),
+            "key set taken from the fleet's authenticated snapshot"
+        );
+        self.snapshot.store(Arc::new(next));
+        true
     }
 
     fn finish(&self, outcome: Outcome, seq: u64) {
@@ -995,6 +1146,7 @@ mod tests {
                 max_keys: 10,
                 max_stale_age: Duration::MAX,
                 algorithms: vec![Algorithm::EdDSA],
+                snapshots: None,
             },
         )
     }

@@ -21,6 +21,7 @@
 //! | `introspection` | no | the [`introspection`][introspection-docs] module: opaque access tokens checked by RFC 7662 introspection, cached, beside JWTs (enables `client`) |
 //! | `metrics` | no | [metrics](mod@crate::metrics) through the `metrics` facade: outcomes, JWKS fetches, key-set age and size, token-cache hits, verification time |
 //! | `mtls` | no | [`mtls::serve`][mtls-serve-docs]: a tower service over rustls with each request carrying the client's certificate, and PEM configuration (the certificate-binding check of [`mtls`] needs no feature) |
+//! | `redis` | no | [`store::redis`][redis-docs]: one Redis (or Valkey, standalone or Cluster) store shared by a fleet of replicas: DPoP replay, introspection cache, authenticated key-set snapshots (see "Running a fleet") |
 //! | `tonic` | no | gRPC servers (tonic 0.14, [module docs][tonic-docs]): gRPC-native rejections, claims in handlers, per-method scopes |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
@@ -92,6 +93,37 @@
 //! ([`dpop::ProofChecker`], [`dpop::Dpop::check`]) takes plain request facts and works
 //! without the layer.
 //!
+//! ## Running a fleet
+//!
+//! Replicas behind a load balancer each know only their own memory: a DPoP proof replayed
+//! to another replica would be accepted, each replica would introspect the same opaque
+//! token, and a replica started while the issuer is down would have no keys. The `redis`
+//! feature's [`RedisStore`][redis-docs] shares three things (keys under a prefix, each a
+//! fixed-size hash, never a token, proof or secret):
+//!
+//! - the DPoP replay store (`SET key NX PX ttl`: one round trip per DPoP request, atomic,
+//!   standalone or Cluster), via [`dpop::DpopBuilder::replay_store`];
+//! - the introspection cache (the validated response members, the in-memory cache's TTL),
+//!   via `IntrospectorBuilder::cache` (feature `introspection`);
+//! - each issuer's last good JWK Set and its fetch time, via
+//!   [`VerifierBuilder::keyset_snapshots`] (through the [`store::KeySetSnapshots`] trait).
+//!
+//! Trust model of the snapshot: Redis is not trusted to choose keys. Each snapshot carries
+//! an HMAC-SHA-256 over the issuer, the fetch time and the document, under a secret the
+//! replicas share; it is verified before use, and one written with another secret or edited
+//! in Redis is ignored. A snapshot is used only when no older than the configured maximum:
+//! when a fetch fails (at start or later), or for an unknown `kid` when it is newer than
+//! the keys held and has that `kid` (then the replica does not fetch itself).
+//!
+//! Failure modes and their defaults: each Redis call is bounded (10 ms by default); after
+//! two failures in a row Redis is not called for 100 ms, doubling to 2 s, then probed, so a
+//! dead Redis does not cost every request its timeout, and service resumes by itself.
+//! Meanwhile DPoP proofs are refused with 503 and `Retry-After` (fail closed), or checked
+//! in memory when opted in ([`RedisStoreBuilder::replay_fallback_in_memory`][redis-docs]);
+//! introspection asks the endpoint directly; snapshots are skipped. Metrics
+//! (`bearer_guard_store_*`, feature `metrics`) and tracing record calls, errors and
+//! fallbacks.
+//!
 //! ## Deployment caveats
 //!
 //! - Clocks: `exp`, `nbf` and `iat` are compared with the system clock, within the leeway,
@@ -115,6 +147,7 @@
 //! [mtls-serve-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html
 //! [introspection-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/introspection/
 //! [tonic-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/tonic/
+//! [redis-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/store/redis/
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
@@ -139,6 +172,7 @@ mod verify;
 pub mod metrics;
 pub mod multi;
 pub mod resource_metadata;
+pub mod store;
 pub mod validators;
 #[cfg(all(test, any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 mod wycheproof_tests;

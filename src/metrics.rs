@@ -18,6 +18,9 @@
 //! | `bearer_guard_introspection_duration_seconds` ([`INTROSPECTION_DURATION`]) | histogram | `outcome` | time of each introspection call, by the same `outcome` |
 //! | `bearer_guard_introspection_cache_hits_total` ([`INTROSPECTION_CACHE_HITS`]) | counter | | opaque tokens answered from the introspection cache |
 //! | `bearer_guard_introspection_cache_misses_total` ([`INTROSPECTION_CACHE_MISSES`]) | counter | | opaque tokens not in the introspection cache (requests that shared another's call count here too) |
+//! | `bearer_guard_store_calls_total` ([`STORE_CALLS_TOTAL`]) | counter | `op`, `result` | calls to a shared store (feature `redis`): `op` is `replay`, `introspection_get`, `introspection_put`, `snapshot_load`, `snapshot_save`; `result` is `ok`, `error`, `timeout` or `circuit_open` (not tried: the store failed recently) |
+//! | `bearer_guard_store_call_duration_seconds` ([`STORE_CALL_DURATION`]) | histogram | `op` | time of each store call that was tried |
+//! | `bearer_guard_store_fallbacks_total` ([`STORE_FALLBACKS_TOTAL`]) | counter | `op` | replay checks answered by the in-memory fallback while the shared store was unreachable (opt-in) |
 //!
 //! `outcome` of `bearer_guard_requests_total`:
 //!
@@ -231,4 +234,38 @@ pub(crate) fn introspection_cache(hit: bool) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = hit;
+}
+
+/// Counter: calls to a shared store, by `op` and `result`.
+pub const STORE_CALLS_TOTAL: &str = "bearer_guard_store_calls_total";
+/// Histogram: time of each shared-store call tried, by `op`.
+pub const STORE_CALL_DURATION: &str = "bearer_guard_store_call_duration_seconds";
+/// Counter: replay checks answered by the in-memory fallback, by `op`.
+pub const STORE_FALLBACKS_TOTAL: &str = "bearer_guard_store_fallbacks_total";
+
+/// A shared-store call ended with `result` after `elapsed` (`None`: not tried).
+#[cfg(feature = "redis")]
+pub(crate) fn store_call(
+    op: &'static str,
+    result: &'static str,
+    elapsed: Option<std::time::Duration>,
+) {
+    #[cfg(feature = "metrics")]
+    {
+        ::metrics::counter!(STORE_CALLS_TOTAL, "op" => op, "result" => result).increment(1);
+        if let Some(d) = elapsed {
+            ::metrics::histogram!(STORE_CALL_DURATION, "op" => op).record(d.as_secs_f64());
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (op, result, elapsed);
+}
+
+/// A store call was answered by the fallback.
+#[cfg(feature = "redis")]
+pub(crate) fn store_fallback(op: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(STORE_FALLBACKS_TOTAL, "op" => op).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = op;
 }

@@ -32,8 +32,13 @@
 //! ends TLS, `CLIENT_CERT_HEADER=client-cert` trusts the proxy's RFC 9440 header instead
 //! (the proxy must strip that header from clients' requests). Without these variables
 //! nothing changes.
+//!
+//! A fleet of replicas (feature `redis`, see `fleet.rs`): `REDIS_URL` shares the DPoP replay
+//! store through Redis; `KEYSET_SNAPSHOT_SECRET` also shares the issuer's last good key set.
+//! Without them nothing changes.
 
 mod app;
+mod fleet;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -75,7 +80,8 @@ async fn run() -> Result<(), String> {
     let (tls, mtls) = tls_settings()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("{scheme}://{addr}"));
-    let dpop = dpop_settings(&public_url)?;
+    let fleet = fleet::from_env().await?;
+    let dpop = dpop_settings(&public_url, fleet.as_ref())?;
 
     // The development issuer, unless a real one is configured.
     let (issuer, dev) = match env("ISSUER_BASE_URL") {
@@ -106,6 +112,9 @@ async fn run() -> Result<(), String> {
     if let Some(jwks) = env("JWKS_URI") {
         builder = builder.jwks_uri(jwks);
     }
+    if let Some(fleet) = &fleet {
+        builder = fleet.verifier(builder);
+    }
     if let Some(entries) = env("TOKEN_CACHE") {
         let entries: u64 = entries
             .parse()
@@ -122,6 +131,16 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mode = dpop.as_ref().map_or(DpopMode::Off, Dpop::mode);
+    if let Some(fleet) = &fleet {
+        println!(
+            "Fleet: DPoP replay shared through Redis; key-set snapshots {}",
+            if fleet.snapshots {
+                "on"
+            } else {
+                "off (no KEYSET_SNAPSHOT_SECRET)"
+            }
+        );
+    }
     println!(
         "World Mappers API on {scheme}://{addr} (issuer {issuer}, audience {audience}, DPoP {mode:?}{})",
         if dpop.as_ref().is_some_and(|d| d.nonces().is_some()) {
@@ -286,7 +305,7 @@ The Gift Deliveries client sends its certificate with CLIENT_CERT and CLIENT_KEY
 }
 
 /// `DPOP` (off | allowed | required, default allowed) and `DPOP_NONCE=1`.
-fn dpop_settings(public_url: &str) -> Result<Option<Dpop>, String> {
+fn dpop_settings(public_url: &str, fleet: Option<&fleet::Fleet>) -> Result<Option<Dpop>, String> {
     let mode: DpopMode = match env("DPOP") {
         Some(m) => m.parse().map_err(|e| format!("DPOP: {e}"))?,
         None => DpopMode::Allowed,
@@ -297,6 +316,9 @@ fn dpop_settings(public_url: &str) -> Result<Option<Dpop>, String> {
     let mut builder = Dpop::builder().mode(mode).public_url(public_url);
     if env("DPOP_NONCE").as_deref() == Some("1") {
         builder = builder.nonces(Nonces::random().map_err(|e| format!("DPOP_NONCE: {e}"))?);
+    }
+    if let Some(fleet) = fleet {
+        builder = fleet.dpop(builder);
     }
     builder
         .build()

@@ -1,0 +1,83 @@
+//! Running World Mappers as a fleet of replicas (feature `redis`): `REDIS_URL` (a
+//! `redis://`, `rediss://` or `redis+cluster://` URL) shares the DPoP replay store through
+//! Redis; `KEYSET_SNAPSHOT_SECRET` (at least 32 bytes, the same on every replica) also
+//! shares the issuer's last good key set, authenticated with it. Without them nothing
+//! changes.
+
+#[cfg(feature = "redis")]
+use std::time::Duration;
+
+/// How old a key-set snapshot may be and still be used while the issuer is unreachable.
+#[cfg(feature = "redis")]
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// The shared store, when `REDIS_URL` is set.
+#[derive(Debug, Clone)]
+pub(crate) struct Fleet {
+    #[cfg(feature = "redis")]
+    pub(crate) store: bearer_guard::store::redis::RedisStore,
+    pub(crate) snapshots: bool,
+}
+
+/// Reads `REDIS_URL` and `KEYSET_SNAPSHOT_SECRET`.
+pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
+    let Some(url) = super::env("REDIS_URL") else {
+        if super::env("KEYSET_SNAPSHOT_SECRET").is_some() {
+            return Err("KEYSET_SNAPSHOT_SECRET needs REDIS_URL".into());
+        }
+        return Ok(None);
+    };
+    #[cfg(feature = "redis")]
+    {
+        use bearer_guard::store::redis::RedisStore;
+        let mut builder = RedisStore::builder(url);
+        let secret = super::env("KEYSET_SNAPSHOT_SECRET");
+        if let Some(secret) = &secret {
+            builder = builder.snapshot_secret(secret.as_bytes().to_vec());
+        }
+        let store = builder
+            .build()
+            .map_err(|e| format!("REDIS_URL / KEYSET_SNAPSHOT_SECRET: {e}"))?;
+        if let Err(e) = store.connect().await {
+            // Not fatal: the store keeps trying; meanwhile DPoP proofs get 503.
+            tracing::warn!(error = %e, "Redis is not reachable yet");
+        }
+        Ok(Some(Fleet {
+            store,
+            snapshots: secret.is_some(),
+        }))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        Err(
+            "REDIS_URL needs the redis feature: cargo run --example world_mappers --features redis"
+                .into(),
+        )
+    }
+}
+
+impl Fleet {
+    /// Key-set snapshots on the verifier, when `KEYSET_SNAPSHOT_SECRET` is set.
+    pub(crate) fn verifier(
+        &self,
+        builder: bearer_guard::VerifierBuilder,
+    ) -> bearer_guard::VerifierBuilder {
+        #[cfg(feature = "redis")]
+        if self.snapshots {
+            return builder.keyset_snapshots(self.store.clone(), SNAPSHOT_MAX_AGE);
+        }
+        builder
+    }
+
+    /// The shared DPoP replay store.
+    pub(crate) fn dpop(
+        &self,
+        builder: bearer_guard::dpop::DpopBuilder,
+    ) -> bearer_guard::dpop::DpopBuilder {
+        #[cfg(feature = "redis")]
+        return builder.replay_store(self.store.clone());
+        #[cfg(not(feature = "redis"))]
+        builder
+    }
+}

@@ -1,0 +1,456 @@
+//! One store on Redis (or Valkey), standalone or Cluster, shared by a fleet of replicas
+//! (feature `redis`): the DPoP replay store, the introspection cache (with the
+//! `introspection` feature) and authenticated key-set snapshots.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use bearer_guard::{Verifier, dpop::Dpop, store::redis::RedisStore};
+//!
+//! let store = RedisStore::builder("redis://redis.internal:6379/")
+//!     .key_prefix("worldmappers:")
+//!     .snapshot_secret(std::env::var("KEYSET_SNAPSHOT_SECRET")?.into_bytes())
+//!     .build()?;
+//! store.connect().await?; // optional warm-up; calls connect lazily otherwise
+//! let verifier = Verifier::builder()
+//!     .issuer("https://issuer.example/")
+//!     .audience("urn:worldmappers")
+//!     .keyset_snapshots(store.clone(), Duration::from_secs(24 * 3600))
+//!     .build()?;
+//! let dpop = Dpop::builder().replay_store(store.clone()).build()?;
+//! # let _ = (verifier, dpop); Ok(()) }
+//! ```
+//!
+//! # The client
+//!
+//! Built on the [`redis`](https://docs.rs/redis) crate (redis-rs): the most used Rust client,
+//! kept by the Redis organisation, with a reconnecting
+//! [`ConnectionManager`](https://docs.rs/redis/latest/redis/aio/struct.ConnectionManager.html)
+//! (one multiplexed connection, pipelined: no pool to size) and an async Cluster client in
+//! the same crate, on Tokio, with rustls for `rediss://`. `fred` is as capable but larger
+//! (its own pool, pub/sub, sentinel and tracing layers by default) for the three commands
+//! this store sends (`SET … NX PX`, `GET`, `SET … PX`).
+//!
+//! # URLs
+//!
+//! `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS), and for a Cluster
+//! `redis+cluster://[user:password@]host:port,host:port,…` (or `rediss+cluster://`): the
+//! nodes to discover the cluster from.
+//!
+//! # Keys
+//!
+//! All under the prefix (default `bearer-guard:`), each a fixed-size hash in hex, never a
+//! token, proof or secret: `<prefix>dpop:<SHA-256(jkt, jti)>`,
+//! `<prefix>introspection:<SHA-256(token)>`, `<prefix>keyset:<SHA-256(issuer)>`.
+//!
+//! # Time bounds and the circuit
+//!
+//! Each call is bounded by [`timeout`](RedisStoreBuilder::timeout) (default
+//! [`DEFAULT_TIMEOUT`], 10 ms: a Redis next to the API answers in well under a
+//! millisecond). After two failures in a row the store stops calling Redis for 100 ms
+//! (doubling to 2 s while it stays down) and answers at once as unavailable; then one call
+//! probes, and a success closes the circuit: recovery is automatic, within 2 s of Redis'
+//! return. What an unavailable store means is each caller's policy:
+//!
+//! | store | Redis unreachable | configure |
+//! |---|---|---|
+//! | DPoP replay | fail closed: 503 with `Retry-After`, or the in-memory store when opted in | [`replay_fallback_in_memory`](RedisStoreBuilder::replay_fallback_in_memory) |
+//! | introspection cache | a miss: the endpoint is asked directly | |
+//! | key-set snapshots | skipped: the replica fetches from the issuer alone | |
+//!
+//! # Snapshots: the trust model
+//!
+//! Redis is not trusted to choose keys. A snapshot is the issuer's JWK Set document, the
+//! time a replica fetched it, and an HMAC-SHA-256 over both and the issuer, under the
+//! [`snapshot_secret`](RedisStoreBuilder::snapshot_secret) the replicas share (at least 32
+//! bytes). It is verified before use: a snapshot written with another secret, for another
+//! issuer, or edited in Redis, is ignored (and logged). Without a secret, snapshots stay
+//! off (nothing is read or written). Someone who can write to Redis can at worst delete
+//! snapshots or replay an older authenticated one, which is used only if no older than the
+//! maximum age given to
+//! [`VerifierBuilder::keyset_snapshots`](crate::VerifierBuilder::keyset_snapshots).
+
+mod conn;
+#[cfg(feature = "introspection")]
+mod introspection;
+mod replay;
+mod snapshot;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dpop::InMemoryReplayStore;
+use crate::error::ConfigError;
+use conn::{CallError, Connection, Target};
+
+/// The default bound on one Redis call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10);
+/// The default bound on making the connection (in its own task; calls meanwhile wait at
+/// most their timeout).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The default key prefix.
+pub const DEFAULT_KEY_PREFIX: &str = "bearer-guard:";
+/// The shortest snapshot secret accepted, in bytes.
+pub const MIN_SNAPSHOT_SECRET_BYTES: usize = 32;
+/// The largest snapshot document read back or written (the JWKS size cap's order).
+pub const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024;
+
+/// A store on Redis shared by a fleet: implements
+/// [`ReplayStore`](crate::dpop::ReplayStore), `IntrospectionCache` (feature
+/// `introspection`) and [`KeySetSnapshots`](crate::store::KeySetSnapshots). Cheap to clone:
+/// clones share one connection and one circuit. See the [module docs](self).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Arc<Connection>,
+    prefix: String,
+    timeout: Duration,
+    snapshot_secret: Option<Vec<u8>>,
+    replay_fallback: Option<InMemoryReplayStore>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("connection", &self.inner.conn)
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .field("snapshots", &self.inner.snapshot_secret.is_some())
+            .field("replay_fallback", &self.inner.replay_fallback.is_some())
+            .finish()
+    }
+}
+
+/// Builds a [`RedisStore`].
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    snapshot_secret: Option<Vec<u8>>,
+    replay_fallback: Option<usize>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("snapshots", &self.snapshot_secret.is_some())
+            .field("replay_fallback", &self.replay_fallback)
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// A builder for the server or cluster at `url` (see the module docs for the forms).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            snapshot_secret: None,
+            replay_fallback: None,
+        }
+    }
+
+    /// Connects now (at most the connect timeout), for warm-up at startup; without it the
+    /// first calls connect. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// Why Redis could not be reached (the store keeps trying on later calls).
+    pub async fn connect(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let timeout = self.inner.timeout.max(DEFAULT_CONNECT_TIMEOUT);
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(timeout, self.inner.conn.query::<String>(&ping, timeout)).await {
+            Ok(Ok(_)) => {
+                self.inner.conn.circuit.record(true);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.to_string().into()),
+            Err(_) => Err("connecting to Redis timed out".into()),
+        }
+    }
+
+    /// Whether the circuit is open (Redis failed recently and is not being called).
+    pub fn is_unavailable(&self) -> bool {
+        self.inner.conn.circuit.is_open()
+    }
+
+    /// One call: circuit, timeout, metrics, logs.
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: redis::Cmd,
+    ) -> Result<T, CallError> {
+        let inner = &self.inner;
+        if inner.conn.circuit.admit(inner.timeout).is_err() {
+            crate::metrics::store_call(op, "circuit_open", None);
+            return Err(CallError::CircuitOpen);
+        }
+        let started = tokio::time::Instant::now();
+        let answer =
+            tokio::time::timeout(inner.timeout, inner.conn.query::<T>(&cmd, inner.timeout)).await;
+        let elapsed = Some(started.elapsed());
+        let result = match answer {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(CallError::Timeout),
+        };
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(CallError::Timeout) => "timeout",
+            Err(_) => "error",
+        };
+        crate::metrics::store_call(op, label, elapsed);
+        match inner.conn.circuit.record(result.is_ok()) {
+            Some(true) => tracing::info!("bearer-guard: Redis answers again; circuit closed"),
+            Some(false) => tracing::warn!(
+                "bearer-guard: Redis failed twice in a row; not called for a while (circuit open)"
+            ),
+            None => {}
+        }
+        if let Err(e) = &result {
+            tracing::debug!(op, error = %e, "bearer-guard: Redis call failed");
+        }
+        result
+    }
+
+    fn key(&self, kind: &str, hash: &[u8; 32]) -> String {
+        use fmt::Write as _;
+        let mut k = String::with_capacity(self.inner.prefix.len() + kind.len() + 65);
+        k.push_str(&self.inner.prefix);
+        k.push_str(kind);
+        k.push(':');
+        for b in hash {
+            let _ = write!(k, "{b:02x}");
+        }
+        k
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key (default `bearer-guard:`): one per application sharing a
+    /// Redis.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Bound on one Redis call (default 10 ms; 1 ms to 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Bound on making the connection (default 1 s; 1 ms to 60 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The secret the fleet shares to authenticate key-set snapshots (HMAC-SHA-256, at
+    /// least 32 bytes). Without it, snapshots are off.
+    pub fn snapshot_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.snapshot_secret = Some(secret.into());
+        self
+    }
+
+    /// While Redis is unreachable, check DPoP proofs against an in-memory store of
+    /// `capacity` entries instead of refusing them (503). This accepts a risk: a proof
+    /// replayed to another replica during the outage is not detected. Off by default.
+    pub fn replay_fallback_in_memory(mut self, capacity: usize) -> Self {
+        self.replay_fallback = Some(capacity);
+        self
+    }
+
+    /// Checks the settings (no connection is made).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidUrl`] for a URL that is not a Redis one (its password hidden),
+    /// [`ConfigError::OutOfRange`] for a timeout, a secret shorter than 32 bytes, or an
+    /// empty fallback.
+    pub fn build(self) -> Result<RedisStore, ConfigError> {
+        range(
+            "redis timeout",
+            self.timeout,
+            Duration::from_secs(10),
+            "1 ms to 10 s",
+        )?;
+        range(
+            "redis connect_timeout",
+            self.connect_timeout,
+            Duration::from_secs(60),
+            "1 ms to 60 s",
+        )?;
+        if let Some(s) = &self.snapshot_secret
+            && s.len() < MIN_SNAPSHOT_SECRET_BYTES
+        {
+            return Err(ConfigError::OutOfRange {
+                what: "snapshot_secret length",
+                value: format!("{} bytes", s.len()),
+                range: "at least 32 bytes",
+            });
+        }
+        if self.replay_fallback == Some(0) {
+            return Err(ConfigError::OutOfRange {
+                what: "replay_fallback_in_memory",
+                value: "0".into(),
+                range: "at least 1 entry",
+            });
+        }
+        let target = target(&self.url, self.connect_timeout, self.timeout)?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn: Arc::new(Connection::new(target, self.connect_timeout)),
+                prefix: self.prefix,
+                timeout: self.timeout,
+                snapshot_secret: self.snapshot_secret,
+                replay_fallback: self.replay_fallback.map(InMemoryReplayStore::new),
+            }),
+        })
+    }
+}
+
+fn range(
+    what: &'static str,
+    d: Duration,
+    max: Duration,
+    text: &'static str,
+) -> Result<(), ConfigError> {
+    if d < Duration::from_millis(1) || d > max {
+        return Err(ConfigError::OutOfRange {
+            what,
+            value: format!("{d:?}"),
+            range: text,
+        });
+    }
+    Ok(())
+}
+
+fn invalid(url: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidUrl {
+        what: "redis url",
+        value: redact(url),
+        reason: reason.into(),
+    }
+}
+
+/// The URL with any password replaced by `***`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn target(url: &str, connect_timeout: Duration, timeout: Duration) -> Result<Target, ConfigError> {
+    let cluster = [
+        ("redis+cluster://", "redis://"),
+        ("rediss+cluster://", "rediss://"),
+    ]
+    .into_iter()
+    .find_map(|(scheme, plain)| url.strip_prefix(scheme).map(|rest| (plain, rest)));
+    let Some((plain, rest)) = cluster else {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(invalid(
+                url,
+                "not a redis://, rediss:// or redis+cluster:// URL",
+            ));
+        }
+        let client =
+            redis::Client::open(url).map_err(|e| invalid(url, format!("{:?}", e.kind())))?;
+        return Ok(Target::Single(client));
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, _) = rest.split_at(end);
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{plain}{userinfo}{h}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err(invalid(url, "no cluster node"));
+    }
+    let client = redis::cluster::ClusterClient::builder(nodes)
+        .connection_timeout(connect_timeout)
+        .response_timeout(timeout)
+        .build()
+        .map_err(|e| invalid(url, format!("{:?}", e.kind())))?;
+    Ok(Target::Cluster(client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_a_url_never_reaches_an_error_message() {
+        let e = RedisStore::builder("memcached://user:hunter2@host:1/")
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("memcached://user:***@host:1/"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_short_snapshot_secret_is_refused_at_build() {
+        let e = RedisStore::builder("redis://127.0.0.1:1/")
+            .snapshot_secret(b"short".to_vec())
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("snapshot_secret"), "{e}");
+    }
+
+    #[test]
+    fn cluster_urls_name_each_node() {
+        assert!(matches!(
+            target(
+                "redis+cluster://a:1,b:2,c:3",
+                Duration::from_secs(1),
+                DEFAULT_TIMEOUT
+            ),
+            Ok(Target::Cluster(_))
+        ));
+        assert!(target("redis+cluster://", Duration::from_secs(1), DEFAULT_TIMEOUT).is_err());
+    }
+
+    #[test]
+    fn the_circuit_opens_after_two_failures_and_closes_after_a_good_probe() {
+        let c = conn::Circuit::default();
+        assert!(c.admit(DEFAULT_TIMEOUT).is_ok());
+        c.record(false);
+        assert!(!c.is_open());
+        assert_eq!(c.record(false), Some(false));
+        assert!(c.admit(DEFAULT_TIMEOUT).is_err());
+        std::thread::sleep(conn::FIRST_BACKOFF + Duration::from_millis(20));
+        assert!(c.admit(DEFAULT_TIMEOUT).is_ok(), "one probe goes");
+        assert!(c.admit(DEFAULT_TIMEOUT).is_err(), "only one");
+        assert_eq!(c.record(true), Some(true));
+        assert!(c.admit(DEFAULT_TIMEOUT).is_ok());
+    }
+}

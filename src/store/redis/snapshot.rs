@@ -1,0 +1,181 @@
+//! Key-set snapshots on Redis, authenticated with HMAC-SHA-256 under the fleet's secret.
+//!
+//! Value: `bgks1` (format), the MAC (32 bytes), the fetch time (Unix milliseconds, 8 bytes
+//! big-endian), the document. The MAC covers a label, the SHA-256 of the issuer, the time
+//! and the document: a snapshot moved to another issuer's key, edited, or written with
+//! another secret fails the check and is ignored.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use super::RedisStore;
+use super::conn::CallError;
+use crate::store::{KeySetSnapshot, KeySetSnapshots, SnapshotError, SnapshotFuture};
+
+const MAGIC: &[u8; 5] = b"bgks1";
+const LABEL: &[u8] = b"bearer-guard key-set snapshot v1\0";
+const HEADER: usize = MAGIC.len() + 32 + 8;
+
+/// (HMAC takes keys of any length: `None` never happens in practice.)
+fn mac(
+    secret: &[u8],
+    issuer_hash: &[u8; 32],
+    millis: u64,
+    document: &[u8],
+) -> Option<Hmac<Sha256>> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
+    m.update(LABEL);
+    m.update(issuer_hash);
+    m.update(&millis.to_be_bytes());
+    m.update(document);
+    Some(m)
+}
+
+/// The value stored for `snapshot`.
+pub(super) fn seal(secret: &[u8], issuer: &str, snapshot: &KeySetSnapshot) -> Option<Vec<u8>> {
+    let issuer_hash: [u8; 32] = Sha256::digest(issuer.as_bytes()).into();
+    let millis = u64::try_from(
+        snapshot
+            .fetched_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX);
+    let tag = mac(secret, &issuer_hash, millis, &snapshot.document)?
+        .finalize()
+        .into_bytes();
+    let mut v = Vec::with_capacity(HEADER + snapshot.document.len());
+    v.extend_from_slice(MAGIC);
+    v.extend_from_slice(&tag);
+    v.extend_from_slice(&millis.to_be_bytes());
+    v.extend_from_slice(&snapshot.document);
+    Some(v)
+}
+
+/// The snapshot in `value`, if its MAC verifies under `secret` for `issuer`.
+pub(super) fn open(secret: &[u8], issuer: &str, value: &[u8]) -> Option<KeySetSnapshot> {
+    let rest = value.strip_prefix(MAGIC)?;
+    if rest.len() < 40 {
+        return None;
+    }
+    let (tag, rest) = rest.split_at(32);
+    let (millis, document) = rest.split_at(8);
+    let millis = u64::from_be_bytes(millis.try_into().ok()?);
+    let issuer_hash: [u8; 32] = Sha256::digest(issuer.as_bytes()).into();
+    mac(secret, &issuer_hash, millis, document)?
+        .verify_slice(tag)
+        .ok()?;
+    Some(KeySetSnapshot {
+        document: document.to_vec(),
+        fetched_at: UNIX_EPOCH.checked_add(Duration::from_millis(millis))?,
+    })
+}
+
+impl RedisStore {
+    fn snapshot_key(&self, issuer: &str) -> String {
+        self.key("keyset", &Sha256::digest(issuer.as_bytes()).into())
+    }
+}
+
+fn error(e: CallError) -> SnapshotError {
+    SnapshotError::new(e.to_string())
+}
+
+impl KeySetSnapshots for RedisStore {
+    fn load<'a>(&'a self, issuer: &'a str) -> SnapshotFuture<'a, Option<KeySetSnapshot>> {
+        Box::pin(async move {
+            let Some(secret) = &self.inner.snapshot_secret else {
+                return Ok(None);
+            };
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(self.snapshot_key(issuer));
+            let Some(value) = self
+                .call::<Option<Vec<u8>>>("snapshot_load", cmd)
+                .await
+                .map_err(error)?
+            else {
+                return Ok(None);
+            };
+            if value.len() > HEADER + super::MAX_SNAPSHOT_BYTES {
+                tracing::warn!(
+                    bytes = value.len(),
+                    "bearer-guard: key-set snapshot too large; ignored"
+                );
+                return Ok(None);
+            }
+            match open(secret, issuer, &value) {
+                Some(s) => Ok(Some(s)),
+                None => {
+                    tracing::warn!(
+                        "bearer-guard: a key-set snapshot in Redis failed authentication \
+                         (another secret, or edited); ignored"
+                    );
+                    Ok(None)
+                }
+            }
+        })
+    }
+
+    fn save<'a>(&'a self, issuer: &'a str, snapshot: &'a KeySetSnapshot) -> SnapshotFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(secret) = &self.inner.snapshot_secret else {
+                return Ok(());
+            };
+            if snapshot.document.len() > super::MAX_SNAPSHOT_BYTES {
+                return Ok(());
+            }
+            let Some(value) = seal(secret, issuer, snapshot) else {
+                return Err(SnapshotError::new("the snapshot could not be sealed"));
+            };
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(self.snapshot_key(issuer)).arg(value);
+            self.call::<()>("snapshot_save", cmd).await.map_err(error)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn snap() -> KeySetSnapshot {
+        KeySetSnapshot {
+            document: br#"{"keys":[]}"#.to_vec(),
+            fetched_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        }
+    }
+
+    #[test]
+    fn a_sealed_snapshot_opens_with_the_same_secret_and_issuer() {
+        let v = seal(SECRET, "https://issuer.example/", &snap()).unwrap_or_default();
+        assert_eq!(open(SECRET, "https://issuer.example/", &v), Some(snap()));
+    }
+
+    #[test]
+    fn another_secret_another_issuer_or_an_edit_fails_the_check() {
+        let v = seal(SECRET, "https://issuer.example/", &snap()).unwrap_or_default();
+        assert!(
+            open(
+                b"another-secret-of-thirty-two-byte",
+                "https://issuer.example/",
+                &v
+            )
+            .is_none()
+        );
+        assert!(open(SECRET, "https://other.example/", &v).is_none());
+        for i in [5, 40, 44, v.len() - 1] {
+            let mut edited = v.clone();
+            edited[i] ^= 1;
+            assert!(
+                open(SECRET, "https://issuer.example/", &edited).is_none(),
+                "byte {i}"
+            );
+        }
+        assert!(open(SECRET, "https://issuer.example/", &v[..20]).is_none());
+    }
+}

@@ -1,0 +1,706 @@
+//! A fleet sharing state on Redis (feature `redis`): real `redis-server` processes on
+//! loopback ports, started and stopped by each test (a standalone server, and a three-node
+//! Cluster made with `redis-cli --cluster create`).
+//!
+//! Needs `redis-server` and `redis-cli` (Debian: `apt-get install redis-server
+//! redis-tools`). Without them every test passes after printing why it was skipped, unless
+//! `BEARER_GUARD_REDIS=require` is set (as `.ci/run` does), which turns a skip into a failure.
+#![cfg(all(
+    feature = "redis",
+    feature = "axum",
+    feature = "dev-issuer",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use base64::Engine as _;
+use bearer_guard::dev_issuer::{SigningKey, jwk_set};
+use bearer_guard::dpop::{Dpop, ReplayCheck, ReplayKey, ReplayStore, jwk_thumbprint};
+use bearer_guard::store::redis::RedisStore;
+use bearer_guard::{Algorithm, AuthErrorKind, JwtAuthLayer, Verifier};
+use http::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"fleet-secret-of-at-least-32-bytes!!";
+const OTHER_SECRET: &[u8] = b"another-secret-of-at-least-32-bytes";
+
+// ---------------------------------------------------------------------------------------
+// redis-server processes
+
+fn redis_available() -> bool {
+    let found = ["redis-server", "redis-cli"].iter().all(|b| {
+        Command::new(b)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found {
+        return true;
+    }
+    let why = "redis-server / redis-cli not found (apt-get install redis-server redis-tools)";
+    if std::env::var("BEARER_GUARD_REDIS").as_deref() == Ok("require") {
+        panic!("Redis test cannot run: {why}");
+    }
+    eprintln!("SKIPPED: Redis test: {why}");
+    false
+}
+
+macro_rules! require_redis {
+    () => {
+        if !redis_available() {
+            return;
+        }
+    };
+}
+
+/// A free loopback port (and, for a Cluster node, its bus port + 10000 free too).
+fn free_port(cluster: bool) -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        if !cluster || (port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()) {
+            return port;
+        }
+    }
+}
+
+/// One redis-server, killed on drop.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    dir: PathBuf,
+    cluster: bool,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        Self::start_on(free_port(false), false)
+    }
+
+    fn start_on(port: u16, cluster: bool) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("bearer-guard-redis-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut s = Self {
+            port,
+            child: None,
+            dir,
+            cluster,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.cluster {
+            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(self.dir.join("nodes.conf"));
+        }
+        self.child = Some(cmd.spawn().expect("redis-server"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn store(server: &RedisServer, prefix: &str) -> RedisStore {
+    let s = RedisStore::builder(server.url())
+        .key_prefix(prefix)
+        .timeout(Duration::from_millis(100))
+        .snapshot_secret(SECRET.to_vec())
+        .build()
+        .expect("store");
+    s.connect().await.expect("connected");
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// DPoP: tokens, proofs, two replicas
+
+const ISS: &str = "https://issuer.test/";
+const AUD: &str = "urn:worldmappers";
+const ORIGIN: &str = "https://api.example";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+fn now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+fn issuer_key() -> SigningKey {
+    SigningKey::from_pool(Algorithm::RS256, 0, "k1").expect("pool key")
+}
+
+/// A client's DPoP key (a pool key: the same code with both crypto backends).
+struct ProofKey(SigningKey, Value);
+
+impl ProofKey {
+    fn new() -> Self {
+        let key = SigningKey::from_pool(Algorithm::ES256, 0, "p").expect("pool key");
+        let mut jwk = key.public_jwk();
+        for m in ["kid", "alg", "use"] {
+            jwk.as_object_mut().unwrap().remove(m);
+        }
+        Self(key, jwk)
+    }
+
+    fn jkt(&self) -> String {
+        jwk_thumbprint(self.1.as_object().unwrap()).unwrap()
+    }
+
+    fn proof(&self, path: &str, token: &str) -> String {
+        static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = JTI.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.1});
+        let claims = json!({"jti": format!("jti-{n}-{}-{}", now(), std::process::id()),
+            "htm": "GET", "htu": format!("{ORIGIN}{path}"), "iat": now(),
+            "ath": B64.encode(Sha256::digest(token.as_bytes()))});
+        let msg = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = self.0.sign_bytes(msg.as_bytes()).unwrap();
+        format!("{msg}.{}", B64.encode(sig))
+    }
+
+    fn bound_token(&self) -> String {
+        issuer_key()
+            .sign(
+                &json!({"iss": ISS, "aud": AUD, "sub": "gift-deliveries@clients",
+                "exp": now() + 600, "iat": now(), "cnf": {"jkt": self.jkt()}}),
+            )
+            .unwrap()
+    }
+}
+
+/// One replica: the World Mappers route behind the layer, DPoP replay checked in `replay`.
+fn replica(replay: RedisStore) -> Router {
+    let verifier = Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .jwks_json(jwk_set([&issuer_key()]).to_string())
+        .build()
+        .unwrap();
+    let dpop = Dpop::builder()
+        .public_url(ORIGIN)
+        .replay_store(replay)
+        .replay_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    Router::new()
+        .route("/maps", get(|| async { "maps" }))
+        .layer(JwtAuthLayer::new(verifier).dpop(dpop))
+}
+
+async fn send(app: &Router, token: &str, proof: &str) -> Response<Body> {
+    let req = Request::builder()
+        .uri("/maps")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .body(Body::empty())
+        .unwrap();
+    app.clone().oneshot(req).await.unwrap()
+}
+
+fn kind(res: &Response<Body>) -> Option<AuthErrorKind> {
+    res.extensions()
+        .get::<bearer_guard::AuthError>()
+        .map(bearer_guard::AuthError::kind)
+}
+
+#[tokio::test]
+async fn a_dpop_proof_accepted_by_one_replica_is_refused_by_the_other() {
+    require_redis!();
+    let server = RedisServer::start();
+    let a = replica(store(&server, "wm:").await);
+    let b = replica(store(&server, "wm:").await);
+    let key = ProofKey::new();
+    let token = key.bound_token();
+    let proof = key.proof("/maps", &token);
+    assert_eq!(send(&a, &token, &proof).await.status(), StatusCode::OK);
+    let again = send(&b, &token, &proof).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        kind(&again),
+        Some(AuthErrorKind::InvalidDpopProof(
+            bearer_guard::DpopProofReason::Replayed
+        ))
+    );
+    // A fresh proof is still accepted by either.
+    let fresh = key.proof("/maps", &token);
+    assert_eq!(send(&b, &token, &fresh).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn replay_keys_are_fixed_size_hashes_under_the_prefix_with_the_proofs_lifetime() {
+    require_redis!();
+    let server = RedisServer::start();
+    let s = store(&server, "wm:").await;
+    let key = ReplayKey::new("thumbprint", "the-jti");
+    assert_eq!(
+        s.check_and_insert(key, Duration::from_secs(90)).await,
+        Ok(ReplayCheck::Fresh)
+    );
+    let keys = server.cli(&["KEYS", "*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("wm:dpop:") && keys[0].len() == "wm:dpop:".len() + 64);
+    assert!(!keys[0].contains("the-jti") && !keys[0].contains("thumbprint"));
+    let ttl: u64 = server.cli(&["PTTL", keys[0]]).trim().parse().unwrap();
+    assert!((80_000..=90_000).contains(&ttl), "{ttl}");
+}
+
+/// Many DPoP requests at once, each timed: (status, Retry-After present, elapsed).
+async fn burst(
+    app: &Router,
+    key: &ProofKey,
+    token: &str,
+    n: usize,
+) -> Vec<(StatusCode, bool, Duration)> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let app = app.clone();
+        let proof = key.proof("/maps", token);
+        let token = token.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let res = send(&app, &token, &proof).await;
+            (
+                res.status(),
+                res.headers().contains_key("retry-after"),
+                t.elapsed(),
+            )
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("no panic"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_under_load_fails_closed_fast_and_service_returns_with_it() {
+    require_redis!();
+    let mut server = RedisServer::start();
+    let timeout = Duration::from_millis(100);
+    let s = RedisStore::builder(server.url())
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    s.connect().await.unwrap();
+    let app = replica(s.clone());
+    let key = ProofKey::new();
+    let token = key.bound_token();
+    for (status, _, _) in burst(&app, &key, &token, 20).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Under load: stop Redis while requests run.
+    let load = {
+        let (app, token) = (app.clone(), token.clone());
+        tokio::spawn(async move {
+            let key = ProofKey::new();
+            let mut all = Vec::new();
+            for _ in 0..10 {
+                all.extend(burst(&app, &key, &token, 10).await);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            all
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.stop();
+    let during = load.await.expect("no panic");
+    // Generous for verification on a shared 2-core machine, but far below what an
+    // unbounded wait would cost.
+    let bound = timeout + Duration::from_millis(400);
+    for (status, retry_after, elapsed) in &during {
+        assert!(
+            *status == StatusCode::OK
+                || (*status == StatusCode::SERVICE_UNAVAILABLE && *retry_after),
+            "{status} retry-after {retry_after}"
+        );
+        assert!(*elapsed <= bound, "a request took {elapsed:?}");
+    }
+    // Redis down: every request is answered 503 + Retry-After, fast (the circuit is open).
+    let down = burst(&app, &key, &token, 20).await;
+    for (status, retry_after, elapsed) in &down {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(*retry_after);
+        assert!(*elapsed <= bound, "{elapsed:?}");
+    }
+    assert!(s.is_unavailable(), "the circuit is open");
+    // Redis back: service resumes on its own (within the circuit's longest pause).
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let proof = key.proof("/maps", &token);
+        if send(&app, &token, &proof).await.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (status, _, _) in burst(&app, &key, &token, 20).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn with_the_opt_in_fallback_a_dead_redis_means_replay_checked_in_memory() {
+    require_redis!();
+    let mut server = RedisServer::start();
+    let s = RedisStore::builder(server.url())
+        .timeout(Duration::from_millis(100))
+        .replay_fallback_in_memory(1000)
+        .build()
+        .unwrap();
+    s.connect().await.unwrap();
+    let app = replica(s);
+    server.stop();
+    let key = ProofKey::new();
+    let token = key.bound_token();
+    let proof = key.proof("/maps", &token);
+    assert_eq!(send(&app, &token, &proof).await.status(), StatusCode::OK);
+    let again = send(&app, &token, &proof).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::UNAUTHORIZED,
+        "replay still refused in this replica"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Key-set snapshots
+
+fn replica_verifier(issuer: &common::Server, snapshots: RedisStore) -> Verifier {
+    issuer
+        .builder()
+        .keyset_snapshots(snapshots, Duration::from_secs(3600))
+        .build()
+        .unwrap()
+}
+
+/// Waits until the first replica's snapshot is in Redis.
+async fn wait_for_snapshot(server: &RedisServer) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys = server.cli(&["KEYS", "*keyset:*"]);
+        if let Some(k) = keys.lines().next().filter(|k| !k.is_empty()) {
+            return k.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no snapshot was written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replica_started_while_the_issuer_is_down_serves_tokens_from_the_snapshot() {
+    require_redis!();
+    let server = RedisServer::start();
+    let k = common::key(Algorithm::RS256, 0, "k1");
+    let issuer = common::Server::start(&[&k]).await;
+    let token = common::token(&k);
+    let first = replica_verifier(&issuer, store(&server, "wm:").await);
+    first
+        .verify(&token)
+        .await
+        .expect("first replica fetched the keys");
+    let key = wait_for_snapshot(&server).await;
+    assert_eq!(key.len(), "wm:keyset:".len() + 64, "{key}");
+    issuer.reply(common::Reply::Status(503));
+    let second = replica_verifier(&issuer, store(&server, "wm:").await);
+    let claims = second
+        .verify(&token)
+        .await
+        .expect("served from the snapshot");
+    assert_eq!(claims.issuer(), common::ISSUER);
+}
+
+#[tokio::test]
+async fn a_snapshot_written_with_another_secret_is_ignored() {
+    require_redis!();
+    let server = RedisServer::start();
+    let k = common::key(Algorithm::RS256, 0, "k1");
+    let issuer = common::Server::start(&[&k]).await;
+    let token = common::token(&k);
+    let other = RedisStore::builder(server.url())
+        .key_prefix("wm:")
+        .timeout(Duration::from_millis(100))
+        .snapshot_secret(OTHER_SECRET.to_vec())
+        .build()
+        .unwrap();
+    replica_verifier(&issuer, other)
+        .verify(&token)
+        .await
+        .expect("fetched");
+    wait_for_snapshot(&server).await;
+    issuer.reply(common::Reply::Status(503));
+    let second = replica_verifier(&issuer, store(&server, "wm:").await);
+    let e = second.verify(&token).await.expect_err("no trusted keys");
+    assert_eq!(e.kind(), AuthErrorKind::KeysUnavailable);
+}
+
+#[tokio::test]
+async fn a_snapshot_edited_in_redis_is_ignored() {
+    require_redis!();
+    let server = RedisServer::start();
+    let k = common::key(Algorithm::RS256, 0, "k1");
+    let issuer = common::Server::start(&[&k]).await;
+    let token = common::token(&k);
+    replica_verifier(&issuer, store(&server, "wm:").await)
+        .verify(&token)
+        .await
+        .expect("fetched");
+    let key = wait_for_snapshot(&server).await;
+    // One byte of the document changed (past the 45-byte header).
+    let len: usize = server
+        .cli(&["SETRANGE", &key, "60", "X"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(len > 60, "{len}");
+    issuer.reply(common::Reply::Status(503));
+    let second = replica_verifier(&issuer, store(&server, "wm:").await);
+    let e = second.verify(&token).await.expect_err("no trusted keys");
+    assert_eq!(e.kind(), AuthErrorKind::KeysUnavailable);
+}
+
+#[tokio::test]
+async fn a_replica_meeting_an_unknown_kid_takes_a_newer_snapshot_before_fetching() {
+    require_redis!();
+    let server = RedisServer::start();
+    let k1 = common::key(Algorithm::RS256, 0, "k1");
+    let k2 = common::key(Algorithm::RS256, 1, "k2");
+    let issuer = common::Server::start(&[&k1]).await;
+    let a = replica_verifier(&issuer, store(&server, "wm:").await);
+    let b = replica_verifier(&issuer, store(&server, "wm:").await);
+    a.verify(&common::token(&k1)).await.expect("a");
+    b.verify(&common::token(&k1)).await.expect("b");
+    // The issuer rotates; replica A meets the new kid first and fetches.
+    issuer.set_keys(&[&k1, &k2]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    a.verify(&common::token(&k2)).await.expect("a fetched k2");
+    let fetches = issuer.jwks_hits();
+    // Wait for A's snapshot (newer than B's keys), then B meets k2: no fetch of its own.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = store(&server, "wm:").await;
+        let found = bearer_guard::store::KeySetSnapshots::load(&s, common::ISSUER)
+            .await
+            .unwrap();
+        if found.is_some_and(|f| String::from_utf8_lossy(&f.document).contains("k2")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A's snapshot never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.verify(&common::token(&k2))
+        .await
+        .expect("b took the snapshot");
+    assert_eq!(issuer.jwks_hits(), fetches, "B did not fetch");
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis Cluster
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_check_and_insert_works_on_a_three_node_cluster() {
+    require_redis!();
+    let nodes: Vec<RedisServer> = (0..3)
+        .map(|_| RedisServer::start_on(free_port(true), true))
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli --cluster create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !nodes
+        .iter()
+        .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    {
+        assert!(Instant::now() < deadline, "the cluster did not form");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = RedisStore::builder(format!("redis+cluster://{}", addrs.join(",")))
+        .timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    s.connect().await.expect("cluster connection");
+    // Keys spread over the three nodes' slots.
+    for i in 0..30 {
+        let key = ReplayKey::new("jkt", &format!("jti-{i}"));
+        assert_eq!(
+            s.check_and_insert(key, Duration::from_secs(60)).await,
+            Ok(ReplayCheck::Fresh),
+            "{i}"
+        );
+        assert_eq!(
+            s.check_and_insert(key, Duration::from_secs(60)).await,
+            Ok(ReplayCheck::Replayed),
+            "{i}"
+        );
+    }
+    let held: usize = nodes
+        .iter()
+        .map(|n| n.cli(&["DBSIZE"]).trim().parse::<usize>().unwrap())
+        .collect::<Vec<_>>()
+        .iter()
+        .inspect(|&&n| assert!(n > 0, "every node holds some keys"))
+        .sum();
+    assert_eq!(held, 30);
+}
+
+// ---------------------------------------------------------------------------------------
+// The introspection cache
+
+/// An RFC 7662 endpoint answering `active` for any token; counts its calls.
+#[cfg(feature = "introspection")]
+async fn introspection_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = Router::new().route(
+        "/introspect",
+        axum::routing::post(move || {
+            let calls = counted.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"active": true, "iss": ISS, "aud": AUD,
+                    "exp": now() + 600, "iat": now(), "sub": "gift-deliveries",
+                    "scope": "directions"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/introspect"), calls)
+}
+
+#[cfg(feature = "introspection")]
+fn introspector(url: &str, cache: RedisStore) -> bearer_guard::introspection::Introspector {
+    bearer_guard::introspection::Introspector::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .introspection_endpoint(url)
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .cache(cache)
+        .build()
+        .unwrap()
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn one_opaque_token_sent_to_two_replicas_is_introspected_once() {
+    require_redis!();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint().await;
+    let a = introspector(&url, store(&server, "wm:").await);
+    let b = introspector(&url, store(&server, "wm:").await);
+    let token = "an-opaque-token-of-gift-deliveries";
+    let ca = a.introspect(token).await.expect("a");
+    let cb = b.introspect(token).await.expect("b: from the shared cache");
+    assert_eq!(cb.subject(), ca.subject());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The cache holds a hash of the token, never the token.
+    let keys = server.cli(&["KEYS", "*"]);
+    assert!(keys.contains("wm:introspection:"), "{keys}");
+    assert!(!keys.contains(token));
+    let key = keys.lines().find(|k| k.contains("introspection")).unwrap();
+    let value = server.cli(&["GET", key]);
+    assert!(!value.contains(token), "{value}");
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn with_redis_down_introspection_goes_to_the_endpoint_directly() {
+    require_redis!();
+    let mut server = RedisServer::start();
+    let (url, calls) = introspection_endpoint().await;
+    let a = introspector(&url, store(&server, "wm:").await);
+    server.stop();
+    a.introspect("token-one")
+        .await
+        .expect("answered by the endpoint");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
