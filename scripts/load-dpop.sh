@@ -9,7 +9,9 @@
 #     (`load-proofs`), PROOFS of them per round, just before the round (they stay fresh:
 #     the server accepts proofs up to 60 s old).
 # ROUNDS rounds, each a Bearer run and a DPoP run of DURATION, in alternating order; the
-# ratio DPoP / Bearer of each round, and the median. A DPoP run that had too few proofs shows
+# ratio DPoP / Bearer of each round, and the median; also the server's CPU time per request
+# (/proc/PID/stat) and the capacity ratio it gives (Bearer CPU / DPoP CPU: the req/s ratio
+# of a saturated core, which holds even when wrk or other load sets the pace). A DPoP run that had too few proofs shows
 # non-2xx answers (replays), reported beside it.
 #
 #   scripts/load-dpop.sh
@@ -46,13 +48,19 @@ BOUND=$(head -n 1 "$WORK/tokens.txt.dpop")
 
 env PORT="$PORT" PUBLIC_URL="$BASE" ISSUER_BASE_URL="$ISSUER" DPOP=allowed RUST_LOG=warn \
   TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPU" "$BIN/world_mappers" >"$WORK/server.out" 2>&1 &
-PIDS+=($!)
+SERVER=$!
+PIDS+=("$SERVER")
+TICK=$(getconf CLK_TCK)
 for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 
-run() { # wrk args...: prints "req/s non-2xx"
-  local out
+cpu() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; } # the server's CPU ticks
+run() { # wrk args...: prints "req/s non-2xx server-CPU-µs-per-request"
+  local out before after
+  before=$(cpu)
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" "$@" 2>&1)
-  awk '/^Requests\/sec/ {r = $2} /Non-2xx/ {n = $NF} END {printf "%s %d\n", r, n}' <<<"$out"
+  after=$(cpu)
+  awk -v t=$((after - before)) -v hz="$TICK" '/requests in/ {q = $1} /^Requests\/sec/ {r = $2}
+    /Non-2xx/ {n = $NF} END {printf "%s %d %.1f\n", r, n, t / hz * 1e6 / q}' <<<"$out"
 }
 bearer() { run -H "Authorization: Bearer $BEARER" "$URL"; }
 dpop() {
@@ -67,16 +75,20 @@ curl -fsS -o /dev/null -H "Authorization: DPoP $BOUND" -H "DPoP: $(cat "$WORK/on
 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H "Authorization: Bearer $BEARER" "$URL" >/dev/null
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ): GET /api/location/geocode, $CONNS connections, $DURATION runs"
-echo "| round | Bearer req/s | DPoP req/s | DPoP non-2xx | DPoP / Bearer |"
-echo "|---|---|---|---|---|"
+echo "| round | Bearer req/s | DPoP req/s | DPoP non-2xx | DPoP / Bearer | server CPU µs/request: Bearer | DPoP | capacity ratio |"
+echo "|---|---|---|---|---|---|---|---|"
 ratios=()
+caps=()
 for r in $(seq 1 "$ROUNDS"); do
-  if (( r % 2 )); then read -r b _ < <(bearer); read -r d n < <(dpop)
-  else read -r d n < <(dpop); read -r b _ < <(bearer); fi
+  if (( r % 2 )); then read -r b _ bc < <(bearer); read -r d n dc < <(dpop)
+  else read -r d n dc < <(dpop); read -r b _ bc < <(bearer); fi
   ratio=$(awk -v d="$d" -v b="$b" 'BEGIN {printf "%.3f", d / b}')
+  cap=$(awk -v d="$dc" -v b="$bc" 'BEGIN {printf "%.3f", b / d}')
   ratios+=("$ratio")
-  echo "| $r | $b | $d | $n | $ratio |"
+  caps+=("$cap")
+  echo "| $r | $b | $d | $n | $ratio | $bc | $dc | $cap |"
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {
-  m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-  printf "median DPoP / Bearer: %.3f\n", m }'
+median() { sort -n | awk '{v[NR] = $1} END {
+  printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "median DPoP / Bearer req/s: $(printf '%s\n' "${ratios[@]}" | median)"
+echo "median capacity ratio (Bearer / DPoP server CPU per request, what a saturated core gives): $(printf '%s\n' "${caps[@]}" | median)"
