@@ -104,12 +104,17 @@ mod bench {
 
         /// A fresh proof for `GET URL` with `token`'s hash.
         fn proof(&self, token: &str) -> String {
+            self.proof_for(URL, token, "bench")
+        }
+
+        /// A fresh proof for `GET url` with `token`'s hash, its `jti` starting with `prefix`.
+        fn proof_for(&self, url: &str, token: &str, prefix: &str) -> String {
             static JTI: AtomicU64 = AtomicU64::new(0);
             let (jwk, alg) = self.jwk();
             let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk});
             let claims = json!({
-                "jti": format!("bench-{}", JTI.fetch_add(1, Ordering::Relaxed)),
-                "htm": "GET", "htu": URL, "iat": now(),
+                "jti": format!("{prefix}-{}", JTI.fetch_add(1, Ordering::Relaxed)),
+                "htm": "GET", "htu": url, "iat": now(),
                 "ath": B64.encode(sha2::Sha256::digest(token.as_bytes())),
             });
             let msg = format!(
@@ -120,6 +125,56 @@ mod bench {
             let s = self.sign(msg.as_bytes());
             format!("{msg}.{}", B64.encode(s))
         }
+    }
+
+    /// The load-test helper of `scripts/load-dpop.sh`:
+    /// - `load-key FILE`: writes a fresh ES256 client key (PKCS#8) to FILE and prints its
+    ///   RFC 7638 thumbprint;
+    /// - `load-proofs FILE COUNT URL TOKEN OUT`: writes COUNT fresh proofs (one a line, each
+    ///   with its own `jti`) for `GET URL` with TOKEN's hash, signed with FILE's key, to OUT.
+    pub(crate) fn load_helper(args: &[String]) -> Result<(), String> {
+        match args {
+            [_, file] => {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| "key generation failed")?;
+                std::fs::write(file, doc.as_ref()).map_err(|e| format!("{file}: {e}"))?;
+                let key = load_key(file)?;
+                let (jwk, _) = key.jwk();
+                println!(
+                    "{}",
+                    jwk_thumbprint(jwk.as_object().ok_or("jwk")?).ok_or("thumbprint")?
+                );
+                Ok(())
+            }
+            [_, file, count, url, token, out] => {
+                use std::io::Write as _;
+                let key = load_key(file)?;
+                let count: usize = count.parse().map_err(|_| "COUNT is not a number")?;
+                let prefix = format!(
+                    "load-{}",
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos())
+                );
+                let mut w = std::io::BufWriter::new(
+                    std::fs::File::create(out).map_err(|e| format!("{out}: {e}"))?,
+                );
+                for _ in 0..count {
+                    writeln!(w, "{}", key.proof_for(url, token, &prefix))
+                        .map_err(|e| format!("{out}: {e}"))?;
+                }
+                w.flush().map_err(|e| format!("{out}: {e}"))
+            }
+            _ => Err("usage: load-key FILE | load-proofs FILE COUNT URL TOKEN OUT".into()),
+        }
+    }
+
+    fn load_key(file: &str) -> Result<ClientKey, String> {
+        let bytes = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &bytes)
+            .map_err(|_| format!("{file}: not an ES256 PKCS#8 key"))?;
+        Ok(ClientKey::Es(key, aws_lc_rs::rand::SystemRandom::new()))
     }
 
     fn split(proof: &str) -> (Vec<u8>, Vec<u8>) {
@@ -396,6 +451,17 @@ mod bench {
 fn main() {
     #[cfg(feature = "aws-lc-rs")]
     {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args
+            .first()
+            .is_some_and(|a| a == "load-key" || a == "load-proofs")
+        {
+            if let Err(e) = bench::load_helper(&args) {
+                eprintln!("dpop bench: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
         // `cargo bench` passes `--bench`; a filter argument picks one part.
         let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
         let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));

@@ -13,7 +13,8 @@
 //!
 //! Environment: `PORT` (the issuer's port; default: any free one), `AUDIENCE` (default
 //! `urn:worldmappers`), `ALG` (default `RS256`; any algorithm the development issuer signs
-//! with).
+//! with), `DPOP_JKT` (a DPoP key thumbprint: one more token, bound to that key by
+//! `cnf.jkt`, is written to `FILE.dpop`, for `scripts/load-dpop.sh`).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -103,6 +104,18 @@ async fn run() -> Result<(), String> {
     out.flush()
         .map_err(|e| format!("cannot write {path}: {e}"))?;
     drop(out);
+    if let Some(jkt) = env("DPOP_JKT") {
+        let bound = dev
+            .mint(json!({
+                "sub": "gift-deliveries@clients",
+                "client_id": "gift-deliveries",
+                "scope": SCOPES,
+                "cnf": {"jkt": jkt},
+            }))
+            .map_err(|e| format!("minting failed: {e}"))?;
+        std::fs::write(format!("{path}.dpop"), format!("{bound}\n"))
+            .map_err(|e| format!("cannot write {path}.dpop: {e}"))?;
+    }
 
     println!("issuer {}", dev.issuer());
     eprintln!("mint_tokens: {count} {alg} tokens in {path}; serving the issuer until interrupted");

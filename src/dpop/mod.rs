@@ -100,8 +100,9 @@ use serde_json::Value;
 
 pub use nonce::{DEFAULT_NONCE_STEP, NonceState, Nonces};
 pub use proof::{
-    DEFAULT_MAX_JTI_BYTES, DEFAULT_MAX_PROOF_BYTES, DEFAULT_PROOF_ALGORITHMS, DEFAULT_PROOF_LEEWAY,
-    DEFAULT_PROOF_MAX_AGE, ProofChecker, ProofCheckerBuilder, RequestFacts, VerifiedProof,
+    DEFAULT_KEY_CACHE_ENTRIES, DEFAULT_MAX_JTI_BYTES, DEFAULT_MAX_PROOF_BYTES,
+    DEFAULT_PROOF_ALGORITHMS, DEFAULT_PROOF_LEEWAY, DEFAULT_PROOF_MAX_AGE, ProofChecker,
+    ProofCheckerBuilder, RequestFacts, VerifiedProof,
 };
 pub use replay::{
     DEFAULT_REPLAY_CAPACITY, InMemoryReplayStore, ReplayCheck, ReplayFuture, ReplayKey,

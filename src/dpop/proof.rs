@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::htu;
 use super::thumbprint::jwk_thumbprint;
 use crate::algorithm::{Algorithm, Family};
+use crate::crypto::Key;
 use crate::error::{AuthError, ConfigError, DpopProofReason};
 use crate::jwks::{B64, parse_jwk};
 
@@ -42,6 +44,11 @@ pub const DEFAULT_PROOF_LEEWAY: Duration = Duration::from_secs(30);
 
 /// The longest `jti` accepted by default: 256 bytes.
 pub const DEFAULT_MAX_JTI_BYTES: usize = 256;
+
+/// How many checked proof headers (with their parsed `jwk` and its thumbprint) a checker
+/// keeps by default: 1,024. A client signs every proof with the same key, so its header is
+/// usually the same from one proof to the next.
+pub const DEFAULT_KEY_CACHE_ENTRIES: usize = 1024;
 
 /// Private JWK members (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a `jwk` header holding
 /// any of them is refused.
@@ -162,6 +169,12 @@ impl VerifiedProof {
 
 /// Checks DPoP proofs (RFC 9449 §4.3). Build it with [`ProofChecker::builder`]; cheap to
 /// clone.
+///
+/// A checker keeps a bounded cache of the proof headers it accepted (keyed by the header's
+/// exact base64url text), each with its parsed public key and the key's thumbprint, so that a
+/// client that sends the same key on every request does not pay for parsing and validating it
+/// each time. Every other check, the signature above all, runs on every proof. Clones share
+/// the cache.
 #[derive(Debug, Clone)]
 pub struct ProofChecker {
     algorithms: Vec<Algorithm>,
@@ -169,6 +182,8 @@ pub struct ProofChecker {
     max_age: Duration,
     leeway: Duration,
     max_jti_bytes: usize,
+    key_cache_entries: usize,
+    keys: Option<Arc<HeaderCache>>,
 }
 
 impl Default for ProofChecker {
@@ -179,7 +194,37 @@ impl Default for ProofChecker {
             max_age: DEFAULT_PROOF_MAX_AGE,
             leeway: DEFAULT_PROOF_LEEWAY,
             max_jti_bytes: DEFAULT_MAX_JTI_BYTES,
+            key_cache_entries: DEFAULT_KEY_CACHE_ENTRIES,
+            keys: Some(HeaderCache::new(DEFAULT_KEY_CACHE_ENTRIES)),
         }
+    }
+}
+
+/// A proof header that passed every header check: what a later proof with the very same
+/// header text reuses.
+struct CheckedHeader {
+    alg: Algorithm,
+    key: Key,
+    jkt: Arc<str>,
+}
+
+/// The bounded cache of checked headers, keyed by the header's exact base64url text (at most
+/// `max_proof_bytes` each).
+struct HeaderCache(quick_cache::sync::Cache<Box<str>, Arc<CheckedHeader>>);
+
+impl HeaderCache {
+    fn new(entries: usize) -> Arc<Self> {
+        Arc::new(Self(quick_cache::sync::Cache::new(entries)))
+    }
+}
+
+impl fmt::Debug for HeaderCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the headers themselves.
+        f.debug_struct("HeaderCache")
+            .field("len", &self.0.len())
+            .field("capacity", &self.0.capacity())
+            .finish()
     }
 }
 
@@ -222,6 +267,15 @@ impl ProofCheckerBuilder {
         self
     }
 
+    /// How many checked proof headers (with their parsed key and thumbprint) the checker
+    /// keeps (default [`DEFAULT_KEY_CACHE_ENTRIES`]; 0 – 65,536, 0 turns the cache off). Each
+    /// entry holds the header's text (at most [`max_proof_bytes`](Self::max_proof_bytes)) and
+    /// a parsed public key.
+    pub fn key_cache_entries(mut self, entries: usize) -> Self {
+        self.inner.key_cache_entries = entries;
+        self
+    }
+
     /// The checker.
     ///
     /// # Errors
@@ -260,6 +314,16 @@ impl ProofCheckerBuilder {
         range("max_jti_bytes", c.max_jti_bytes, 16, 4096, "16 - 4096")?;
         range_d("max_age", c.max_age, 1, 3600, "1 s - 1 h")?;
         range_d("leeway", c.leeway, 0, 300, "0 - 5 min")?;
+        range(
+            "key_cache_entries",
+            c.key_cache_entries,
+            0,
+            65_536,
+            "0 - 65536",
+        )?;
+        let mut c = c;
+        // A fresh cache: one filled under other settings (algorithms) must not be reused.
+        c.keys = (c.key_cache_entries > 0).then(|| HeaderCache::new(c.key_cache_entries));
         Ok(c)
     }
 }
@@ -367,6 +431,85 @@ impl ProofChecker {
         else {
             return Err(refuse(R::Malformed));
         };
+        let header = match &self.keys {
+            Some(cache) => match cache.0.get(h64) {
+                Some(hit) => hit,
+                None => {
+                    let checked = Arc::new(self.check_header(h64)?);
+                    cache.0.insert(h64.into(), Arc::clone(&checked));
+                    checked
+                }
+            },
+            None => Arc::new(self.check_header(h64)?),
+        };
+        let (alg, key) = (header.alg, &header.key);
+        let signature = B64.decode(s64).map_err(|_| refuse(R::Malformed))?;
+        let signed = &proof[..h64.len() + 1 + p64.len()];
+        if !key.verify(signed.as_bytes(), &signature) {
+            return Err(refuse(R::BadSignature));
+        }
+        let payload_bytes = B64.decode(p64).map_err(|_| refuse(R::Malformed))?;
+        let payload: Payload =
+            serde_json::from_slice(&payload_bytes).map_err(|_| refuse(R::Malformed))?;
+        let jti = string(payload.jti)?;
+        if jti.is_empty() || jti.len() > self.max_jti_bytes {
+            return Err(refuse(R::InvalidClaim));
+        }
+        if string(payload.htm)? != facts.method {
+            return Err(refuse(R::WrongMethod));
+        }
+        let claimed = string(payload.htu)?;
+        // The same text normalises to the same URI: one normalisation then suffices.
+        let same = if claimed == facts.htu {
+            htu::normalize(&claimed).is_some()
+        } else {
+            let claimed = htu::normalize(&claimed);
+            claimed.is_some() && claimed == htu::normalize(facts.htu)
+        };
+        if !same {
+            return Err(refuse(R::WrongUri));
+        }
+        let iat = match payload.iat {
+            Some(Value::Number(n)) => numeric_date(&n).ok_or_else(|| refuse(R::InvalidClaim))?,
+            _ => return Err(refuse(R::MissingClaim)),
+        };
+        let now = unix(facts.now);
+        if iat > now.saturating_add(secs(self.leeway)) {
+            return Err(refuse(R::IssuedInFuture));
+        }
+        if iat < now.saturating_sub(secs(self.max_age)) {
+            return Err(refuse(R::TooOld));
+        }
+        if let Some(token) = facts.access_token {
+            let ath = match payload.ath {
+                Some(Value::String(s)) => s,
+                _ => return Err(refuse(R::WrongAccessTokenHash)),
+            };
+            let expected = B64.encode(Sha256::digest(token.as_bytes()));
+            if !constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
+                return Err(refuse(R::WrongAccessTokenHash));
+            }
+        }
+        let nonce = match payload.nonce {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(refuse(R::InvalidClaim)),
+        };
+        Ok(VerifiedProof {
+            jkt: header.jkt.to_string(),
+            jti,
+            iat,
+            nonce,
+            algorithm: alg,
+        })
+    }
+}
+
+impl ProofChecker {
+    /// The checks of the proof's header (RFC 9449 §4.3 points 4 to 6 and 8's key part): its
+    /// type, algorithm and key, with the key parsed and its thumbprint.
+    fn check_header(&self, h64: &str) -> Result<CheckedHeader, AuthError> {
+        use DpopProofReason as R;
         let header_bytes = B64.decode(h64).map_err(|_| refuse(R::Malformed))?;
         let header: Header<'_> =
             serde_json::from_slice(&header_bytes).map_err(|_| refuse(R::Malformed))?;
@@ -399,59 +542,18 @@ impl ProofChecker {
         // type and curve: the algorithm never comes from the header alone.
         let key = parse_jwk(header.jwk.as_ref().unwrap_or(&Value::Null), &[alg])
             .map_err(|_| refuse(R::InvalidKey))?;
-        let signature = B64.decode(s64).map_err(|_| refuse(R::Malformed))?;
-        let signed = &proof[..h64.len() + 1 + p64.len()];
-        if !key.verify(signed.as_bytes(), &signature) {
-            return Err(refuse(R::BadSignature));
-        }
-        let payload_bytes = B64.decode(p64).map_err(|_| refuse(R::Malformed))?;
-        let payload: Payload =
-            serde_json::from_slice(&payload_bytes).map_err(|_| refuse(R::Malformed))?;
-        let jti = string(payload.jti)?;
-        if jti.is_empty() || jti.len() > self.max_jti_bytes {
-            return Err(refuse(R::InvalidClaim));
-        }
-        if string(payload.htm)? != facts.method {
-            return Err(refuse(R::WrongMethod));
-        }
-        let claimed = htu::normalize(&string(payload.htu)?);
-        if claimed.is_none() || claimed != htu::normalize(facts.htu) {
-            return Err(refuse(R::WrongUri));
-        }
-        let iat = match payload.iat {
-            Some(Value::Number(n)) => numeric_date(&n).ok_or_else(|| refuse(R::InvalidClaim))?,
-            _ => return Err(refuse(R::MissingClaim)),
-        };
-        let now = unix(facts.now);
-        if iat > now.saturating_add(secs(self.leeway)) {
-            return Err(refuse(R::IssuedInFuture));
-        }
-        if iat < now.saturating_sub(secs(self.max_age)) {
-            return Err(refuse(R::TooOld));
-        }
-        if let Some(token) = facts.access_token {
-            let ath = match payload.ath {
-                Some(Value::String(s)) => s,
-                _ => return Err(refuse(R::WrongAccessTokenHash)),
-            };
-            let expected = B64.encode(Sha256::digest(token.as_bytes()));
-            if !constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
-                return Err(refuse(R::WrongAccessTokenHash));
-            }
-        }
-        let nonce = match payload.nonce {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s),
-            Some(_) => return Err(refuse(R::InvalidClaim)),
-        };
         let jkt = jwk_thumbprint(jwk).ok_or_else(|| refuse(R::InvalidKey))?;
-        Ok(VerifiedProof {
-            jkt,
-            jti,
-            iat,
-            nonce,
-            algorithm: alg,
+        Ok(CheckedHeader {
+            alg,
+            key,
+            jkt: jkt.into(),
         })
+    }
+
+    /// How many checked headers the cache holds (for tests).
+    #[cfg(test)]
+    pub(crate) fn cached_headers(&self) -> usize {
+        self.keys.as_ref().map_or(0, |c| c.0.len())
     }
 }
 

@@ -481,3 +481,99 @@ fn the_public_url_is_required_and_forwarded_headers_only_when_trusted() {
         "https://example.com/api/maps"
     );
 }
+
+fn check_with(checker: &ProofChecker, proof: &str) -> Result<VerifiedProof, AuthErrorKind> {
+    checker
+        .check(&RequestFacts::new("GET", HTU, proof, now()).access_token(TOKEN))
+        .map_err(|e| e.kind())
+}
+
+#[test]
+fn a_cached_header_still_refuses_a_bad_signature() {
+    let checker = ProofChecker::default();
+    let k = key(Algorithm::ES256);
+    check_with(&checker, &proof_with(&k, &claims())).expect("accepted");
+    assert_eq!(checker.cached_headers(), 1);
+    // The same header text (a cache hit), signed by another key.
+    let other = SigningKey::from_pool(Algorithm::ES256, 1, "o").expect("pool key");
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(&k)});
+    assert_eq!(
+        check_with(&checker, &sign(&other, &header, &claims())),
+        refused(DpopProofReason::BadSignature)
+    );
+    // And a tampered payload under a valid header and signature.
+    let good = proof_with(&k, &claims());
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let mut changed = claims();
+    changed["jti"] = json!("j-2");
+    let tampered = B64.encode(serde_json::to_vec(&changed).expect("json"));
+    parts[1] = &tampered;
+    assert_eq!(
+        check_with(&checker, &parts.join(".")),
+        refused(DpopProofReason::BadSignature)
+    );
+    assert_eq!(checker.cached_headers(), 1);
+}
+
+#[test]
+fn a_repeated_header_is_checked_once_and_gives_the_same_thumbprint() {
+    let checker = ProofChecker::default();
+    let k = key(Algorithm::EdDSA);
+    let a = check_with(&checker, &proof_with(&k, &claims())).expect("accepted");
+    let b = check_with(&checker, &proof_with(&k, &claims())).expect("accepted");
+    assert_eq!(checker.cached_headers(), 1);
+    assert_eq!(a.jkt(), b.jkt());
+    assert_eq!(
+        Some(a.jkt().to_owned()),
+        jwk_thumbprint(public_jwk(&k).as_object().expect("object"))
+    );
+}
+
+#[test]
+fn two_different_jwks_never_share_a_cache_entry() {
+    let checker = ProofChecker::default();
+    let k1 = key(Algorithm::ES256);
+    let k2 = SigningKey::from_pool(Algorithm::ES256, 1, "o").expect("pool key");
+    let a = check_with(&checker, &proof_with(&k1, &claims())).expect("accepted");
+    let b = check_with(&checker, &proof_with(&k2, &claims())).expect("accepted");
+    assert_eq!(checker.cached_headers(), 2);
+    assert_ne!(a.jkt(), b.jkt());
+    for (k, p) in [(&k1, &a), (&k2, &b)] {
+        assert_eq!(
+            Some(p.jkt().to_owned()),
+            jwk_thumbprint(public_jwk(k).as_object().expect("object"))
+        );
+    }
+}
+
+#[test]
+fn a_refused_header_is_not_cached_and_is_refused_again() {
+    let checker = ProofChecker::default();
+    let k = key(Algorithm::ES256);
+    let header = json!({"typ": "JWT", "alg": "ES256", "jwk": public_jwk(&k)});
+    let p = sign(&k, &header, &claims());
+    for _ in 0..2 {
+        assert_eq!(
+            check_with(&checker, &p),
+            refused(DpopProofReason::WrongType)
+        );
+    }
+    assert_eq!(checker.cached_headers(), 0);
+}
+
+#[test]
+fn a_checker_without_a_key_cache_checks_every_header() {
+    let checker = ProofChecker::builder()
+        .key_cache_entries(0)
+        .build()
+        .expect("valid");
+    let k = key(Algorithm::ES256);
+    check_with(&checker, &proof_with(&k, &claims())).expect("accepted");
+    assert_eq!(checker.cached_headers(), 0);
+    assert!(
+        ProofChecker::builder()
+            .key_cache_entries(70_000)
+            .build()
+            .is_err()
+    );
+}
