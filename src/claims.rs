@@ -527,11 +527,11 @@ impl fmt::Debug for Claims {
 
 /// A JSON object whose top level has no duplicate member names (a duplicate makes the
 /// token ambiguous: parsers disagree on which value wins). The development issuer reads
-/// request bodies with it; the verifier's own reader refuses the same duplicates.
-#[cfg(any(test, feature = "dev-issuer"))]
+/// request bodies with it, introspection its answers; the verifier's own reader refuses the same duplicates.
+#[cfg(any(test, feature = "dev-issuer", feature = "introspection"))]
 pub(crate) struct UniqueObject(pub(crate) Map<String, Value>);
 
-#[cfg(any(test, feature = "dev-issuer"))]
+#[cfg(any(test, feature = "dev-issuer", feature = "introspection"))]
 impl<'de> Deserialize<'de> for UniqueObject {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
