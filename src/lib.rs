@@ -55,6 +55,15 @@
 //! over 8 KiB are not cached; each entry holds the token and its claims (about 2 KiB for a
 //! typical token), so the cache's memory is bounded by its size in entries.
 //!
+//! ## Opaque tokens
+//!
+//! With the `introspection` feature, [`JwtAuthLayer::introspection`] also accepts opaque
+//! access tokens, checked by RFC 7662 introspection at the authorization server (see the
+//! [`introspection`] module). Answers are cached by a hash of the token, so **a token revoked
+//! at the authorization server stays accepted until its cache entry ends: at most
+//! [`introspection::DEFAULT_MAX_CACHE_TTL`] (2 minutes) by default**, or the token's `exp` if
+//! sooner. An endpoint that cannot answer gives 503 with `Retry-After`, never 401.
+//!
 //! ## Limits and defaults
 //!
 //! | what | default (range) | why |

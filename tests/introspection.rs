@@ -556,7 +556,13 @@ async fn ten_thousand_concurrent_requests_with_one_new_token_make_one_call() {
     let mut slow = active(json!({}));
     slow.delay = Duration::from_millis(300);
     let ep = Endpoint::start(slow).await;
-    let app = app(layer_for(ep.builder().build().expect("introspector")));
+    // A generous timeout: the machine may be loaded, and the one call must not time out.
+    let introspector = ep
+        .builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("introspector");
+    let app = app(layer_for(introspector));
     let tasks: Vec<_> = (0..10_000)
         .map(|_| {
             let app = app.clone();
@@ -780,4 +786,56 @@ fn mutual_tls_client_authentication_is_refused_for_introspection() {
         assert!(text.contains("auth_method"), "{text}");
         assert!(text.contains("introspection"), "{text}");
     }
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn introspection_calls_cache_hits_latency_and_outcomes_are_recorded() {
+    use bearer_guard::metrics::{
+        INTROSPECTION_CACHE_HITS, INTROSPECTION_CACHE_MISSES, INTROSPECTION_CALLS_TOTAL,
+        INTROSPECTION_DURATION,
+    };
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let ep = Endpoint::start(active(json!({}))).await;
+            let i = ep.builder().build().expect("introspector");
+            i.introspect(TOKEN).await.expect("active");
+            i.introspect(TOKEN).await.expect("cached");
+            ep.set(json_answer(&json!({"active": false})));
+            assert!(i.introspect("another-token").await.is_err());
+            ep.stop();
+        });
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let counter = |name: &str, outcome: Option<&str>| {
+        snapshot
+            .iter()
+            .filter(|(k, ..)| {
+                k.key().name() == name
+                    && outcome.is_none_or(|o| {
+                        k.key()
+                            .labels()
+                            .any(|l| l.key() == "outcome" && l.value() == o)
+                    })
+            })
+            .map(|(.., v)| match v {
+                DebugValue::Counter(n) => *n,
+                DebugValue::Histogram(h) => h.len() as u64,
+                DebugValue::Gauge(_) => 0,
+            })
+            .sum::<u64>()
+    };
+    assert_eq!(counter(INTROSPECTION_CALLS_TOTAL, Some("active")), 1);
+    assert_eq!(counter(INTROSPECTION_CALLS_TOTAL, Some("refused")), 1);
+    assert_eq!(counter(INTROSPECTION_DURATION, None), 2);
+    assert_eq!(counter(INTROSPECTION_CACHE_HITS, None), 1);
+    assert_eq!(counter(INTROSPECTION_CACHE_MISSES, None), 2);
 }
