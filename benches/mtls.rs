@@ -92,13 +92,13 @@ mod bench {
         let thumb = peer.thumbprint().clone();
 
         c.bench_function("mtls/check/bound", |b| {
-            b.iter(|| black_box(mtls.check(black_box(&bound_claims), Some(&thumb))))
+            b.iter(|| black_box(mtls.check(black_box(&bound_claims), Some(&thumb))));
         });
         c.bench_function("mtls/check/unbound", |b| {
-            b.iter(|| black_box(mtls.check(black_box(&unbound_claims), Some(&thumb))))
+            b.iter(|| black_box(mtls.check(black_box(&unbound_claims), Some(&thumb))));
         });
         c.bench_function("mtls/thumbprint/der", |b| {
-            b.iter(|| black_box(CertificateThumbprint::of_der(black_box(&der))))
+            b.iter(|| black_box(CertificateThumbprint::of_der(black_box(&der))));
         });
         let header = format!(
             ":{}:",
@@ -108,13 +108,13 @@ mod bench {
             b.iter(|| {
                 let der = parse_client_cert(black_box(header.as_bytes())).expect("valid");
                 black_box(CertificateThumbprint::of_der(&der))
-            })
+            });
         });
 
         let echo = tower::service_fn(|_: Request<Body>| async {
             Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
         });
-        let plain = JwtAuthLayer::new(verifier()).layer(echo.clone());
+        let plain = JwtAuthLayer::new(verifier()).layer(echo);
         let with_mtls = JwtAuthLayer::new(verifier())
             .mtls(Mtls::peer_certificate())
             .layer(echo);
@@ -140,7 +140,7 @@ mod bench {
                 let req = request(&unbound, None);
                 let fut = svc.call(req);
                 async move { black_box(fut.await.expect("infallible")) }
-            })
+            });
         });
         group.bench_function("cached_bound_with_certificate", |b| {
             let mut svc = with_mtls.clone();
@@ -148,7 +148,7 @@ mod bench {
                 let req = request(&bound, Some(&peer));
                 let fut = svc.call(req);
                 async move { black_box(fut.await.expect("infallible")) }
-            })
+            });
         });
         group.finish();
         c.final_summary();
