@@ -26,8 +26,9 @@ mod bench {
 
     use axum::body::Body;
     use base64::Engine as _;
+    use bearer_guard::dev_issuer::{SigningKey, jwk_set};
     use bearer_guard::mtls::{CertificateThumbprint, Mtls, PeerCertificate, parse_client_cert};
-    use bearer_guard::{Claims, JwtAuthLayer, Verifier};
+    use bearer_guard::{Algorithm, Claims, JwtAuthLayer, Verifier};
     use criterion::Criterion;
     use http::{Request, Response};
     use serde_json::json;
@@ -35,13 +36,16 @@ mod bench {
 
     const ISS: &str = "https://bench.example/";
     const AUD: &str = "urn:worldmappers";
-    const SECRET: &[u8] = b"a-benchmark-secret-of-at-least-32-bytes!";
+
+    fn key() -> SigningKey {
+        SigningKey::from_pool(Algorithm::RS256, 0, "k1").expect("pool key")
+    }
 
     fn verifier() -> Verifier {
         Verifier::builder()
             .issuer(ISS)
             .audience(AUD)
-            .hmac_secret(SECRET)
+            .jwks_json(jwk_set([&key()]).to_string())
             .build()
             .expect("verifier")
     }
@@ -55,12 +59,7 @@ mod bench {
         if let Some(x5t) = cnf {
             claims["cnf"] = json!({"x5t#S256": x5t});
         }
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(SECRET),
-        )
-        .expect("token")
+        key().sign(&claims).expect("token")
     }
 
     /// A client certificate's DER bytes (generated, about 400 bytes for P-256).

@@ -911,3 +911,62 @@ mod examples {
         assert!(refused.is_err(), "{refused:?}");
     }
 }
+
+/// The development issuer served over mutual TLS binds its tokens to the client's
+/// certificate.
+#[cfg(all(feature = "mtls", feature = "tls", feature = "client"))]
+mod dev_issuer_side {
+    use super::*;
+    use bearer_guard::client::ClientCredentials;
+    use bearer_guard::dev_issuer::DevIssuerBuilder;
+    use bearer_guard::mtls::server_config;
+
+    #[tokio::test]
+    async fn the_dev_issuer_binds_tokens_to_the_certificate_a_client_presents() {
+        let client_ca = ca("client CA");
+        let server_ca = ca("server CA");
+        let (server_cert, server_key) = leaf(&server_ca, "localhost", true);
+        let tls = server_config(
+            server_cert.pem().as_bytes(),
+            server_key.serialize_pem().as_bytes(),
+            Some(client_ca.pem().as_bytes()),
+        )
+        .expect("server config");
+        let dev = DevIssuerBuilder::default()
+            .audience(AUD)
+            .client("gift-deliveries", "gd-secret", ["directions"])
+            .tls(tls)
+            .start()
+            .await
+            .expect("dev issuer");
+        assert!(
+            dev.issuer().starts_with("https://127.0.0.1:"),
+            "{}",
+            dev.issuer()
+        );
+        let (cert, key) = leaf(&client_ca, "gift-deliveries", false);
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        let http = reqwest::Client::builder()
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(server_ca.pem().as_bytes()).expect("CA")
+            ])
+            .identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"))
+            .no_proxy()
+            .build()
+            .expect("client");
+        let creds = ClientCredentials::builder()
+            .issuer(dev.issuer())
+            .client_id("gift-deliveries")
+            .client_secret("gd-secret")
+            .audience(AUD)
+            .http_client(http)
+            .build()
+            .expect("client credentials");
+        let token = creds.token().await.expect("a token");
+        let payload = token.secret().split('.').nth(1).expect("payload");
+        let claims: Value =
+            serde_json::from_slice(&B64.decode(payload).expect("b64")).expect("json");
+        assert_eq!(claims["cnf"]["x5t#S256"], json!(thumbprint(cert.der())));
+        dev.shutdown().await;
+    }
+}

@@ -32,6 +32,8 @@ pub struct DevIssuerBuilder {
     key_offset: Option<usize>,
     bind: SocketAddr,
     opaque_tokens: bool,
+    #[cfg(feature = "mtls")]
+    tls: Option<std::sync::Arc<crate::mtls::ServerConfig>>,
 }
 
 impl Default for DevIssuerBuilder {
@@ -44,6 +46,8 @@ impl Default for DevIssuerBuilder {
             key_offset: None,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             opaque_tokens: false,
+            #[cfg(feature = "mtls")]
+            tls: None,
         }
     }
 }
@@ -108,6 +112,19 @@ impl DevIssuerBuilder {
         self
     }
 
+    /// Serves the issuer over TLS with `config` (see
+    /// [`mtls::server_config`](crate::mtls::server_config)): the issuer URL is then
+    /// `https://…`, and with client certificates asked for (a client CA in the config) a
+    /// client that presents one gets a certificate-bound token (`cnf.x5t#S256`, RFC 8705 §3),
+    /// next to `cnf.jkt` when it also sent a DPoP proof. Clients still authenticate with their
+    /// secret.
+    #[cfg(feature = "mtls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
+    pub fn tls(mut self, config: std::sync::Arc<crate::mtls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// The address to listen on. Default `127.0.0.1:0` (a free port chosen by the system);
     /// a fixed port gives a fixed issuer URL, for examples. Only loopback addresses are
     /// accepted.
@@ -134,6 +151,10 @@ impl DevIssuerBuilder {
     /// TTL under 1 s, a non-loopback bind address, an unusable or duplicate client
     /// registration, a key that cannot sign (no crypto backend), or a failed bind.
     pub async fn start(self) -> Result<DevIssuer, DevIssuerError> {
+        #[cfg(feature = "mtls")]
+        let tls = self.tls.clone();
+        #[cfg(not(feature = "mtls"))]
+        let tls: Option<()> = None;
         if self.audiences.is_empty() {
             return Err(DevIssuerError::NoAudience);
         }
@@ -176,7 +197,7 @@ impl DevIssuerBuilder {
                 source,
             })?;
         let mut shared = Shared::new(
-            format!("http://{addr}/"),
+            format!("{}://{addr}/", if tls.is_some() { "https" } else { "http" }),
             self.audiences,
             self.clients,
             self.token_ttl,
@@ -184,6 +205,12 @@ impl DevIssuerBuilder {
         );
         shared.opaque_tokens = self.opaque_tokens;
         let shared = Arc::new(shared);
+        #[cfg(feature = "mtls")]
+        let server = match tls {
+            Some(tls) => Server::spawn_tls(listener, tls, Arc::clone(&shared)),
+            None => Server::spawn(listener, Arc::clone(&shared)),
+        };
+        #[cfg(not(feature = "mtls"))]
         let server = Server::spawn(listener, Arc::clone(&shared));
         tracing::debug!(issuer = %shared.issuer, "dev issuer: listening");
         Ok(DevIssuer::new(shared, addr, server))

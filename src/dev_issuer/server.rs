@@ -67,6 +67,28 @@ impl Server {
         }
     }
 
+    /// Serves the issuer's routes over TLS ([`crate::mtls::serve`]: each request carries the
+    /// client's certificate) until stopped.
+    #[cfg(feature = "mtls")]
+    pub(super) fn spawn_tls(
+        listener: TcpListener,
+        tls: Arc<crate::mtls::ServerConfig>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(shared);
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = crate::mtls::serve(listener, tls, app) => {}
+                _ = stopped => {}
+            }
+        });
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// Stops accepting connections and waits (up to 5 s) for open requests to finish.
     pub(super) async fn shutdown(&mut self) {
         self.signal_stop();

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::client::{DevClient, authenticate};
 use super::state::{Shared, new_jti, unix_now};
 use crate::claims::{UniqueObject, is_scope_token};
+use crate::mtls::PeerCertificate;
 
 /// Largest request body accepted.
 pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,10 +36,14 @@ const BASIC_CHALLENGE: &str = "Basic realm=\"dev-issuer\"";
 /// The handler.
 pub(super) async fn token(
     State(shared): State<Arc<Shared>>,
+    peer: Option<Extension<PeerCertificate>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match issue(&shared, &headers, body).await {
+    // RFC 8705 §3: a client that presented a certificate (the issuer served over mutual TLS)
+    // gets a token bound to it.
+    let x5t = peer.map(|Extension(p)| p.thumbprint().as_str().to_owned());
+    match issue(&shared, &headers, body, x5t).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(error = e.code, status = %e.status, "dev issuer: token request refused");
@@ -137,6 +142,7 @@ async fn issue(
     shared: &Shared,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    x5t: Option<String>,
 ) -> Result<Response, OAuthError> {
     let body = body.map_err(|rejection| {
         let status = rejection.status();
@@ -201,6 +207,14 @@ async fn issue(
     }
     if let Some(jkt) = &jkt {
         claims["cnf"] = json!({ "jkt": jkt });
+    }
+    if let Some(x5t) = x5t {
+        match claims["cnf"].as_object_mut() {
+            Some(cnf) => {
+                cnf.insert("x5t#S256".to_owned(), json!(x5t));
+            }
+            None => claims["cnf"] = json!({ "x5t#S256": x5t }),
+        }
     }
     let key = shared.current_key();
     let access_token = match &claims {

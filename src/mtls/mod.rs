@@ -13,7 +13,7 @@
 //!
 //! - **TLS ends in the process** ([`CertificateSource::PeerCertificate`]): the server puts a
 //!   [`PeerCertificate`] in each request's extensions, its thumbprint computed once per
-//!   connection. [`serve`](crate::mtls::serve) (feature `mtls`) does so for axum and hyper
+//!   connection. [`serve`] (feature `mtls`) does so for axum and hyper
 //!   services on rustls; [`WithPeerCertificate`] does it in your own accept loop.
 //! - **TLS ends at a proxy** ([`CertificateSource::TrustedHeader`]): the proxy forwards the
 //!   client certificate in the RFC 9440 `Client-Cert` header (a structured-field byte
@@ -183,7 +183,7 @@ pub enum MtlsMode {
 #[non_exhaustive]
 pub enum CertificateSource {
     /// A [`PeerCertificate`] in the request's extensions, put there by the TLS server
-    /// ([`serve`](crate::mtls::serve), [`WithPeerCertificate`], or your own code).
+    /// ([`serve`], [`WithPeerCertificate`], or your own code).
     PeerCertificate,
     /// An RFC 9440 header set by a TLS-terminating proxy (usually [`CLIENT_CERT`]). Trusted
     /// as is: the proxy must strip this header from clients' requests.
