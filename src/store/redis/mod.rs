@@ -3,7 +3,7 @@
 //! `introspection` feature) and authenticated key-set snapshots.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use std::time::Duration;
 //! use bearer_guard::{Verifier, dpop::Dpop, store::redis::RedisStore};
 //!
