@@ -57,11 +57,11 @@
 //!
 //! ## Opaque tokens
 //!
-//! With the `introspection` feature, [`JwtAuthLayer::introspection`] also accepts opaque
+//! With the `introspection` feature, [`JwtAuthLayer::introspection`](https://docs.rs/bearer-guard/latest/bearer_guard/layer/struct.JwtAuthLayer.html#method.introspection) also accepts opaque
 //! access tokens, checked by RFC 7662 introspection at the authorization server (see the
-//! [`introspection`] module). Answers are cached by a hash of the token, so **a token revoked
+//! [`introspection`][introspection-docs] module). Answers are cached by a hash of the token, so **a token revoked
 //! at the authorization server stays accepted until its cache entry ends: at most
-//! [`introspection::DEFAULT_MAX_CACHE_TTL`] (2 minutes) by default**, or the token's `exp` if
+//! [`introspection::DEFAULT_MAX_CACHE_TTL`](https://docs.rs/bearer-guard/latest/bearer_guard/introspection/constant.DEFAULT_MAX_CACHE_TTL.html) (2 minutes) by default**, or the token's `exp` if
 //! sooner. An endpoint that cannot answer gives 503 with `Retry-After`, never 401.
 //!
 //! ## Limits and defaults

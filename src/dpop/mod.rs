@@ -156,7 +156,7 @@ enum Origin {
 /// What a request that passed the DPoP checks carries in its extensions: the thumbprint of
 /// the key its token is bound to. Handlers read it directly, with the axum extractor (this
 /// type, or `Option<DpopConfirmation>`), or with
-/// [`ClaimsExt::dpop`](crate::ClaimsExt::dpop) in tonic.
+/// [`ClaimsExt::dpop`](https://docs.rs/bearer-guard/latest/bearer_guard/tonic/trait.ClaimsExt.html#tymethod.dpop) in tonic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpopConfirmation {
     jkt: Arc<str>,

@@ -192,7 +192,7 @@ impl JwtAuthLayer<DefaultRejection> {
     /// [mode](crate::dpop::DpopMode), proof checks, replay store, nonces and public URL (see
     /// the [`dpop` module](crate::dpop)). The 401 answers gain the `DPoP` challenge. Call it
     /// before [`rejection`](Self::rejection) (a custom rejection reads the challenge
-    /// settings from the request, as [`GrpcRejection`](crate::GrpcRejection) does).
+    /// settings from the request, as [`GrpcRejection`](https://docs.rs/bearer-guard/latest/bearer_guard/tonic/struct.GrpcRejection.html) does).
     ///
     /// ```
     /// # #[cfg(feature = "aws-lc-rs")]

@@ -13,8 +13,8 @@
 //!
 //! - **TLS ends in the process** ([`CertificateSource::PeerCertificate`]): the server puts a
 //!   [`PeerCertificate`] in each request's extensions, its thumbprint computed once per
-//!   connection. [`serve`] (feature `mtls`) does so for axum and hyper
-//!   services on rustls; [`WithPeerCertificate`] does it in your own accept loop.
+//!   connection. [`serve`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html) (feature `mtls`) does so for axum and hyper
+//!   services on rustls; [`WithPeerCertificate`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/struct.WithPeerCertificate.html) does it in your own accept loop.
 //! - **TLS ends at a proxy** ([`CertificateSource::TrustedHeader`]): the proxy forwards the
 //!   client certificate in the RFC 9440 `Client-Cert` header (a structured-field byte
 //!   sequence, `:base64(DER):`). The header is read **only** when you opt in to trusting it,
@@ -145,7 +145,7 @@ impl fmt::Debug for PeerCertificate {
 /// What a request that passed the certificate-binding check carries in its extensions: the
 /// thumbprint of the certificate its token is bound to. Handlers read it directly, with the
 /// axum extractor (this type, or `Option<MtlsConfirmation>`), or with
-/// [`ClaimsExt::mtls`](crate::ClaimsExt::mtls) in tonic.
+/// [`ClaimsExt::mtls`](https://docs.rs/bearer-guard/latest/bearer_guard/tonic/trait.ClaimsExt.html#tymethod.mtls) in tonic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MtlsConfirmation {
     thumbprint: CertificateThumbprint,
@@ -183,7 +183,7 @@ pub enum MtlsMode {
 #[non_exhaustive]
 pub enum CertificateSource {
     /// A [`PeerCertificate`] in the request's extensions, put there by the TLS server
-    /// ([`serve`], [`WithPeerCertificate`], or your own code).
+    /// ([`serve`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html), [`WithPeerCertificate`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/struct.WithPeerCertificate.html), or your own code).
     PeerCertificate,
     /// An RFC 9440 header set by a TLS-terminating proxy (usually [`CLIENT_CERT`]). Trusted
     /// as is: the proxy must strip this header from clients' requests.
