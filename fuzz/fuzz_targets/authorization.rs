@@ -1,6 +1,6 @@
 //! Any bytes as an `Authorization` header value: `parse_authorization` and `bearer_token`
-//! never panic and agree; a token found is exactly the bytes after `Bearer ` and is a
-//! `b64token`. Also as a cookie and a custom header when those sources are enabled.
+//! never panic and agree; a token found is exactly the bytes after `Bearer` and one or more
+//! spaces (RFC 6750 §2.1: `"Bearer" 1*SP b64token`) and is a `b64token`. Also as a cookie and a custom header when those sources are enabled.
 #![no_main]
 
 use bearer_guard::{AuthErrorKind, TokenSource, bearer_token, parse_authorization};
@@ -21,9 +21,10 @@ fuzz_target!(|data: &[u8]| {
     match &parsed {
         Ok(Some(token)) => {
             assert!(is_b64token(token), "not a b64token: {token:?}");
-            assert_eq!(data.len(), 7 + token.len());
             assert!(data[..7].eq_ignore_ascii_case(b"bearer "));
-            assert_eq!(&data[7..], token.as_bytes());
+            let rest = &data[7..];
+            let spaces = rest.iter().take_while(|&&b| b == b' ').count();
+            assert_eq!(&rest[spaces..], token.as_bytes());
         }
         Ok(None) => {
             let scheme = data.split(|&b| b == b' ').next().unwrap_or_default();
