@@ -300,3 +300,75 @@ impl<S: Send + Sync, T: ScopeRequirement> FromRequestParts<S> for RequireScopes<
         }
     }
 }
+
+/// A binding confirmation the layer put in the request's extensions (DPoP, certificate):
+/// `None` when the request was not bound that way, 500 without the layer.
+fn confirmation<T: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+) -> Result<Option<T>, AuthRejection> {
+    match parts.extensions.get::<T>() {
+        Some(c) => Ok(Some(c.clone())),
+        None if parts.extensions.get::<DefaultRejection>().is_some() => Ok(None),
+        None => {
+            tracing::error!("{NO_LAYER}");
+            Err(AuthRejection::LayerMissing)
+        }
+    }
+}
+
+/// [`confirmation`], or `refusal` answered with the layer's challenge settings.
+fn required_confirmation<T: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+    refusal: impl FnOnce() -> AuthError,
+) -> Result<T, AuthRejection> {
+    confirmation(parts)?.ok_or_else(|| {
+        let challenge = parts
+            .extensions
+            .get::<DefaultRejection>()
+            .cloned()
+            .unwrap_or_default();
+        AuthRejection::Denied(refusal(), challenge)
+    })
+}
+
+/// The request's DPoP confirmation: 401 `invalid_dpop_proof` when the request was not
+/// made with a DPoP proof (a bearer token), 500 without the layer.
+impl<S: Send + Sync> FromRequestParts<S> for crate::dpop::DpopConfirmation {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthRejection> {
+        required_confirmation(parts, || {
+            AuthError::invalid_dpop_proof(crate::error::DpopProofReason::Missing)
+        })
+    }
+}
+
+/// `None` when the request was not DPoP-verified.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for crate::dpop::DpopConfirmation {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, AuthRejection> {
+        confirmation(parts)
+    }
+}
+
+/// The request's certificate binding: 401 `invalid_token` when the token was not
+/// certificate-bound, 500 without the layer.
+impl<S: Send + Sync> FromRequestParts<S> for crate::mtls::MtlsConfirmation {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthRejection> {
+        required_confirmation(parts, || {
+            AuthError::invalid(InvalidTokenReason::NotCertificateBound)
+        })
+    }
+}
+
+/// `None` when the token was not certificate-bound.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for crate::mtls::MtlsConfirmation {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, AuthRejection> {
+        confirmation(parts)
+    }
+}

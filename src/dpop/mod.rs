@@ -586,61 +586,6 @@ fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
         .then(|| url.origin().ascii_serialization())
 }
 
-#[cfg(feature = "axum")]
-mod axum_impl {
-    use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-    use http::request::Parts;
-
-    use super::DpopConfirmation;
-    use crate::axum::AuthRejection;
-    use crate::error::{AuthError, DpopProofReason};
-    use crate::rejection::DefaultRejection;
-    use crate::scope::NO_LAYER;
-
-    fn of(parts: &Parts) -> Result<Option<DpopConfirmation>, AuthRejection> {
-        match parts.extensions.get::<DpopConfirmation>() {
-            Some(c) => Ok(Some(c.clone())),
-            None if parts.extensions.get::<DefaultRejection>().is_some() => Ok(None),
-            None => {
-                tracing::error!("{NO_LAYER}");
-                Err(AuthRejection::LayerMissing)
-            }
-        }
-    }
-
-    /// The request's DPoP confirmation: 401 `invalid_dpop_proof` when the request was not
-    /// made with a DPoP proof (a bearer token), 500 without the layer.
-    impl<S: Send + Sync> FromRequestParts<S> for DpopConfirmation {
-        type Rejection = AuthRejection;
-
-        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AuthRejection> {
-            of(parts)?.ok_or_else(|| {
-                let challenge = parts
-                    .extensions
-                    .get::<DefaultRejection>()
-                    .cloned()
-                    .unwrap_or_default();
-                AuthRejection::Denied(
-                    AuthError::invalid_dpop_proof(DpopProofReason::Missing),
-                    challenge,
-                )
-            })
-        }
-    }
-
-    /// `None` when the request was not DPoP-verified.
-    impl<S: Send + Sync> OptionalFromRequestParts<S> for DpopConfirmation {
-        type Rejection = AuthRejection;
-
-        async fn from_request_parts(
-            parts: &mut Parts,
-            _: &S,
-        ) -> Result<Option<Self>, AuthRejection> {
-            of(parts)
-        }
-    }
-}
-
 #[cfg(all(
     test,
     feature = "dev-issuer",
