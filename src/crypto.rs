@@ -414,6 +414,11 @@ fn der_unsigned(int: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Compares without stopping at the first difference.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

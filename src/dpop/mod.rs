@@ -466,7 +466,7 @@ impl Dpop {
                 None => return Err(AuthError::use_dpop_nonce(n.current(facts.now()))),
             },
         };
-        if !proof::constant_time_eq(jkt.as_bytes(), proof.jkt().as_bytes()) {
+        if !crate::crypto::constant_time_eq(jkt.as_bytes(), proof.jkt().as_bytes()) {
             return Err(AuthError::invalid_dpop_proof(DpopProofReason::KeyNotBound));
         }
         // Remembered until the proof is too old to be accepted anyway.

@@ -165,7 +165,7 @@ impl Nonces {
             return None;
         };
         let expected = self.tag(step)?;
-        super::proof::constant_time_eq(tag, &expected).then_some(state)
+        crate::crypto::constant_time_eq(tag, &expected).then_some(state)
     }
 }
 

@@ -486,7 +486,7 @@ impl ProofChecker {
                 _ => return Err(refuse(R::WrongAccessTokenHash)),
             };
             let expected = B64.encode(Sha256::digest(token.as_bytes()));
-            if !constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
+            if !crate::crypto::constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
                 return Err(refuse(R::WrongAccessTokenHash));
             }
         }
@@ -603,9 +603,4 @@ pub(crate) fn unix(t: SystemTime) -> i64 {
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-/// Compares without stopping at the first difference.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

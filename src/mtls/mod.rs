@@ -266,7 +266,9 @@ impl Mtls {
                 InvalidTokenReason::CertificateMismatch,
                 "the token is bound to a client certificate, and the request came without one",
             )),
-            Some(cert) if constant_time_eq(bound.as_bytes(), cert.as_str().as_bytes()) => {
+            Some(cert)
+                if crate::crypto::constant_time_eq(bound.as_bytes(), cert.as_str().as_bytes()) =>
+            {
                 Ok(Some(MtlsConfirmation {
                     thumbprint: cert.clone(),
                 }))
@@ -297,11 +299,6 @@ fn binding(claims: &Claims) -> Result<Option<&str>, AuthError> {
         },
         Some(_) => Err(invalid()),
     }
-}
-
-/// Compares without stopping at the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
