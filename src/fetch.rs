@@ -402,6 +402,31 @@ pub(crate) fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
     out
 }
 
+/// GETs an authorization server's metadata document (RFC 8414) as JSON, its body capped at
+/// `max_body` bytes. Errors name the URL without userinfo; the issuer check is the caller's.
+#[cfg(feature = "client")]
+pub(crate) async fn get_metadata(
+    http: &reqwest::Client,
+    url: &Url,
+    max_body: usize,
+) -> Result<serde_json::Value, String> {
+    let shown = redact(url);
+    let resp = http
+        .get(url.clone())
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("GET {shown}: {}", request_error(e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("GET {shown}: HTTP {status}"));
+    }
+    let body = read_capped(resp, max_body)
+        .await
+        .map_err(|e| format!("GET {shown}: {e}"))?;
+    serde_json::from_slice(&body).map_err(|_| format!("GET {shown}: the metadata is not JSON"))
+}
+
 /// Reads a response body, refusing it once it passes `max` bytes.
 pub(crate) async fn read_capped(
     mut resp: reqwest::Response,

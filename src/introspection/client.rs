@@ -239,22 +239,7 @@ impl Client {
 
     async fn fetch_metadata(&self, url: &Url) -> Result<Discovered, String> {
         let shown = fetch::redact(url);
-        let resp = self
-            .http
-            .get(url.clone())
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {shown}: {}", fetch::request_error(e)))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!("GET {shown}: HTTP {status}"));
-        }
-        let body = fetch::read_capped(resp, self.max_body)
-            .await
-            .map_err(|e| format!("GET {shown}: {e}"))?;
-        let doc: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| format!("GET {shown}: the metadata is not JSON"))?;
+        let doc = fetch::get_metadata(&self.http, url, self.max_body).await?;
         let found = doc.get("issuer").and_then(|v| v.as_str());
         if found != Some(self.issuer.as_str()) {
             return Err(format!(
