@@ -47,7 +47,9 @@
 //!
 //! Each call is bounded by [`timeout`](RedisStoreBuilder::timeout) (default
 //! [`DEFAULT_TIMEOUT`], 10 ms: a Redis next to the API answers in well under a
-//! millisecond). After two failures in a row the store stops calling Redis for 100 ms
+//! millisecond; raise it where Redis is farther away or the host's CPUs are contended: on a
+//! shared two-core machine with builds running, `redis-server` was seen answering after more
+//! than 10 ms, see BENCHMARKS.md). After two failures in a row the store stops calling Redis for 100 ms
 //! (doubling to 2 s while it stays down) and answers at once as unavailable; then one call
 //! probes, and a success closes the circuit: recovery is automatic, within 2 s of Redis'
 //! return. What an unavailable store means is each caller's policy:
