@@ -645,9 +645,19 @@ async fn load(
     all
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_stopped_under_load_gives_the_documented_answers_fast_and_service_returns_with_it() {
-    require_redis!();
+/// How Redis goes away under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outage {
+    /// The process is killed: connections are refused at once.
+    Killed,
+    /// The process is frozen (`SIGSTOP`): connections stay open and nothing answers, so
+    /// each call runs into its timeout.
+    Frozen,
+}
+
+/// Two replicas under load (DPoP and Bearer requests) while Redis goes away as `outage`
+/// says, then comes back on the same port.
+async fn redis_lost_under_load(outage: Outage) {
     let mut redis = RedisServer::start();
     let url = redis.url();
     let dev = issuer().await;
@@ -667,7 +677,7 @@ async fn redis_stopped_under_load_gives_the_documented_answers_fast_and_service_
     // is that plus the verification, far below this bound even on a loaded machine.
     let bound_per_request = Duration::from_secs(1);
 
-    // Under load, Redis is killed.
+    // Under load, Redis goes away.
     let started = Instant::now();
     let stop_at = started + Duration::from_millis(1500);
     let until = started + Duration::from_millis(4000);
@@ -677,7 +687,10 @@ async fn redis_stopped_under_load_gives_the_documented_answers_fast_and_service_
         tokio::spawn(async move { load(&replicas, &key, (&bound, &jwt), 4, until).await })
     };
     tokio::time::sleep_until(stop_at.into()).await;
-    redis.stop();
+    match outage {
+        Outage::Killed => redis.stop(),
+        Outage::Frozen => redis.pause(),
+    }
     let stopped = Instant::now();
     let sent = running.await.expect("the load ran");
 
@@ -715,9 +728,18 @@ async fn redis_stopped_under_load_gives_the_documented_answers_fast_and_service_
         .count();
     assert!(early_dpop_ok > 0, "DPoP worked before Redis stopped");
 
+    let slowest = sent.iter().map(|s| s.answer.elapsed).max();
+    eprintln!(
+        "Redis {outage:?} under load: {} requests ({before} before, {after} after), slowest {slowest:?}",
+        sent.len()
+    );
+
     // Redis returns on the same port: service resumes by itself (the circuit probes within
     // 2 s).
-    redis.spawn();
+    match outage {
+        Outage::Killed => redis.spawn(),
+        Outage::Frozen => redis.resume(),
+    }
     for replica in &replicas {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -749,4 +771,16 @@ async fn redis_stopped_under_load_gives_the_documented_answers_fast_and_service_
         let mut replica = Arc::try_unwrap(replica).ok().expect("the load ended");
         replica.assert_running();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_under_load_gives_the_documented_answers_fast_and_service_returns_with_it() {
+    require_redis!();
+    redis_lost_under_load(Outage::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_under_load_gives_the_documented_answers_fast_and_service_returns_with_it() {
+    require_redis!();
+    redis_lost_under_load(Outage::Frozen).await;
 }
