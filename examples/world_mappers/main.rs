@@ -34,8 +34,9 @@
 //! nothing changes.
 //!
 //! A fleet of replicas (feature `redis`, see `fleet.rs`): `REDIS_URL` shares the DPoP replay
-//! store and the introspection cache through Redis; `KEYSET_SNAPSHOT_SECRET` also shares the
-//! issuer's last good key set. Without them nothing changes.
+//! store and the introspection cache through Redis (`REDIS_TIMEOUT_MS` bounds each call,
+//! default 10); `KEYSET_SNAPSHOT_SECRET` also shares the issuer's last good key set. Without
+//! them nothing changes.
 
 mod app;
 mod fleet;
