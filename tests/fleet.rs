@@ -786,9 +786,27 @@ async fn redis_lost_under_load(outage: Outage) {
         .count();
     assert!(early_dpop_ok > 0, "DPoP worked before Redis went away");
 
+    // The outage is logged in a few lines (rate-limited, with the count of lines left
+    // out), not in one or more lines per request.
+    assert!(after > 100, "{after} requests during the outage");
+    let mut warned = Vec::new();
+    for replica in &replicas {
+        let log = replica.log();
+        let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+        assert!(
+            warnings.len() <= 20,
+            "replica {}: {} WARN lines for {after} requests, such as:\n{}",
+            replica.name,
+            warnings.len(),
+            warnings[..5].join("\n")
+        );
+        warned.push(warnings.len());
+    }
+
     let slowest = sent.iter().map(|s| s.answer.elapsed).max();
     eprintln!(
-        "Redis {outage:?} under load: {} requests ({before} before, {after} after), slowest {slowest:?}",
+        "Redis {outage:?} under load: {} requests ({before} before, {after} after), slowest \
+         {slowest:?}, WARN lines per replica {warned:?}",
         sent.len()
     );
 
