@@ -861,3 +861,67 @@ async fn redis_frozen_under_load_gives_the_documented_answers_fast_and_service_r
     require_redis!();
     redis_lost_under_load(Outage::Frozen).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_started_before_redis_refuse_dpop_then_share_it_once_redis_is_up() {
+    require_redis!();
+    let port = free_port(false);
+    let url = format!("redis://127.0.0.1:{port}/");
+    let dev = issuer().await;
+    let vars = [
+        ("ISSUER_BASE_URL", dev.issuer()),
+        ("REDIS_URL", url.as_str()),
+        PATIENT,
+    ];
+    let a = Replica::start("A", &vars).await;
+    let b = Replica::start("B", &vars).await;
+    let key = ProofKey::new();
+    let bound = key.bound_token(&dev);
+    let jwt = jwt(&dev);
+    // No Redis yet: DPoP refused (fail closed), Bearer JWTs served.
+    for replica in [&a, &b] {
+        let answer = replica.dpop(&bound, &key.proof(&bound)).await;
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert!(answer.retry_after);
+        assert_eq!(replica.bearer(&jwt).await.status, 200);
+    }
+    // Redis starts on the configured port: both replicas connect by themselves.
+    let _redis = RedisServer::start_on(port, false);
+    for replica in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = replica.dpop(&bound, &key.proof(&bound)).await;
+            if answer.status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {} never used Redis: {answer:?}\n{}",
+                replica.name,
+                replica.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // And they share it: a proof accepted by A is refused by B.
+    let proof = key.proof(&bound);
+    let mut first = a.dpop(&bound, &proof).await;
+    for _ in 0..5 {
+        if first.status != 503 {
+            break;
+        }
+        first = a.dpop(&bound, &proof).await;
+    }
+    assert_eq!(first.status, 200, "{first:?}");
+    let mut again = b.dpop(&bound, &proof).await;
+    for _ in 0..5 {
+        if again.status != 503 {
+            break;
+        }
+        again = b.dpop(&bound, &proof).await;
+    }
+    assert!(
+        again.status == 401 && again.www_authenticate.contains("already used"),
+        "{again:?}"
+    );
+}
