@@ -39,9 +39,14 @@ const SECRET: &str = "fleet-secret-of-at-least-32-bytes!!";
 const OTHER_SECRET: &str = "another-secret-of-at-least-32-bytes";
 const INTROSPECTOR: (&str, &str) = ("world-mappers", "wm-introspection-secret");
 /// The Redis call bound of the tests about what is shared (not about time): generous, so
-/// that a loaded machine does not turn a slow answer into "Redis unreachable". The outage
-/// tests keep the default (10 ms).
+/// that a loaded machine does not turn a slow answer into "Redis unreachable".
 const PATIENT: (&str, &str) = ("REDIS_TIMEOUT_MS", "500");
+/// The Redis call bound of the outage tests. The default, 10 ms
+/// (`store::redis::DEFAULT_TIMEOUT`), is for a Redis next to an API that has CPU to spare;
+/// on a test machine shared by parallel builds a process is sometimes not scheduled for
+/// longer than that, and a call answered in time by Redis runs out of time (a 503 for
+/// DPoP), which would make "normal service again" flaky.
+const OUTAGE_TIMEOUT: Duration = Duration::from_millis(250);
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 // ---------------------------------------------------------------------------------------
@@ -704,6 +709,7 @@ async fn redis_lost_under_load(outage: Outage) {
     let vars = [
         ("ISSUER_BASE_URL", dev.issuer()),
         ("REDIS_URL", url.as_str()),
+        ("REDIS_TIMEOUT_MS", &OUTAGE_TIMEOUT.as_millis().to_string()),
         ("KEYSET_SNAPSHOT_SECRET", SECRET),
         ("INTROSPECTION_CLIENT_ID", INTROSPECTOR.0),
         ("INTROSPECTION_CLIENT_SECRET", INTROSPECTOR.1),
@@ -721,10 +727,10 @@ async fn redis_lost_under_load(outage: Outage) {
             .mint_opaque(json!({"sub": "gift-deliveries@clients", "scope": "directions"}))
             .unwrap(),
     };
-    // Redis' default bound per call is 10 ms (store::redis::DEFAULT_TIMEOUT); one request
-    // is that plus the verification (or one introspection), far below this bound even on a
-    // loaded machine.
-    let bound_per_request = Duration::from_secs(1);
+    // One request: at most one Redis call's bound (a dead Redis is then not called: the
+    // circuit is open) plus the verification, or one introspection; generous for a loaded
+    // machine, far below what waiting on a dead Redis would cost.
+    let bound_per_request = OUTAGE_TIMEOUT + Duration::from_millis(750);
     for replica in &replicas {
         assert_eq!(tokens.send(replica, Kind::Opaque).await.status, 200);
     }
@@ -757,8 +763,8 @@ async fn redis_lost_under_load(outage: Outage) {
             a.elapsed
         );
         match s.kind {
-            // Accepted while Redis answered in time (10 ms), else refused fail-closed with
-            // Retry-After (on a loaded machine, even before Redis went away).
+            // Accepted while Redis answered in time, else refused fail-closed with
+            // Retry-After.
             Kind::Dpop => assert!(
                 a.status == 200 || (a.status == 503 && a.retry_after),
                 "{s:?}"
@@ -780,11 +786,15 @@ async fn redis_lost_under_load(outage: Outage) {
         assert_eq!(s.answer.status, 503, "{s:?}");
         assert!(s.answer.retry_after, "{s:?}");
     }
-    let early_dpop_ok = sent
+    // Before, every request was served.
+    let early: Vec<&Sent> = sent
         .iter()
-        .filter(|s| s.kind == Kind::Dpop && s.at < stop_at && s.answer.status == 200)
-        .count();
-    assert!(early_dpop_ok > 0, "DPoP worked before Redis went away");
+        .filter(|s| s.at + s.answer.elapsed < stop_at)
+        .collect();
+    assert!(early.iter().any(|s| s.kind == Kind::Dpop));
+    for s in early {
+        assert_eq!(s.answer.status, 200, "before Redis went away: {s:?}");
+    }
 
     // The outage is logged in a few lines (rate-limited, with the count of lines left
     // out), not in one or more lines per request.
