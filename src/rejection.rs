@@ -452,8 +452,7 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    /// For a `static` (the axum extractors' limit).
-    #[cfg(feature = "axum")]
+    /// For a `static` (the axum extractors' limit, the store and cache failure lines).
     pub(crate) const fn new() -> Self {
         Self {
             next_ms: AtomicU64::new(0),

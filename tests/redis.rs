@@ -14,10 +14,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod support_redis;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -31,133 +30,11 @@ use bearer_guard::{Algorithm, AuthErrorKind, JwtAuthLayer, Verifier};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use support_redis::{RedisServer, free_port, require_redis};
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"fleet-secret-of-at-least-32-bytes!!";
 const OTHER_SECRET: &[u8] = b"another-secret-of-at-least-32-bytes";
-
-// ---------------------------------------------------------------------------------------
-// redis-server processes
-
-fn redis_available() -> bool {
-    let found = ["redis-server", "redis-cli"].iter().all(|b| {
-        Command::new(b)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if found {
-        return true;
-    }
-    let why = "redis-server / redis-cli not found (apt-get install redis-server redis-tools)";
-    if std::env::var("BEARER_GUARD_REDIS").as_deref() == Ok("require") {
-        panic!("Redis test cannot run: {why}");
-    }
-    eprintln!("SKIPPED: Redis test: {why}");
-    false
-}
-
-macro_rules! require_redis {
-    () => {
-        if !redis_available() {
-            return;
-        }
-    };
-}
-
-/// A free loopback port (and, for a Cluster node, its bus port + 10000 free too).
-fn free_port(cluster: bool) -> u16 {
-    loop {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        drop(l);
-        if !cluster || (port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()) {
-            return port;
-        }
-    }
-}
-
-/// One redis-server, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-    dir: PathBuf,
-    cluster: bool,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        Self::start_on(free_port(false), false)
-    }
-
-    fn start_on(port: u16, cluster: bool) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("bearer-guard-redis-{port}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let mut s = Self {
-            port,
-            child: None,
-            dir,
-            cluster,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if self.cluster {
-            cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
-                .arg(self.dir.join("nodes.conf"));
-        }
-        self.child = Some(cmd.spawn().expect("redis-server"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cli(&["PING"]).trim() != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn store(server: &RedisServer, prefix: &str) -> RedisStore {
     let s = RedisStore::builder(server.url())

@@ -1,8 +1,18 @@
 //! Running World Mappers as a fleet of replicas (feature `redis`): `REDIS_URL` (a
 //! `redis://`, `rediss://` or `redis+cluster://` URL) shares the DPoP replay store through
-//! Redis; `KEYSET_SNAPSHOT_SECRET` (at least 32 bytes, the same on every replica) also
-//! shares the issuer's last good key set, authenticated with it. Without them nothing
-//! changes.
+//! Redis, and with introspection on (`INTROSPECTION_CLIENT_ID`, feature `introspection`)
+//! the introspection cache too: one opaque token is introspected once for the whole fleet.
+//! `KEYSET_SNAPSHOT_SECRET` (at least 32 bytes, the same on every replica) also shares the
+//! issuer's last good key set, authenticated with it. Without them nothing changes.
+//!
+//! `REDIS_TIMEOUT_MS` bounds each Redis call (default 10, the store's default; 1 to
+//! 10,000): raise it on a host so loaded that Redis' answers come late, as a call that runs
+//! out of time counts as Redis being unreachable.
+//!
+//! While Redis is unreachable (a dead Redis is then not called for up to 2 s at a time):
+//! DPoP requests get 503 with `Retry-After`, opaque tokens are introspected at the endpoint
+//! directly, snapshots are skipped, and plain Bearer JWTs are verified as ever. Service
+//! resumes by itself when Redis returns.
 
 #[cfg(feature = "redis")]
 use std::time::Duration;
@@ -19,11 +29,13 @@ pub(crate) struct Fleet {
     pub(crate) snapshots: bool,
 }
 
-/// Reads `REDIS_URL` and `KEYSET_SNAPSHOT_SECRET`.
+/// Reads `REDIS_URL`, `KEYSET_SNAPSHOT_SECRET` and `REDIS_TIMEOUT_MS`.
 pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
     let Some(url) = super::env("REDIS_URL") else {
-        if super::env("KEYSET_SNAPSHOT_SECRET").is_some() {
-            return Err("KEYSET_SNAPSHOT_SECRET needs REDIS_URL".into());
+        for name in ["KEYSET_SNAPSHOT_SECRET", "REDIS_TIMEOUT_MS"] {
+            if super::env(name).is_some() {
+                return Err(format!("{name} needs REDIS_URL"));
+            }
         }
         return Ok(None);
     };
@@ -35,9 +47,15 @@ pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
         if let Some(secret) = &secret {
             builder = builder.snapshot_secret(secret.as_bytes().to_vec());
         }
+        if let Some(ms) = super::env("REDIS_TIMEOUT_MS") {
+            let ms: u64 = ms
+                .parse()
+                .map_err(|_| format!("REDIS_TIMEOUT_MS {ms:?} is not a number of milliseconds"))?;
+            builder = builder.timeout(Duration::from_millis(ms));
+        }
         let store = builder
             .build()
-            .map_err(|e| format!("REDIS_URL / KEYSET_SNAPSHOT_SECRET: {e}"))?;
+            .map_err(|e| format!("REDIS_URL / KEYSET_SNAPSHOT_SECRET / REDIS_TIMEOUT_MS: {e}"))?;
         if let Err(e) = store.connect().await {
             // Not fatal: the store keeps trying; meanwhile DPoP proofs get 503.
             tracing::warn!(error = %e, "Redis is not reachable yet");
@@ -67,6 +85,18 @@ impl Fleet {
         if self.snapshots {
             return builder.keyset_snapshots(self.store.clone(), SNAPSHOT_MAX_AGE);
         }
+        builder
+    }
+
+    /// The shared introspection cache (instead of each replica's own memory).
+    #[cfg(feature = "introspection")]
+    pub(crate) fn introspection(
+        &self,
+        builder: bearer_guard::introspection::IntrospectorBuilder,
+    ) -> bearer_guard::introspection::IntrospectorBuilder {
+        #[cfg(feature = "redis")]
+        return builder.cache(self.store.clone());
+        #[cfg(not(feature = "redis"))]
         builder
     }
 

@@ -34,8 +34,9 @@
 //! nothing changes.
 //!
 //! A fleet of replicas (feature `redis`, see `fleet.rs`): `REDIS_URL` shares the DPoP replay
-//! store through Redis; `KEYSET_SNAPSHOT_SECRET` also shares the issuer's last good key set.
-//! Without them nothing changes.
+//! store and the introspection cache through Redis (`REDIS_TIMEOUT_MS` bounds each call,
+//! default 10); `KEYSET_SNAPSHOT_SECRET` also shares the issuer's last good key set. Without
+//! them nothing changes.
 
 mod app;
 mod fleet;
@@ -156,7 +157,7 @@ async fn run() -> Result<(), String> {
         print_mtls_walkthrough(addr, mtls.is_some());
     }
 
-    let introspection = introspection(&issuer, &audience)?;
+    let introspection = introspection(&issuer, &audience, fleet.as_ref())?;
     let router = app::app_with_layer(verifier, &public_url, dpop, move |layer| {
         let layer = match mtls {
             Some(mtls) => layer.mtls(mtls),
@@ -191,11 +192,13 @@ async fn run() -> Result<(), String> {
 }
 
 /// The introspector `INTROSPECTION_CLIENT_ID` and `INTROSPECTION_CLIENT_SECRET` ask for
-/// (with `INTROSPECTION_URL` and `INTROSPECTION_CACHE_SECS`), if they are set.
+/// (with `INTROSPECTION_URL` and `INTROSPECTION_CACHE_SECS`), if they are set; its cache
+/// is the fleet's (Redis) when `REDIS_URL` is set.
 #[cfg(feature = "introspection")]
 fn introspection(
     issuer: &str,
     audience: &str,
+    fleet: Option<&fleet::Fleet>,
 ) -> Result<Option<bearer_guard::introspection::Introspector>, String> {
     let (Some(id), Some(secret)) = (
         env("INTROSPECTION_CLIENT_ID"),
@@ -217,6 +220,9 @@ fn introspection(
             .map_err(|_| format!("INTROSPECTION_CACHE_SECS {secs:?} is not a number"))?;
         builder = builder.max_cache_ttl(std::time::Duration::from_secs(secs));
     }
+    if let Some(fleet) = fleet {
+        builder = fleet.introspection(builder);
+    }
     let introspector = builder
         .build()
         .map_err(|e| format!("introspection configuration: {e}"))?;
@@ -226,7 +232,11 @@ fn introspection(
 
 /// Without the `introspection` feature: refuses the introspection settings.
 #[cfg(not(feature = "introspection"))]
-fn introspection(_issuer: &str, _audience: &str) -> Result<Option<()>, String> {
+fn introspection(
+    _issuer: &str,
+    _audience: &str,
+    _fleet: Option<&fleet::Fleet>,
+) -> Result<Option<()>, String> {
     if env("INTROSPECTION_CLIENT_ID").is_some() || env("INTROSPECTION_CLIENT_SECRET").is_some() {
         return Err(
             "INTROSPECTION_CLIENT_ID is set, but this build has no introspection: \

@@ -112,6 +112,11 @@ pub use thumbprint::jwk_thumbprint;
 
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError, DpopProofReason, InvalidTokenReason};
+use crate::rejection::Limiter;
+
+/// The WARN line of a replay store that cannot answer (full, failing or slow), one per
+/// request otherwise: at most one a minute, with the number left out (`suppressed`).
+static REPLAY_STORE_LOG: Limiter = Limiter::new();
 
 /// Whether and how DPoP is accepted (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -487,15 +492,24 @@ impl Dpop {
                 return Err(AuthError::invalid_dpop_proof(DpopProofReason::Replayed));
             }
             Ok(Err(ReplayStoreError::Full { retry_after })) => {
-                tracing::warn!("bearer-guard: the DPoP replay store is full; refusing proofs");
+                if let Some(suppressed) = REPLAY_STORE_LOG.allow_now() {
+                    tracing::warn!(
+                        suppressed,
+                        "bearer-guard: the DPoP replay store is full; refusing proofs"
+                    );
+                }
                 return Err(AuthError::replay_store_unavailable(Some(retry_after)));
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "bearer-guard: the DPoP replay check failed");
+                if let Some(suppressed) = REPLAY_STORE_LOG.allow_now() {
+                    tracing::warn!(error = %e, suppressed, "bearer-guard: the DPoP replay check failed");
+                }
                 return Err(AuthError::replay_store_unavailable(None));
             }
             Err(_) => {
-                tracing::warn!("bearer-guard: the DPoP replay check timed out");
+                if let Some(suppressed) = REPLAY_STORE_LOG.allow_now() {
+                    tracing::warn!(suppressed, "bearer-guard: the DPoP replay check timed out");
+                }
                 return Err(AuthError::replay_store_unavailable(None));
             }
         }

@@ -182,6 +182,12 @@ const MAX_IN_FLIGHT: usize = 100_000;
 /// How often an unavailable endpoint is logged (WARN) and refused credentials (ERROR).
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// The WARN lines of a cache store that fails (a shared store such as Redis being away),
+/// one per request otherwise: at most one a minute each, with the number left out
+/// (`suppressed`).
+static CACHE_LOG: crate::rejection::Limiter = crate::rejection::Limiter::new();
+static CACHE_KEEP_LOG: crate::rejection::Limiter = crate::rejection::Limiter::new();
+
 /// One introspection in flight, shared by every request carrying its token.
 type Flight = Arc<tokio::sync::OnceCell<Result<CachedAnswer, AuthError>>>;
 
@@ -296,14 +302,23 @@ impl Introspector {
         match tokio::time::timeout(self.0.cache_timeout, self.0.cache.get(key)).await {
             Ok(Ok(found)) => found,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "the introspection cache failed; asking the endpoint");
+                if let Some(suppressed) = CACHE_LOG.allow_now() {
+                    tracing::warn!(
+                        error = %e,
+                        suppressed,
+                        "the introspection cache failed; asking the endpoint"
+                    );
+                }
                 None
             }
             Err(_) => {
-                tracing::warn!(
-                    timeout_ms = self.0.cache_timeout.as_millis() as u64,
-                    "the introspection cache did not answer in time; asking the endpoint"
-                );
+                if let Some(suppressed) = CACHE_LOG.allow_now() {
+                    tracing::warn!(
+                        timeout_ms = self.0.cache_timeout.as_millis() as u64,
+                        suppressed,
+                        "the introspection cache did not answer in time; asking the endpoint"
+                    );
+                }
                 None
             }
         }
@@ -352,10 +367,21 @@ impl Introspector {
         match tokio::time::timeout(self.0.cache_timeout, self.0.cache.put(key, answer, ttl)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "the introspection cache could not keep an answer");
+                if let Some(suppressed) = CACHE_KEEP_LOG.allow_now() {
+                    tracing::warn!(
+                        error = %e,
+                        suppressed,
+                        "the introspection cache could not keep an answer"
+                    );
+                }
             }
             Err(_) => {
-                tracing::warn!("the introspection cache did not keep an answer in time");
+                if let Some(suppressed) = CACHE_KEEP_LOG.allow_now() {
+                    tracing::warn!(
+                        suppressed,
+                        "the introspection cache did not keep an answer in time"
+                    );
+                }
             }
         }
     }

@@ -60,6 +60,10 @@
 //! | introspection cache | a miss: the endpoint is asked directly | |
 //! | key-set snapshots | skipped: the replica fetches from the issuer alone | |
 //!
+//! An outage is logged without flooding: the circuit's opening (WARN) and closing (INFO)
+//! each time, the lines of the refused or redirected requests at most once a minute each
+//! (WARN, with the number left out as `suppressed`), and each failed call at DEBUG.
+//!
 //! # Snapshots: the trust model
 //!
 //! Redis is not trusted to choose keys. A snapshot is the issuer's JWK Set document, the

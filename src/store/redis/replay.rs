@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use super::RedisStore;
 use crate::dpop::{ReplayCheck, ReplayFuture, ReplayKey, ReplayStore, ReplayStoreError};
+use crate::rejection::Limiter;
+
+/// The WARN lines of a Redis outage, one per request otherwise: at most one a minute each,
+/// with the number left out (`suppressed`); the circuit's opening and closing are logged
+/// apart, and each failed call at DEBUG.
+static FALLBACK_LOG: Limiter = Limiter::new();
+static FAIL_CLOSED_LOG: Limiter = Limiter::new();
 
 impl ReplayStore for RedisStore {
     fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> ReplayFuture<'_> {
@@ -23,18 +30,24 @@ impl ReplayStore for RedisStore {
                 Err(e) => match &self.inner.replay_fallback {
                     Some(memory) => {
                         crate::metrics::store_fallback("replay");
-                        tracing::warn!(
-                            error = %e,
-                            "bearer-guard: Redis unavailable; DPoP replay checked in memory \
-                             (opted in: replays across replicas are not detected meanwhile)"
-                        );
+                        if let Some(suppressed) = FALLBACK_LOG.allow_now() {
+                            tracing::warn!(
+                                error = %e,
+                                suppressed,
+                                "bearer-guard: Redis unavailable; DPoP replay checked in memory \
+                                 (opted in: replays across replicas are not detected meanwhile)"
+                            );
+                        }
                         memory.check_and_insert(key, ttl).await
                     }
                     None => {
-                        tracing::warn!(
-                            error = %e,
-                            "bearer-guard: Redis unavailable; DPoP proofs refused (fail closed)"
-                        );
+                        if let Some(suppressed) = FAIL_CLOSED_LOG.allow_now() {
+                            tracing::warn!(
+                                error = %e,
+                                suppressed,
+                                "bearer-guard: Redis unavailable; DPoP proofs refused (fail closed)"
+                            );
+                        }
                         Err(ReplayStoreError::Unavailable(e.to_string()))
                     }
                 },
