@@ -34,13 +34,23 @@
 // the client it was issued to. A request naming no resource gets an opaque token with no
 // audience (stock oidc-provider behaviour).
 //
+// JWT introspection responses (RFC 9701, oidc-provider's `jwtIntrospection` feature) are on:
+// an introspection request with `Accept: application/token-introspection+jwt` is answered
+// with a JWT signed with the client's `introspection_signed_response_alg` (oidc-provider's
+// default RS256; the first published key of that algorithm), `typ`
+// token-introspection+jwt, `iss` the issuer, `aud` the introspecting client, and the RFC 7662
+// members in `token_introspection`. Requests asking for JSON still get JSON. The metadata
+// lists `introspection_signing_alg_values_supported`. No encryption (JWE) of responses.
+//
 // Clients (grant client_credentials only; the secret is "<client_id>-secret"):
 //   rs256-basic, rs256-post, es256-basic, es256-post, eddsa-basic, eddsa-post
 //       <alg>-<method>: signed with <alg>, registered for client_secret_<method>
 //   short-lived   RS256, client_secret_basic, lifetime IDP_SHORT_TTL
 //   dpop-basic    ES256, client_secret_basic, dpop_bound_access_tokens: a token request
 //                 without a DPoP proof is refused
-//   introspector  client_secret_basic: the resource server's own client, for introspection
+//   introspector  client_secret_basic: the resource server's own client, for introspection;
+//                 introspection_signed_response_alg RS256
+//   introspector-es256  the same, with introspection_signed_response_alg ES256
 //
 // When listening, prints one line to stdout: `READY {"issuer":..,"port":..,"kids":[..]}`.
 import * as crypto from 'node:crypto';
@@ -115,7 +125,10 @@ for (const alg of ['RS256', 'ES256', 'EdDSA']) {
 }
 CLIENTS.push({ id: 'short-lived', alg: 'RS256', method: 'basic', ttl: shortTtl });
 CLIENTS.push({ id: 'dpop-basic', alg: 'ES256', method: 'basic', ttl, dpopBound: true });
-CLIENTS.push({ id: 'introspector', alg: 'RS256', method: 'basic', ttl });
+CLIENTS.push({ id: 'introspector', alg: 'RS256', method: 'basic', ttl, introspectionAlg: 'RS256' });
+CLIENTS.push({
+  id: 'introspector-es256', alg: 'ES256', method: 'basic', ttl, introspectionAlg: 'ES256',
+});
 const clientById = new Map(CLIENTS.map((c) => [c.id, c]));
 
 // ---- server --------------------------------------------------------------------------------
@@ -138,11 +151,13 @@ const provider = new Provider(issuer, {
     redirect_uris: [],
     token_endpoint_auth_method: `client_secret_${c.method}`,
     ...(c.dpopBound ? { dpop_bound_access_tokens: true } : {}),
+    ...(c.introspectionAlg ? { introspection_signed_response_alg: c.introspectionAlg } : {}),
   })),
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
+    jwtIntrospection: { enabled: true },
     revocation: { enabled: true },
     dPoP: {
       enabled: true,

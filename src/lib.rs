@@ -62,7 +62,9 @@
 //! [`introspection`][introspection-docs] module). Answers are cached by a hash of the token, so **a token revoked
 //! at the authorization server stays accepted until its cache entry ends: at most
 //! [`introspection::DEFAULT_MAX_CACHE_TTL`](https://docs.rs/bearer-guard/latest/bearer_guard/introspection/constant.DEFAULT_MAX_CACHE_TTL.html) (2 minutes) by default**, or the token's `exp` if
-//! sooner. An endpoint that cannot answer gives 503 with `Retry-After`, never 401.
+//! sooner. An endpoint that cannot answer gives 503 with `Retry-After`, never 401. Signed
+//! introspection responses (RFC 9701 JWT responses, verified with the issuer's keys) are
+//! asked for with `IntrospectorBuilder::jwt_responses`.
 //!
 //! ## Limits and defaults
 //!

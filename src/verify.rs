@@ -275,6 +275,16 @@ pub(crate) fn read_header(
     strict_rfc9068: bool,
     allowed: &[Algorithm],
 ) -> Result<(Header, Algorithm), AuthError> {
+    read_header_with(bytes, allowed, |typ| typ_ok(typ, strict_rfc9068))
+}
+
+/// [`read_header`] with another rule for `typ` (`typ_ok` gets the header's `typ`, if any):
+/// for JWTs that are not access tokens, such as signed introspection responses.
+pub(crate) fn read_header_with(
+    bytes: &[u8],
+    allowed: &[Algorithm],
+    typ_ok: impl FnOnce(Option<&str>) -> bool,
+) -> Result<(Header, Algorithm), AuthError> {
     // RFC 7515 §4: UTF-8 JSON. (serde_json does not check the UTF-8 of strings it skips.)
     let text = std::str::from_utf8(bytes).map_err(|_| malformed())?;
     // One pass, borrowing the members read; it refuses what parsing the header into a
@@ -298,7 +308,7 @@ pub(crate) fn read_header(
     if fields.crit {
         return Err(AuthError::invalid(InvalidTokenReason::UnsupportedCritical));
     }
-    if !typ_ok(typ.as_deref(), strict_rfc9068) {
+    if !typ_ok(typ.as_deref()) {
         return Err(AuthError::invalid(InvalidTokenReason::WrongType));
     }
     Ok((
@@ -585,6 +595,22 @@ impl Verifier {
         result
     }
 
+    /// Verifies a JWS compact serialization signed by this (single-issuer) verifier's
+    /// issuer that is not an access token: the key store, the algorithm allow-list and
+    /// each key's bound algorithm as for tokens, `typ` checked by `typ_ok`. Its payload
+    /// bytes, which the caller validates. `None` for a multi-issuer verifier.
+    #[cfg(feature = "introspection")]
+    pub(crate) async fn verify_signed(
+        &self,
+        jws: &str,
+        typ_ok: impl FnOnce(Option<&str>) -> bool,
+    ) -> Option<Result<Vec<u8>, AuthError>> {
+        let Repr::One(inner) = &self.repr else {
+            return None;
+        };
+        Some(inner.verify_signed(jws, typ_ok).await)
+    }
+
     /// What the verified-token cache answers for `token`, without verifying anything: `None`
     /// when it holds no live entry for it (call [`verify`](Self::verify) then), else exactly
     /// what `verify` would answer. Lets the layer answer a reused token without copying it or
@@ -689,6 +715,35 @@ impl Inner {
             }));
         }
         Ok(claims)
+    }
+
+    /// See [`Verifier::verify_signed`]: structure, header, key, the key's algorithm, the
+    /// signature; no claim is read.
+    #[cfg(feature = "introspection")]
+    async fn verify_signed(
+        &self,
+        jws: &str,
+        typ_ok: impl FnOnce(Option<&str>) -> bool,
+    ) -> Result<Vec<u8>, AuthError> {
+        let mut parts = jws.split('.');
+        let (Some(h), Some(p), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        if h.is_empty() || p.is_empty() || sig.is_empty() {
+            return Err(malformed());
+        }
+        let (header, alg) = read_header_with(&decode_part(h)?, &self.s.algorithms, typ_ok)?;
+        let key = self.s.keys.key_for(header.kid.as_deref(), alg).await?;
+        if key.alg() != alg {
+            return Err(AuthError::invalid(InvalidTokenReason::KeyAlgorithmMismatch));
+        }
+        let message = &jws[..h.len() + 1 + p.len()];
+        if !key.verify(message.as_bytes(), &decode_part(sig)?) {
+            return Err(AuthError::invalid(InvalidTokenReason::BadSignature));
+        }
+        decode_part(p)
     }
 
     /// Verifies a token without the cache: its claims, and the id of the key that verified it.

@@ -217,3 +217,86 @@ fn missing_credentials_name_both_variables() {
         .expect_err("no client id");
     assert!(e.contains("CLIENT_ID (or AUTH0_CLIENT_ID)"), "{e}");
 }
+
+/// Opaque tokens (RFC 7662): the development issuer issues opaque access tokens (as World
+/// Mappers' `OPAQUE_TOKENS=1` makes its in-process issuer do) and World Mappers introspects
+/// them as `introspector` (its `INTROSPECTION_CLIENT_ID`), asking for signed responses when
+/// `signed` (`INTROSPECTION_JWT=1`). Gift Deliveries is not told anything.
+#[cfg(feature = "introspection")]
+async fn opaque_world(signed: bool) -> World {
+    use bearer_guard::introspection::{Introspector, TokenRouting};
+    let dev = DevIssuer::builder()
+        .audience(AUD)
+        .client(
+            "gift-deliveries",
+            "gd-secret",
+            ["geocode:location", "directions"],
+        )
+        .client("introspector", "in-secret", Vec::<String>::new())
+        .opaque_tokens()
+        .start()
+        .await
+        .expect("dev issuer");
+    let verifier = Verifier::builder()
+        .issuer(dev.issuer())
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let mut introspector = Introspector::builder()
+        .issuer(dev.issuer())
+        .client_id("introspector")
+        .client_secret("in-secret")
+        .audience(AUD);
+    if signed {
+        introspector = introspector.jwt_responses(&verifier);
+    }
+    let introspector = introspector.build().expect("introspector");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = world::app_with_layer(verifier, &base, None, move |layer| {
+        layer.introspection(introspector, TokenRouting::ByShape)
+    });
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    World { dev, base, task }
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn it_works_unchanged_with_opaque_tokens_world_mappers_introspects() {
+    let w = opaque_world(false).await;
+    let s = settings(&w, &[]);
+    let body = gift::directions(&s, "Seattle").await.expect("directions");
+    assert!(gift::directions_text(&body).starts_with("Directions to Seattle:"));
+    assert_eq!(
+        w.dev.introspection_requests(),
+        1,
+        "the token was opaque and introspected"
+    );
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn it_works_unchanged_with_opaque_tokens_and_signed_introspection_responses() {
+    let w = opaque_world(true).await;
+    let s = settings(&w, &[]);
+    let body = gift::directions(&s, "Seattle").await.expect("directions");
+    assert!(gift::directions_text(&body).starts_with("Directions to Seattle:"));
+    assert_eq!(w.dev.introspection_requests(), 1);
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn with_opaque_tokens_a_403_still_says_which_scope_the_token_lacks() {
+    let w = opaque_world(false).await;
+    let s = settings(&w, &[("SCOPE", "geocode:location")]);
+    let line = gift::directions(&s, "Seattle").await.expect_err("refused");
+    assert!(line.contains("HTTP 403"), "{line}");
+    assert!(
+        line.contains(r#"the token lacks the scope "directions""#),
+        "{line}"
+    );
+}

@@ -1365,3 +1365,182 @@ mod opaque {
         assert_eq!(api.status("/api/ping", &cached).await, 200);
     }
 }
+
+/// Signed introspection responses (RFC 9701, issue 16): oidc-provider's `jwtIntrospection`
+/// feature answers the World Mappers API's introspection requests with JWTs signed by its
+/// keys, which the API verifies with its verifier's key store (`INTROSPECTION_JWT=1`).
+#[cfg(feature = "introspection")]
+mod jwt_introspection {
+    use super::*;
+    use bearer_guard::introspection::{Introspector, TokenRouting, is_jwt_shaped};
+
+    const JWT_MEDIA_TYPE: &str = "application/token-introspection+jwt";
+
+    async fn opaque_idp(tmp: &TempDir) -> Idp {
+        let mut config = IdpConfig::new(tmp.keys());
+        config.opaque_resources = AUD.to_owned();
+        Idp::start(config).await
+    }
+
+    /// World Mappers introspecting as `client` (secret `<client>-secret`), asking for signed
+    /// responses checked with `verifier`'s keys.
+    async fn api(issuer: &str, client: &str, verifier: Verifier) -> Api {
+        let introspector = Introspector::builder()
+            .issuer(issuer)
+            .client_id(client)
+            .client_secret(format!("{client}-secret"))
+            .audience(AUD)
+            .timeout(Duration::from_secs(2))
+            .jwt_responses(&verifier)
+            .build()
+            .expect("introspector");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = app::app_with_layer(verifier.clone(), &base, None, move |layer| {
+            layer.introspection(introspector, TokenRouting::ByShape)
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Api {
+            base,
+            verifier,
+            task,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oidc_providers_signed_introspection_response_is_a_token_introspection_jwt() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = opaque_idp(&tmp).await;
+        let token = idp.token("rs256-basic", SCOPES).await;
+        let res = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/token/introspection", idp.port))
+            .basic_auth("introspector", Some("introspector-secret"))
+            .header("accept", JWT_MEDIA_TYPE)
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .expect("introspection request");
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(content_type.starts_with(JWT_MEDIA_TYPE), "{content_type}");
+        let jwt = res.text().await.expect("body");
+        assert!(is_jwt_shaped(&jwt));
+        let (header, claims) = decode(&jwt);
+        assert_eq!(header["typ"], "token-introspection+jwt");
+        assert_eq!(header["alg"], "RS256");
+        assert_eq!(claims["iss"], idp.issuer.as_str());
+        assert_eq!(claims["aud"], "introspector");
+        assert!(claims["iat"].is_number());
+        assert_eq!(claims["token_introspection"]["active"], true);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn world_mappers_accepts_opaque_tokens_through_signed_responses() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = opaque_idp(&tmp).await;
+        let api = api(
+            &idp.issuer,
+            "introspector",
+            trusting(&idp.issuer).build().expect("verifier"),
+        )
+        .await;
+        let token = idp.token("rs256-basic", SCOPES).await;
+        assert!(!is_jwt_shaped(&token));
+        let (status, _, body) = api.call("/api/directions?destination=Oslo", &token).await;
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(body["requested_by"], "rs256-basic");
+        let (status, www, _) = api.call("/api/location/reverse-geocode", &token).await;
+        assert_eq!(status, 403);
+        assert!(www.contains("insufficient_scope"), "{www}");
+        assert!(
+            api.verifier.jwks_fetches() >= 1,
+            "the IdP's keys were fetched"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_es256_signed_response_is_verified_with_the_ec_key() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = opaque_idp(&tmp).await;
+        // The introspector-es256 client's responses are signed with oidc-provider's ec-1 key
+        // (ES256, which the verifier allows by default).
+        let verifier = trusting(&idp.issuer).build().expect("verifier");
+        let api = api(&idp.issuer, "introspector-es256", verifier).await;
+        let token = idp.token("rs256-basic", SCOPES).await;
+        assert_eq!(api.status("/api/ping", &token).await, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_token_is_inactive_inside_the_signed_response() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = opaque_idp(&tmp).await;
+        let api = api(
+            &idp.issuer,
+            "introspector",
+            trusting(&idp.issuer).build().expect("verifier"),
+        )
+        .await;
+        let token = idp.token("rs256-basic", SCOPES).await;
+        let res = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/token/revocation", idp.port))
+            .basic_auth("rs256-basic", Some("rs256-basic-secret"))
+            .form(&[
+                ("token", token.as_str()),
+                ("token_type_hint", "access_token"),
+            ])
+            .send()
+            .await
+            .expect("revocation request");
+        assert!(res.status().is_success(), "revocation: {}", res.status());
+        let (status, www, _) = api.call("/api/ping", &token).await;
+        assert_eq!(status, 401);
+        assert!(www.contains("invalid_token"), "{www}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signed_responses_the_verifier_cannot_verify_get_503() {
+        require_idp!();
+        let tmp = TempDir::new();
+        let idp = opaque_idp(&tmp).await;
+        // A verifier of the right issuer holding another key under oidc-provider's kid: the
+        // signature cannot verify.
+        let impostor =
+            bearer_guard::dev_issuer::SigningKey::from_pool(Algorithm::RS256, 2, "rsa-1")
+                .expect("pool key");
+        let verifier = trusting(&idp.issuer)
+            .jwks_json(bearer_guard::dev_issuer::jwk_set([&impostor]).to_string())
+            .build()
+            .expect("verifier");
+        let impostor_api = api(&idp.issuer, "introspector", verifier).await;
+        let token = idp.token("rs256-basic", SCOPES).await;
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/ping", impostor_api.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status().as_u16(), 503);
+        assert!(res.headers().contains_key("retry-after"));
+        // And an ES256-signing client whose responses an RS256-only verifier refuses (the
+        // algorithm allow-list applies to responses as to tokens).
+        let rs256_only = trusting(&idp.issuer)
+            .algorithms([Algorithm::RS256])
+            .build()
+            .expect("verifier");
+        let es256_api = api(&idp.issuer, "introspector-es256", rs256_only).await;
+        assert_eq!(es256_api.status("/api/ping", &token).await, 503);
+    }
+}

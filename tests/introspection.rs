@@ -52,6 +52,11 @@ struct Answer {
 }
 
 fn active(extra: Value) -> Answer {
+    json_answer(&active_members(extra))
+}
+
+/// The members of an active answer, `extra` merged in (a `null` removes a member).
+fn active_members(extra: Value) -> Value {
     let mut body = json!({
         "active": true,
         "exp": now() + 600,
@@ -70,7 +75,7 @@ fn active(extra: Value) -> Answer {
             }
         }
     }
-    json_answer(&body)
+    body
 }
 
 fn json_answer(body: &Value) -> Answer {
@@ -86,6 +91,7 @@ fn json_answer(body: &Value) -> Answer {
 struct Seen {
     forms: Vec<String>,
     authorization: Vec<Option<String>>,
+    accept: Vec<Option<String>>,
 }
 
 struct Endpoint {
@@ -112,6 +118,12 @@ async fn introspect(State(s): State<EndpointState>, headers: HeaderMap, body: St
         seen.authorization.push(
             headers
                 .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        );
+        seen.accept.push(
+            headers
+                .get("accept")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         );
@@ -838,4 +850,459 @@ fn introspection_calls_cache_hits_latency_and_outcomes_are_recorded() {
     assert_eq!(counter(INTROSPECTION_DURATION, None), 2);
     assert_eq!(counter(INTROSPECTION_CACHE_HITS, None), 1);
     assert_eq!(counter(INTROSPECTION_CACHE_MISSES, None), 2);
+}
+
+// ---- RFC 9701: signed (JWT) introspection responses ----------------------------------------
+
+const JWT_MEDIA_TYPE: &str = "application/token-introspection+jwt";
+/// The introspecting client: the `aud` of the signed responses.
+const INTROSPECTOR: &str = "world-mappers";
+
+/// The RFC 9701 header for `key`.
+fn jwt_header(key: &SigningKey) -> Value {
+    json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": "token-introspection+jwt"})
+}
+
+/// The claims of a signed response carrying `inner` as `token_introspection`.
+fn response_claims(inner: Value) -> Value {
+    json!({"iss": ISS, "aud": INTROSPECTOR, "iat": now(), "token_introspection": inner})
+}
+
+/// An answer with `header` and `claims` signed by `key`, as a JWT response.
+fn signed_by(key: &SigningKey, header: &Value, claims: &Value) -> Answer {
+    let jwt = key
+        .sign_raw(header.to_string().as_bytes(), claims.to_string().as_bytes())
+        .expect("signed");
+    Answer {
+        status: StatusCode::OK,
+        content_type: JWT_MEDIA_TYPE,
+        body: jwt.into_bytes(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// A well-formed signed response carrying `inner`.
+fn signed(inner: Value) -> Answer {
+    let key = issuer_key();
+    signed_by(&key, &jwt_header(&key), &response_claims(inner))
+}
+
+fn jwt_introspector(ep: &Endpoint) -> Introspector {
+    ep.builder()
+        .jwt_responses(&verifier())
+        .build()
+        .expect("introspector")
+}
+
+/// The endpoint's answer is refused: 503 with `Retry-After` through the layer, and the
+/// cause (the error's source) contains `cause`.
+async fn assert_signed_refused(ep: &Endpoint, cause: &str) {
+    let e = jwt_introspector(ep)
+        .introspect(TOKEN)
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), AuthErrorKind::IntrospectionUnavailable);
+    let text = std::error::Error::source(&e).expect("cause").to_string();
+    assert!(text.contains(cause), "{text}");
+    let app = app(layer_for(jwt_introspector(ep)));
+    let (status, headers, body) = send(&app, "/whoami", TOKEN).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert!(!headers.contains_key("www-authenticate"));
+}
+
+#[tokio::test]
+async fn a_signed_response_is_asked_for_and_accepted() {
+    let ep = Endpoint::start(signed(active_members(json!({})))).await;
+    let app = app(layer_for(jwt_introspector(&ep)));
+    let (status, _, body) = send(&app, "/whoami", TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "gift-deliveries directions geocode:location true");
+    let accept = ep.seen.lock().expect("lock").accept.clone();
+    assert_eq!(accept, vec![Some(JWT_MEDIA_TYPE.to_owned())]);
+    // Cached as a JSON answer is.
+    assert_eq!(send(&app, "/whoami", TOKEN).await.0, StatusCode::OK);
+    assert_eq!(ep.calls(), 1);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn without_the_option_json_is_asked_for() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    ep.builder()
+        .build()
+        .expect("introspector")
+        .introspect(TOKEN)
+        .await
+        .expect("active");
+    let accept = ep.seen.lock().expect("lock").accept.clone();
+    assert_eq!(accept, vec![Some("application/json".to_owned())]);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_signed_response_with_a_bad_signature_is_refused() {
+    // Another key under the published key's kid.
+    let impostor = SigningKey::from_pool(Algorithm::RS256, 1, "k1").expect("pool key");
+    let answer = signed_by(
+        &impostor,
+        &jwt_header(&impostor),
+        &response_claims(active_members(json!({}))),
+    );
+    let ep = Endpoint::start(answer).await;
+    assert_signed_refused(&ep, "signature does not verify").await;
+    // A signature cut short is no better.
+    let mut cut = signed(active_members(json!({})));
+    cut.body.truncate(cut.body.len() - 8);
+    ep.set(cut);
+    assert_signed_refused(&ep, "signed response was refused").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_signed_response_without_the_introspection_typ_is_refused() {
+    let key = issuer_key();
+    let claims = response_claims(active_members(json!({})));
+    let ep = Endpoint::start(signed_by(
+        &key,
+        &json!({"alg": "RS256", "kid": "k1"}),
+        &claims,
+    ))
+    .await;
+    assert_signed_refused(&ep, "typ").await;
+    for typ in ["JWT", "at+jwt", "application/jwt"] {
+        ep.set(signed_by(
+            &key,
+            &json!({"alg": "RS256", "kid": "k1", "typ": typ}),
+            &claims,
+        ));
+        assert_signed_refused(&ep, "typ").await;
+    }
+    // The media-type form of the right typ is the same typ (RFC 7515 §4.1.9).
+    ep.set(signed_by(
+        &key,
+        &json!({"alg": "RS256", "kid": "k1", "typ": "application/token-introspection+jwt"}),
+        &claims,
+    ));
+    jwt_introspector(&ep)
+        .introspect(TOKEN)
+        .await
+        .expect("accepted");
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_signed_response_from_another_issuer_is_refused() {
+    let key = issuer_key();
+    let mut claims = response_claims(active_members(json!({})));
+    claims["iss"] = json!("https://evil.test/");
+    let ep = Endpoint::start(signed_by(&key, &jwt_header(&key), &claims)).await;
+    assert_signed_refused(&ep, "iss").await;
+    claims.as_object_mut().expect("object").remove("iss");
+    ep.set(signed_by(&key, &jwt_header(&key), &claims));
+    assert_signed_refused(&ep, "iss").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_signed_response_for_another_client_is_refused() {
+    let key = issuer_key();
+    let mut claims = response_claims(active_members(json!({})));
+    // The token's audience is not the response's: the response is for the introspecting
+    // client.
+    claims["aud"] = json!(AUD);
+    let ep = Endpoint::start(signed_by(&key, &jwt_header(&key), &claims)).await;
+    assert_signed_refused(&ep, "aud").await;
+    claims["aud"] = json!(["another-resource-server"]);
+    ep.set(signed_by(&key, &jwt_header(&key), &claims));
+    assert_signed_refused(&ep, "aud").await;
+    // In a list with others, ours is enough.
+    claims["aud"] = json!(["another-resource-server", INTROSPECTOR]);
+    ep.set(signed_by(&key, &jwt_header(&key), &claims));
+    jwt_introspector(&ep)
+        .introspect(TOKEN)
+        .await
+        .expect("accepted");
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_signed_response_without_iat_is_refused() {
+    let key = issuer_key();
+    let mut claims = response_claims(active_members(json!({})));
+    claims.as_object_mut().expect("object").remove("iat");
+    let ep = Endpoint::start(signed_by(&key, &jwt_header(&key), &claims)).await;
+    assert_signed_refused(&ep, "iat").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_plain_json_answer_is_refused_when_a_signed_one_was_asked_for() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    assert_signed_refused(&ep, "application/json").await;
+    // A signed body labelled as JSON is refused too: the media type is part of the answer.
+    let mut mislabelled = signed(active_members(json!({})));
+    mislabelled.content_type = "application/json";
+    ep.set(mislabelled);
+    assert_signed_refused(&ep, "Content-Type").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_signed_response_with_an_algorithm_not_allowed_for_its_key_is_refused() {
+    // The verifier allows RS256 and PS256; the published key is bound to RS256.
+    let verifier = Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .algorithms([Algorithm::RS256, Algorithm::PS256])
+        .jwks_json(jwk_set([&issuer_key()]).to_string())
+        .build()
+        .expect("verifier");
+    let same_key_as_ps256 = SigningKey::from_pool(Algorithm::PS256, 0, "k1").expect("pool key");
+    let claims = response_claims(active_members(json!({})));
+    let ep = Endpoint::start(signed_by(
+        &same_key_as_ps256,
+        &jwt_header(&same_key_as_ps256),
+        &claims,
+    ))
+    .await;
+    let i = ep
+        .builder()
+        .jwt_responses(&verifier)
+        .build()
+        .expect("introspector");
+    let e = i.introspect(TOKEN).await.expect_err("refused");
+    assert_eq!(e.kind(), AuthErrorKind::IntrospectionUnavailable);
+    let cause = std::error::Error::source(&e).expect("cause").to_string();
+    assert!(cause.contains("algorithm of the key"), "{cause}");
+    // An algorithm the verifier does not allow at all, "none" included.
+    let hs = SigningKey::hmac(Algorithm::HS256, b"a-shared-secret-of-32-bytes-long!", "k1")
+        .expect("hmac key");
+    ep.set(signed_by(&hs, &jwt_header(&hs), &claims));
+    assert_signed_refused(&ep, "not an algorithm the verifier allows").await;
+    let header = json!({"alg": "none", "typ": "token-introspection+jwt"});
+    let unsigned = format!(
+        "{}.{}.",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    ep.set(Answer {
+        status: StatusCode::OK,
+        content_type: JWT_MEDIA_TYPE,
+        body: unsigned.into_bytes(),
+        delay: Duration::ZERO,
+    });
+    assert_signed_refused(&ep, "signed response was refused").await;
+    ep.stop();
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn an_encrypted_response_is_refused_as_not_supported() {
+    // Five parts: a JWE compact serialization (content irrelevant, it is never decrypted).
+    let jwe = format!(
+        "{}.{}.{}.{}.{}",
+        b64(br#"{"alg":"RSA-OAEP-256","enc":"A256GCM","cty":"JWT"}"#),
+        b64(b"key"),
+        b64(b"iv"),
+        b64(b"ciphertext"),
+        b64(b"tag")
+    );
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::OK,
+        content_type: JWT_MEDIA_TYPE,
+        body: jwe.into_bytes(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    assert_signed_refused(&ep, "encrypted").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn an_inactive_token_inside_a_signed_response_is_401() {
+    let ep = Endpoint::start(signed(json!({"active": false}))).await;
+    let app = app(layer_for(jwt_introspector(&ep)));
+    let (status, headers, _) = send(&app, "/whoami", TOKEN).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(www(&headers).contains("invalid_token"), "{}", www(&headers));
+    ep.stop();
+}
+
+#[tokio::test]
+async fn the_members_inside_a_signed_response_are_validated_as_json_ones_are() {
+    let ep = Endpoint::start(signed(active_members(json!({"aud": "urn:other"})))).await;
+    let e = jwt_introspector(&ep)
+        .introspect(TOKEN)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::WrongAudience)
+    );
+    ep.set(signed(active_members(json!({"exp": now() - 120}))));
+    let e = jwt_introspector(&ep)
+        .introspect(TOKEN)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::Expired)
+    );
+    // No token_introspection object: not an answer.
+    let key = issuer_key();
+    let mut claims = response_claims(json!({}));
+    claims
+        .as_object_mut()
+        .expect("object")
+        .remove("token_introspection");
+    ep.set(signed_by(&key, &jwt_header(&key), &claims));
+    assert_signed_refused(&ep, "token_introspection").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_refused_signed_response_is_logged_at_error_naming_the_cause() {
+    let logs = logs();
+    let mut claims = response_claims(active_members(json!({})));
+    // A value no other test uses, to find this test's line among all tests' logs.
+    claims["aud"] = json!("someone-else-0c7f");
+    let key = issuer_key();
+    let ep = Endpoint::start(signed_by(&key, &jwt_header(&key), &claims)).await;
+    let _ = jwt_introspector(&ep).introspect(TOKEN).await;
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("someone-else-0c7f"))
+        .unwrap_or_else(|| panic!("no log line names the cause: {text}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("signed introspection response"), "{line}");
+    assert!(line.contains("aud"), "{line}");
+    assert!(!line.contains(TOKEN), "{line}");
+    ep.stop();
+}
+
+/// Every log line of this test binary, captured (one global subscriber: a thread-local one
+/// would race with the other tests' threads over the callsites' cached interest).
+fn logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(logs.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+    .clone()
+}
+
+#[test]
+fn a_verifier_of_another_issuer_cannot_check_signed_responses() {
+    let other = Verifier::builder()
+        .issuer("https://other.test/")
+        .audience(AUD)
+        .jwks_json(jwk_set([&issuer_key()]).to_string())
+        .build()
+        .expect("verifier");
+    let e = Introspector::builder()
+        .issuer(ISS)
+        .client_id(INTROSPECTOR)
+        .client_secret("wm-secret")
+        .audience(AUD)
+        .jwt_responses(&other)
+        .build()
+        .expect_err("refused");
+    let text = e.to_string();
+    assert!(text.contains("jwt_responses"), "{text}");
+    assert!(text.contains("https://other.test/"), "{text}");
+}
+
+#[tokio::test]
+async fn the_development_issuer_answers_with_a_signed_response_when_asked() {
+    use bearer_guard::dev_issuer::DevIssuer;
+    let dev = DevIssuer::builder()
+        .audience(AUD)
+        .client(INTROSPECTOR, "wm-secret", Vec::<String>::new())
+        .start()
+        .await
+        .expect("dev issuer");
+    let opaque = dev
+        .mint_opaque(json!({"client_id": "gift-deliveries", "scope": "directions"}))
+        .expect("minted");
+    // What it sends, read by hand.
+    let res = reqwest::Client::new()
+        .post(dev.introspection_endpoint())
+        .basic_auth(INTROSPECTOR, Some("wm-secret"))
+        .header("accept", JWT_MEDIA_TYPE)
+        .form(&[("token", opaque.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        res.headers().get("content-type").expect("content-type"),
+        JWT_MEDIA_TYPE
+    );
+    let jwt = res.text().await.expect("body");
+    assert!(bearer_guard::introspection::is_jwt_shaped(&jwt));
+    // And through the introspector, with the issuer's keys by discovery.
+    let verifier = Verifier::builder()
+        .issuer(dev.issuer())
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let i = Introspector::builder()
+        .issuer(dev.issuer())
+        .client_id(INTROSPECTOR)
+        .client_secret("wm-secret")
+        .audience(AUD)
+        .jwt_responses(&verifier)
+        .build()
+        .expect("introspector");
+    let app = app(JwtAuthLayer::new(verifier).introspection(i, TokenRouting::ByShape));
+    let (status, _, body) = send(&app, "/whoami", &opaque).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "gift-deliveries directions true");
+    assert!(dev.revoke(&opaque));
+    let other = dev.mint_opaque(json!({})).expect("minted");
+    assert!(dev.revoke(&other));
+    assert_eq!(
+        send(&app, "/whoami", &other).await.0,
+        StatusCode::UNAUTHORIZED,
+        "inactive, signed"
+    );
+    dev.shutdown().await;
+}
+
+/// Log lines, captured.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }

@@ -23,8 +23,10 @@
 //! JWTs are introspected at the issuer's discovered `introspection_endpoint` (JWTs are still
 //! verified locally); `INTROSPECTION_URL` overrides the endpoint, `INTROSPECTION_CACHE_SECS`
 //! the cache time of active answers (default 120: a revoked token is accepted that long at
-//! most). With the development issuer, `OPAQUE_TOKENS=1` makes it issue opaque tokens, and
-//! the introspection client is registered there.
+//! most), and `INTROSPECTION_JWT=1` asks for signed responses (RFC 9701 JWT responses, verified
+//! with the issuer's keys; the client must be registered for them at the issuer). With the
+//! development issuer, `OPAQUE_TOKENS=1` makes it issue opaque tokens, and the introspection
+//! client is registered there (it signs responses when asked).
 //!
 //! Mutual TLS (RFC 8705, certificate-bound tokens): `TLS_CERT` and `TLS_KEY` (PEM files)
 //! serve HTTPS; `TLS_CLIENT_CA` (PEM) also asks for client certificates, verifies them
@@ -157,7 +159,7 @@ async fn run() -> Result<(), String> {
         print_mtls_walkthrough(addr, mtls.is_some());
     }
 
-    let introspection = introspection(&issuer, &audience, fleet.as_ref())?;
+    let introspection = introspection(&issuer, &audience, &verifier, fleet.as_ref())?;
     let router = app::app_with_layer(verifier, &public_url, dpop, move |layer| {
         let layer = match mtls {
             Some(mtls) => layer.mtls(mtls),
@@ -192,12 +194,14 @@ async fn run() -> Result<(), String> {
 }
 
 /// The introspector `INTROSPECTION_CLIENT_ID` and `INTROSPECTION_CLIENT_SECRET` ask for
-/// (with `INTROSPECTION_URL` and `INTROSPECTION_CACHE_SECS`), if they are set; its cache
-/// is the fleet's (Redis) when `REDIS_URL` is set.
+/// (with `INTROSPECTION_URL`, `INTROSPECTION_CACHE_SECS` and `INTROSPECTION_JWT`), if they
+/// are set. Signed responses are checked with `verifier`'s keys; the cache is the fleet's
+/// (Redis) when `REDIS_URL` is set.
 #[cfg(feature = "introspection")]
 fn introspection(
     issuer: &str,
     audience: &str,
+    verifier: &Verifier,
     fleet: Option<&fleet::Fleet>,
 ) -> Result<Option<bearer_guard::introspection::Introspector>, String> {
     let (Some(id), Some(secret)) = (
@@ -223,10 +227,25 @@ fn introspection(
     if let Some(fleet) = fleet {
         builder = fleet.introspection(builder);
     }
+    let signed = match env("INTROSPECTION_JWT").as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(other) => return Err(format!("INTROSPECTION_JWT {other:?} is not 1 or 0")),
+    };
+    if signed {
+        builder = builder.jwt_responses(verifier);
+    }
     let introspector = builder
         .build()
         .map_err(|e| format!("introspection configuration: {e}"))?;
-    println!("Opaque tokens are introspected (RFC 7662); JWTs are verified locally");
+    println!(
+        "Opaque tokens are introspected (RFC 7662{}); JWTs are verified locally",
+        if signed {
+            "; signed responses only, RFC 9701"
+        } else {
+            ""
+        }
+    );
     Ok(Some(introspector))
 }
 
@@ -235,6 +254,7 @@ fn introspection(
 fn introspection(
     _issuer: &str,
     _audience: &str,
+    _verifier: &Verifier,
     _fleet: Option<&fleet::Fleet>,
 ) -> Result<Option<()>, String> {
     if env("INTROSPECTION_CLIENT_ID").is_some() || env("INTROSPECTION_CLIENT_SECRET").is_some() {

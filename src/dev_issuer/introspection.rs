@@ -6,18 +6,23 @@
 //! or `client_id` / `client_secret` in the form). An active token's answer is its claims
 //! with `"active": true` and `token_type`; anything else (unknown, revoked, expired, a JWT)
 //! is `{"active": false}`.
+//!
+//! A request with `Accept: application/token-introspection+jwt` gets that answer as a JWT
+//! response (RFC 9701 §5): signed with the issuer's current key, header `typ`
+//! `token-introspection+jwt`, claims `iss` (the issuer), `aud` (the requesting client's
+//! id), `iat`, and the answer as `token_introspection`.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::header::CACHE_CONTROL;
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::state::Shared;
+use super::state::{Shared, unix_now};
 use super::token_endpoint::{authenticate_client, parse_body};
 
 /// The handler.
@@ -63,9 +68,56 @@ pub(super) async fn introspect(
         active,
         "dev issuer: token introspected"
     );
-    let mut response = axum::Json(answer).into_response();
+    let mut response = if wants_jwt(&headers) {
+        let key = shared.current_key();
+        let header =
+            json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": "token-introspection+jwt"});
+        let claims = json!({
+            "iss": shared.issuer,
+            "aud": client.id(),
+            "iat": unix_now(),
+            "token_introspection": answer,
+        });
+        match key.sign_raw(header.to_string().as_bytes(), claims.to_string().as_bytes()) {
+            Ok(jwt) => (
+                [(CONTENT_TYPE, HeaderValue::from_static(JWT_MEDIA_TYPE))],
+                jwt,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!("dev issuer: the introspection response could not be signed: {e}");
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    } else {
+        axum::Json(answer).into_response()
+    };
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// The media type of a JWT introspection response (RFC 9701 §4).
+const JWT_MEDIA_TYPE: &str = "application/token-introspection+jwt";
+
+/// Whether the request's `Accept` names the JWT response media type (any parameters, any
+/// case; a `q=0` is honoured as "not acceptable").
+fn wants_jwt(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';');
+            let essence = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            essence.eq_ignore_ascii_case(JWT_MEDIA_TYPE) && !refused
+        })
 }

@@ -20,7 +20,9 @@
 //! issues opaque access tokens instead of JWTs, and [`DevIssuer::mint_opaque`] makes one
 //! directly; the introspection endpoint (`{issuer}oauth/introspect`, in the metadata as
 //! `introspection_endpoint`) answers for them to any registered client, and
-//! [`DevIssuer::revoke`] revokes one.
+//! [`DevIssuer::revoke`] revokes one. Asked with `Accept: application/token-introspection+jwt`,
+//! it answers with a JWT response signed by the current key (RFC 9701), as
+//! `introspection::IntrospectorBuilder::jwt_responses` (feature `introspection`) asks for.
 //!
 //! ```
 //! # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
@@ -81,6 +83,7 @@
 //! | `GET /.well-known/oauth-authorization-server` | the same document (RFC 8414) |
 //! | `GET /.well-known/jwks.json` | the published keys; `application/jwk-set+json`, `Cache-Control: public, max-age=600`, an `ETag` (`If-None-Match` gets 304); counted by [`DevIssuer::jwks_requests`] |
 //! | `POST /oauth/token` | the client-credentials grant, below |
+//! | `POST /oauth/introspect` | RFC 7662 introspection of its opaque tokens, for any registered client; JSON, or a signed JWT response (RFC 9701) when `Accept` asks for `application/token-introspection+jwt` |
 //!
 //! ## The token endpoint
 //!

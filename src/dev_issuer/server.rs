@@ -161,6 +161,7 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         "token_endpoint": shared.token_endpoint,
         "introspection_endpoint": shared.introspection_endpoint,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_signing_alg_values_supported": [shared.keys().current().alg().as_str()],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "id_token_signing_alg_values_supported": algs,

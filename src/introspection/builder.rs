@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use super::cache::{IntrospectionCache, MemoryCache};
 use super::client::{Client, Target};
+use super::jwt::{self, JwtResponses};
 use super::validate::Rules;
 use super::{Inner, Introspector};
 use crate::algorithm::Algorithm;
 use crate::client::{ClientAuthMethod, Secret, credential};
 use crate::config::{DEFAULT_LEEWAY, parse_url};
 use crate::error::ConfigError;
+use crate::verify::Verifier;
 
 /// Default timeout of one introspection call (discovery included).
 pub const DEFAULT_INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +70,7 @@ pub struct IntrospectorBuilder {
     max_cache_ttl: Duration,
     inactive_cache_ttl: Duration,
     cache_timeout: Duration,
+    jwt_responses: Option<Verifier>,
 }
 
 impl fmt::Debug for IntrospectorBuilder {
@@ -80,6 +83,7 @@ impl fmt::Debug for IntrospectorBuilder {
             .field("audiences", &self.audiences)
             .field("timeout", &self.timeout)
             .field("max_cache_ttl", &self.max_cache_ttl)
+            .field("jwt_responses", &self.jwt_responses.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +118,7 @@ impl IntrospectorBuilder {
             max_cache_ttl: DEFAULT_MAX_CACHE_TTL,
             inactive_cache_ttl: DEFAULT_INACTIVE_CACHE_TTL,
             cache_timeout: DEFAULT_CACHE_TIMEOUT,
+            jwt_responses: None,
         }
     }
 
@@ -249,13 +254,32 @@ impl IntrospectorBuilder {
         self
     }
 
+    /// Asks for signed responses (RFC 9701, JWT Response for OAuth Token Introspection)
+    /// and accepts nothing else: the request carries
+    /// `Accept: application/token-introspection+jwt`, and the answer must be that media type,
+    /// a JWS with header `typ` `token-introspection+jwt`, signed by a key of the issuer's
+    /// key set as `verifier` holds it (its key store, its algorithm allow-list, each key's
+    /// own algorithm: never the header's `alg` alone), with `iss` the issuer, `aud` this
+    /// client id and an `iat`. The `token_introspection` member inside is then validated as
+    /// a JSON response is. See [Signed responses](super#signed-responses-rfc-9701).
+    ///
+    /// `verifier` must trust this introspector's issuer (a multi-issuer verifier is used
+    /// for that issuer's keys). The authorization server usually needs the client
+    /// registered for it (`introspection_signed_response_alg`). Encrypted responses (JWE)
+    /// are not supported.
+    pub fn jwt_responses(mut self, verifier: &Verifier) -> Self {
+        self.jwt_responses = Some(verifier.clone());
+        self
+    }
+
     /// Checks the configuration and builds the introspector.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the bad value (never the secret): no issuer, an invalid or
     /// non-https URL, no or an empty client id, no audience, no secret or key, an
-    /// out-of-range setting, or an HTTP client that cannot be built.
+    /// out-of-range setting, a [`jwt_responses`](Self::jwt_responses) verifier that does not
+    /// trust the issuer, or an HTTP client that cannot be built.
     pub fn build(self) -> Result<Introspector, ConfigError> {
         let issuer = match &self.issuer {
             Some(i) if !i.is_empty() => {
@@ -359,6 +383,22 @@ impl IntrospectorBuilder {
             Some(c) => c,
             None => crate::fetch::default_client(self.timeout).map_err(ConfigError::HttpClient)?,
         };
+        let jwt = match &self.jwt_responses {
+            None => None,
+            Some(verifier) => Some(JwtResponses {
+                verifier: verifier.for_issuer(&issuer).ok_or_else(|| {
+                    ConfigError::InvalidValue {
+                        what: "jwt_responses",
+                        value: verifier.issuers().join(", "),
+                        reason: "the verifier does not trust the introspector's issuer, whose \
+                                 keys sign the introspection responses",
+                    }
+                })?,
+                issuer: issuer.clone(),
+                client_id: client_id.clone(),
+                leeway: self.leeway.as_secs_f64(),
+            }),
+        };
         let (cache, memory) = match self.cache {
             Some(c) => (c, None),
             None => {
@@ -377,7 +417,13 @@ impl IntrospectorBuilder {
                 self.allow_http,
                 self.timeout,
                 self.max_response_bytes,
+                if jwt.is_some() {
+                    jwt::MEDIA_TYPE
+                } else {
+                    "application/json"
+                },
             ),
+            jwt,
             rules: Rules {
                 issuer,
                 audiences: self.audiences,

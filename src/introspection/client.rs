@@ -31,6 +31,8 @@ struct Discovered {
 #[derive(Debug)]
 pub(super) struct Body {
     pub(super) bytes: Vec<u8>,
+    /// The `Content-Type` header, when it is visible ASCII.
+    pub(super) content_type: Option<String>,
 }
 
 /// Why the endpoint gave no usable answer. The text names URLs and statuses, never the
@@ -65,6 +67,8 @@ pub(super) struct Client {
     pub(super) allow_http: bool,
     pub(super) timeout: Duration,
     pub(super) max_body: usize,
+    /// The `Accept` header: `application/json`, or the JWT response media type (RFC 9701).
+    pub(super) accept: &'static str,
     discovered: Mutex<Option<Discovered>>,
     calls: AtomicU64,
 }
@@ -94,6 +98,7 @@ impl Client {
         allow_http: bool,
         timeout: Duration,
         max_body: usize,
+        accept: &'static str,
     ) -> Self {
         Self {
             http,
@@ -105,6 +110,7 @@ impl Client {
             allow_http,
             timeout,
             max_body,
+            accept,
             discovered: Mutex::new(None),
             calls: AtomicU64::new(0),
         }
@@ -141,7 +147,7 @@ impl Client {
             .http
             .post(url.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
+            .header(ACCEPT, self.accept)
             .body(body);
         if let Some(a) = authorization {
             req = req.header(AUTHORIZATION, a);
@@ -181,10 +187,18 @@ impl Client {
                 credentials_refused: false,
             });
         }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = fetch::read_capped(resp, self.max_body)
             .await
             .map_err(|e| CallError::new(format!("POST {shown}: {e}")))?;
-        Ok(Body { bytes })
+        Ok(Body {
+            bytes,
+            content_type,
+        })
     }
 
     fn forget_discovered(&self) {

@@ -111,14 +111,90 @@
 //! | the endpoint unreachable, slower than the timeout, 5xx, 429, a body over the cap, not an introspection response | 503 with `Retry-After` ([`AuthErrorKind::IntrospectionUnavailable`](crate::AuthErrorKind::IntrospectionUnavailable)), logged at WARN |
 //! | 401 / 403 from the endpoint (our client credentials are wrong) | 503 with `Retry-After`, logged at ERROR naming the cause |
 //!
+//! | a signed response asked for ([`jwt_responses`](IntrospectorBuilder::jwt_responses)) but refused: not signed (plain JSON), a bad signature, a wrong `typ`, `iss` or `aud`, an algorithm not allowed for the key, encrypted | 503 with `Retry-After`, logged at ERROR naming the cause |
+//!
 //! Never 401 for "could not ask": the client's token may be fine.
 //!
-//! Not done: signed introspection responses (RFC 9701, `application/token-introspection+jwt`)
-//! are not requested or accepted; the request asks for `application/json`.
+//! # Signed responses (RFC 9701)
+//!
+//! A plain introspection response is only as trustworthy as the TLS connection it came
+//! over. With [`jwt_responses`](IntrospectorBuilder::jwt_responses), the request carries
+//! `Accept: application/token-introspection+jwt` and only a signed answer is accepted
+//! (RFC 9701 §5): `Content-Type: application/token-introspection+jwt`; a JWS whose header
+//! `typ` is `token-introspection+jwt`; signed by a key of the issuer's JWK Set as the given
+//! [`Verifier`](crate::Verifier) holds it (the same key store, refreshed on an unknown
+//! `kid`; the same algorithm allow-list; each key verifies only with its own algorithm, so
+//! the header's `alg` alone decides nothing); `iss` the issuer; `aud` this resource
+//! server's introspection client id; `iat` present (and `exp`, when present, not passed).
+//! The RFC 7662 members, in the `token_introspection` claim, then go through the same
+//! validation as a JSON response (`active`, the time claims, `iss`, `aud`, `scope`, `cnf`
+//! …), and the same cache.
+//!
+//! A response that fails these checks is answered **503** with `Retry-After` and logged
+//! at ERROR with the cause, like refused client credentials, and is not cached: it says
+//! nothing about the client's token (RFC 9701 defines no error for it), only that this
+//! resource server could not get a trustworthy answer, a misconfiguration (the client not
+//! registered for signed responses, a key the verifier does not trust) or an attack on the
+//! connection to the authorization server. A 401 would make the client discard a good
+//! token. Signature checks that fail because the issuer's keys cannot be fetched are
+//! logged at WARN, as any outage.
+//!
+//! Encrypted responses (JWE, `introspection_encrypted_response_alg`) are not supported:
+//! they are refused with a log line saying so. Register the client for signed responses
+//! only (`introspection_signed_response_alg`).
+//!
+//! ```
+//! # #[cfg(all(feature = "dev-issuer", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use bearer_guard::dev_issuer::DevIssuer;
+//! use bearer_guard::Verifier;
+//! use bearer_guard::introspection::Introspector;
+//!
+//! // The development issuer answers with a signed JWT when asked to.
+//! let dev = DevIssuer::builder()
+//!     .audience("urn:worldmappers")
+//!     .client("world-mappers", "introspection-secret", Vec::<String>::new())
+//!     .start()
+//!     .await?;
+//! let opaque = dev.mint_opaque(serde_json::json!({"scope": "directions"}))?;
+//!
+//! // The verifier of the same issuer holds the keys that sign the responses.
+//! let verifier = Verifier::builder().issuer(dev.issuer()).audience("urn:worldmappers").build()?;
+//! let introspector = Introspector::builder()
+//!     .issuer(dev.issuer())
+//!     .client_id("world-mappers") // the responses' `aud`
+//!     .client_secret("introspection-secret")
+//!     .audience("urn:worldmappers")
+//!     .jwt_responses(&verifier)
+//!     .build()?;
+//! let claims = introspector.introspect(&opaque).await?;
+//! assert!(claims.scopes().contains("directions"));
+//!
+//! // A verifier of another issuer cannot check them: refused at build time.
+//! let other = Verifier::builder()
+//!     .issuer("https://other.example/")
+//!     .audience("urn:worldmappers")
+//!     .build()?;
+//! assert!(Introspector::builder()
+//!     .issuer(dev.issuer())
+//!     .client_id("world-mappers")
+//!     .client_secret("introspection-secret")
+//!     .audience("urn:worldmappers")
+//!     .jwt_responses(&other)
+//!     .build()
+//!     .is_err());
+//! # dev.shutdown().await;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(all(feature = "dev-issuer", any(feature = "aws-lc-rs", feature = "rust-crypto"))))]
+//! # fn main() {}
+//! ```
 
 mod builder;
 mod cache;
 mod client;
+mod jwt;
 mod validate;
 
 use std::collections::HashMap;
@@ -198,6 +274,8 @@ pub struct Introspector(Arc<Inner>);
 
 struct Inner {
     client: client::Client,
+    /// Signed responses (RFC 9701), when asked for.
+    jwt: Option<jwt::JwtResponses>,
     rules: validate::Rules,
     cache: Arc<dyn IntrospectionCache>,
     /// The default cache, for the lookup without a future.
@@ -214,6 +292,7 @@ impl fmt::Debug for Introspector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Introspector")
             .field("client", &self.0.client)
+            .field("jwt_responses", &self.0.jwt)
             .field("audiences", &self.0.rules.audiences)
             .field("cache", &self.0.cache)
             .field("max_ttl", &self.0.max_ttl)
@@ -339,9 +418,16 @@ impl Introspector {
     async fn fetch(&self, token: &str, key: &CacheKey) -> Result<CachedAnswer, AuthError> {
         let started = Instant::now();
         let result = match self.0.client.introspect(token).await {
-            Ok(body) => validate::validate(&body.bytes, &self.0.rules, unix_now())
-                .map_err(|n| self.unavailable(n.0.to_owned(), None, false)),
-            Err(e) => Err(self.unavailable(e.reason, e.retry_after, e.credentials_refused)),
+            Ok(body) => self.verdict(body).await,
+            Err(e) => Err(self.unavailable(
+                e.reason,
+                e.retry_after,
+                if e.credentials_refused {
+                    Cause::CredentialsRefused
+                } else {
+                    Cause::Unavailable
+                },
+            )),
         };
         let outcome = match &result {
             Ok((a, _)) if a.is_active() => "active",
@@ -361,6 +447,35 @@ impl Introspector {
             self.store(key, answer.clone(), ttl).await;
         }
         Ok(answer)
+    }
+
+    /// The verdict on a 200 answer: the RFC 7662 response (inside the signed one, with
+    /// [`jwt_responses`](IntrospectorBuilder::jwt_responses)), validated.
+    async fn verdict(&self, body: client::Body) -> Result<(CachedAnswer, Option<f64>), AuthError> {
+        let now = unix_now();
+        let inner;
+        let response = match &self.0.jwt {
+            None => &body.bytes,
+            Some(jwt) => {
+                match jwt
+                    .open(body.content_type.as_deref(), &body.bytes, now)
+                    .await
+                {
+                    Ok(bytes) => inner = bytes,
+                    Err(refused) => {
+                        let cause = if refused.keys_unavailable {
+                            Cause::Unavailable
+                        } else {
+                            Cause::SignedResponseRefused
+                        };
+                        return Err(self.unavailable(refused.reason, None, cause));
+                    }
+                }
+                &inner
+            }
+        };
+        validate::validate(response, &self.0.rules, now)
+            .map_err(|n| self.unavailable(n.0.to_owned(), None, Cause::Unavailable))
     }
 
     async fn store(&self, key: &CacheKey, answer: CachedAnswer, ttl: Duration) {
@@ -386,13 +501,14 @@ impl Introspector {
         }
     }
 
-    /// A 503 for a failed call, logged: at ERROR when our credentials were refused (a
-    /// configuration error), else at WARN; at most once per [`LOG_EVERY`] each.
+    /// A 503 for a failed call, logged: at ERROR when our credentials or a signed response
+    /// were refused (a configuration error, or an attack), else at WARN; at most once per
+    /// [`LOG_EVERY`].
     fn unavailable(
         &self,
         reason: String,
         retry_after: Option<Duration>,
-        credentials_refused: bool,
+        cause: Cause,
     ) -> AuthError {
         let due = self.0.logged.lock().is_ok_and(|mut last| {
             let now = Instant::now();
@@ -402,20 +518,39 @@ impl Introspector {
             }
             due
         });
-        if due && credentials_refused {
-            tracing::error!(
-                "token introspection is failing because the authorization server refuses our \
-                 client credentials; every opaque token is answered 503 until this is fixed: \
-                 {reason}"
-            );
-        } else if due {
-            tracing::warn!("token introspection failed (answered 503): {reason}");
+        if due {
+            match cause {
+                Cause::CredentialsRefused => tracing::error!(
+                    "token introspection is failing because the authorization server refuses \
+                     our client credentials; every opaque token is answered 503 until this is \
+                     fixed: {reason}"
+                ),
+                Cause::SignedResponseRefused => tracing::error!(
+                    "token introspection is failing because the signed introspection response \
+                     (RFC 9701) is refused; every opaque token is answered 503 until this is \
+                     fixed: {reason}"
+                ),
+                Cause::Unavailable => {
+                    tracing::warn!("token introspection failed (answered 503): {reason}");
+                }
+            }
         }
         AuthError::introspection_unavailable(
             Some(retry_after.unwrap_or(self.0.retry_after)),
             reason,
         )
     }
+}
+
+/// Why no usable answer could be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// The endpoint (or the issuer's keys) unreachable, slow, failing, or nonsense.
+    Unavailable,
+    /// 401 / 403: our client credentials are wrong.
+    CredentialsRefused,
+    /// A signed response (RFC 9701) that fails its checks.
+    SignedResponseRefused,
 }
 
 /// Now, in seconds since the Unix epoch.
