@@ -8,9 +8,12 @@
     any(feature = "aws-lc-rs", feature = "rust-crypto")
 ))]
 
+#[path = "../examples/grpc/app.rs"]
+mod app;
 #[path = "../examples/grpc/world_mappers.rs"]
 mod world_mappers;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -172,21 +175,53 @@ async fn serve(
     optional: bool,
     mode: MtlsMode,
 ) -> Running {
+    // The whole setup: tonic's TLS and the layer with the connection as certificate source.
+    let auth = JwtAuthLayer::new(verifier())
+        .mtls(Mtls::peer_certificate().mode(mode))
+        .rejection(GrpcRejection::new());
+    serve_with(client_ca, optional, auth, WorldMappersServer::new(Api)).await
+}
+
+/// Serves `service` behind `layer` over TLS with client certificates verified against
+/// `client_ca` (required unless `optional`).
+async fn serve_with<L, S>(
+    client_ca: &CertifiedIssuer<'static, KeyPair>,
+    optional: bool,
+    layer: L,
+    service: S,
+) -> Running
+where
+    L: tower::Layer<tonic::service::Routes> + Clone + Send + 'static,
+    L::Service: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send,
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     let server_ca = ca("server CA");
     let server = Leaf::new(&server_ca, "localhost", true);
     let tls = ServerTlsConfig::new()
         .identity(server.identity())
         .client_ca_root(Certificate::from_pem(client_ca.pem()))
         .client_auth_optional(optional);
-    // The whole setup: tonic's TLS and the layer with the connection as certificate source.
-    let auth = JwtAuthLayer::new(verifier())
-        .mtls(Mtls::peer_certificate().mode(mode))
-        .rejection(GrpcRejection::new());
     let router = Server::builder()
         .tls_config(tls)
         .expect("tls config")
-        .layer(auth)
-        .add_service(WorldMappersServer::new(Api));
+        .layer(layer)
+        .add_service(service);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -375,4 +410,35 @@ async fn a_client_certificate_from_another_ca_fails_the_handshake() {
             .is_err(),
     };
     assert!(refused, "a certificate from another CA got through");
+}
+
+#[tokio::test]
+async fn the_grpc_example_s_layers_bind_tokens_to_the_client_certificate_over_tonic_tls() {
+    // examples/grpc_world_mappers.rs with TLS_CLIENT_CA: the same layers, per-method scopes
+    // included.
+    let client_ca = ca("client CA");
+    let gift = Leaf::new(&client_ca, "gift-deliveries", false);
+    let other = Leaf::new(&client_ca, "someone-else", false);
+    let auth = app::auth_with(verifier(), None, Some(Mtls::peer_certificate()));
+    let s = serve_with(&client_ca, false, auth, app::service()).await;
+    let t = token(
+        json!({"scope": "directions", "client_id": "gift-deliveries",
+        "cnf": {"x5t#S256": thumbprint(gift.der())}}),
+    );
+    let call = |mut client: WorldMappersClient<Channel>, t: String| async move {
+        let mut req = Request::new(DirectionsRequest::default());
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("metadata value"),
+        );
+        client.directions(req).await.map(|r| r.into_inner().steps)
+    };
+    let steps = call(s.client(Some(&gift)).await.expect("connect"), t.clone())
+        .await
+        .expect("accepted");
+    assert_eq!(steps[0], "Directions for gift-deliveries");
+    let status = call(s.client(Some(&other)).await.expect("connect"), t)
+        .await
+        .expect_err("refused");
+    assert_bound_refusal(&status);
 }
