@@ -24,11 +24,19 @@
 //! `http://127.0.0.1:$PORT`); a call's proof names `POST` and
 //! `{PUBLIC_URL}/world_mappers.v1.WorldMappers/<Method>`.
 //!
+//! Mutual TLS (RFC 8705, certificate-bound tokens), as in the HTTP example: `TLS_CERT` and
+//! `TLS_KEY` (PEM files) serve gRPC over TLS (tonic's own TLS); `TLS_CLIENT_CA` (PEM) also
+//! asks for client certificates, verifies them against that CA, and binds tokens to them: a
+//! token with `cnf.x5t#S256` is accepted only with that certificate (the layer reads it from
+//! tonic's TLS, feature `tonic-tls`). Without these variables nothing changes.
+//!
 //! Client mode (`--client`): `ISSUER_BASE_URL` and `CLIENT_SECRET` (required), `CLIENT_ID`
 //! (default `gift-deliveries`), `AUDIENCE`, `TOKEN_URL` (default: from the issuer's discovery
 //! document), `SERVER_URL` (default `http://127.0.0.1:$PORT`). It gets a token with the
 //! client-credentials grant, calls each method, then shows the answers to a call without a
-//! token and to a token lacking a scope.
+//! token and to a token lacking a scope. With an `https://` `SERVER_URL`, `CA_CERT` (PEM)
+//! trusts a private server CA and `CLIENT_CERT` + `CLIENT_KEY` (PEM) present a client
+//! certificate.
 //!
 //! `--demo` starts the development issuer and the server on a free port, runs the client
 //! against them, and exits.
@@ -45,9 +53,10 @@ use std::process::ExitCode;
 use bearer_guard::Verifier;
 use bearer_guard::dev_issuer::DevIssuer;
 use bearer_guard::dpop::{Dpop, DpopMode, Nonces};
+use bearer_guard::mtls::Mtls;
 use serde_json::Value;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 
 use world_mappers::world_mappers_client::WorldMappersClient;
 use world_mappers::{DirectionsRequest, GeocodeRequest, ReverseGeocodeRequest};
@@ -99,17 +108,20 @@ async fn server() -> Result<(), String> {
         }
     };
     let verifier = verifier(&issuer, &audience, env("JWKS_URI")).await?;
-    let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+    let tls = tls_settings()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("{scheme}://{addr}"));
     let dpop = dpop_settings(&public_url)?;
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!("World Mappers gRPC API on http://{addr} (issuer {issuer}, audience {audience})");
+    println!("World Mappers gRPC API on {scheme}://{addr} (issuer {issuer}, audience {audience})");
+    let client_certs = tls.as_ref().map(|t| t.client_certs);
     if let Some((dev, secret)) = &dev {
-        print_walkthrough(dev, secret, &audience, addr);
+        print_walkthrough(dev, secret, &audience, addr, client_certs);
     }
-    serve(listener, verifier, dpop, async {
+    serve(listener, verifier, dpop, tls, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
@@ -120,19 +132,79 @@ async fn server() -> Result<(), String> {
     Ok(())
 }
 
-/// Serves the World Mappers service behind the token check and the per-method scopes.
+/// Serves the World Mappers service behind the token check and the per-method scopes, over
+/// TLS with `tls`.
 async fn serve(
     listener: tokio::net::TcpListener,
     verifier: Verifier,
     dpop: Option<Dpop>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    Server::builder()
-        .layer(app::auth_with_dpop(verifier, dpop))
+    let mut builder = Server::builder();
+    let mut mtls = None;
+    if let Some(tls) = tls {
+        // Client certificates verified by tonic's TLS: the layer binds tokens to them, reading
+        // each call's certificate from tonic's TLS (feature `tonic-tls`); nothing else to add.
+        if tls.client_certs {
+            mtls = Some(Mtls::peer_certificate());
+        }
+        builder = builder
+            .tls_config(tls.config)
+            .map_err(|e| format!("TLS_CERT, TLS_KEY or TLS_CLIENT_CA: {}", causes(&e)))?;
+    }
+    builder
+        .layer(app::auth_with(verifier, dpop, mtls))
         .add_service(app::service())
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// tonic's TLS settings, and whether client certificates are asked for and verified.
+struct Tls {
+    config: ServerTlsConfig,
+    client_certs: bool,
+}
+
+/// `TLS_CERT` + `TLS_KEY` (TLS), `TLS_CLIENT_CA` (client certificates, verified and bound to
+/// tokens). A PEM file that cannot be used is reported when the server starts.
+fn tls_settings() -> Result<Option<Tls>, String> {
+    let client_ca = match env("TLS_CLIENT_CA") {
+        Some(path) => Some(read("TLS_CLIENT_CA", &path)?),
+        None => None,
+    };
+    let (cert, key) = match (env("TLS_CERT"), env("TLS_KEY")) {
+        (None, None) if client_ca.is_some() => {
+            return Err("TLS_CLIENT_CA needs TLS_CERT and TLS_KEY".to_owned());
+        }
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (read("TLS_CERT", &cert)?, read("TLS_KEY", &key)?),
+        _ => return Err("TLS_CERT and TLS_KEY go together".to_owned()),
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if let Some(ca) = &client_ca {
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    Ok(Some(Tls {
+        config,
+        client_certs: client_ca.is_some(),
+    }))
+}
+
+/// An error and its sources ("transport error: ..."), since tonic's says little on its own.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+fn read(name: &str, path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{name} {path:?} cannot be read: {e}"))
 }
 
 /// `DPOP` (off | allowed | required, default allowed) and `DPOP_NONCE=1`.
@@ -179,24 +251,53 @@ async fn dev_issuer(audience: &str) -> Result<(DevIssuer, String), String> {
     Ok((dev, secret))
 }
 
-fn print_walkthrough(dev: &DevIssuer, secret: &str, audience: &str, addr: SocketAddr) {
+/// `client_certs`: `None` without TLS, else whether client certificates are asked for.
+fn print_walkthrough(
+    dev: &DevIssuer,
+    secret: &str,
+    audience: &str,
+    addr: SocketAddr,
+    client_certs: Option<bool>,
+) {
+    let (grpcurl_tls, client_env) = match client_certs {
+        None => ("-plaintext", String::new()),
+        Some(false) => (
+            "-cacert server-ca.pem",
+            format!(" SERVER_URL=https://{addr} CA_CERT=server-ca.pem"),
+        ),
+        Some(true) => (
+            "-cacert server-ca.pem -cert client.pem -key client.key",
+            format!(
+                " SERVER_URL=https://{addr} CA_CERT=server-ca.pem \\\n    CLIENT_CERT=client.pem CLIENT_KEY=client.key"
+            ),
+        ),
+    };
     println!(
         r#"
 Development issuer: {issuer} (for demos and tests only)
 Client "Gift Deliveries": CLIENT_ID={CLIENT_ID} CLIENT_SECRET={secret}
 
 Run the client (client-credentials token, then each method):
-  ISSUER_BASE_URL={issuer} CLIENT_SECRET={secret} AUDIENCE={audience} PORT={port} \
+  ISSUER_BASE_URL={issuer} CLIENT_SECRET={secret} AUDIENCE={audience} PORT={port}{client_env} \
     cargo run --example grpc_world_mappers -- --client
 
 Or with grpcurl (token from {token_url}):
-  grpcurl -plaintext -proto proto/world_mappers.proto -H "authorization: Bearer $TOKEN" \
+  grpcurl {grpcurl_tls} -proto proto/world_mappers.proto -H "authorization: Bearer $TOKEN" \
     {addr} world_mappers.v1.WorldMappers/Geocode
 "#,
         issuer = dev.issuer(),
         port = addr.port(),
         token_url = dev.token_endpoint(),
     );
+    if client_certs == Some(true) {
+        println!(
+            r#"Mutual TLS: the server asks for a client certificate signed by TLS_CLIENT_CA; a token
+bound to it (cnf.x5t#S256) is accepted only with that certificate, an unbound token as
+before. Another certificate or none: UNAUTHENTICATED (16), "the token is bound to a client
+certificate".
+"#
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -211,6 +312,7 @@ async fn client_from_env() -> Result<(), String> {
         Some(url) => url,
         None => format!("http://127.0.0.1:{}", port()?),
     };
+    let tls = client_tls(&server)?;
     let http = reqwest::Client::new();
     let token_url = match env("TOKEN_URL") {
         Some(url) => url,
@@ -222,7 +324,30 @@ async fn client_from_env() -> Result<(), String> {
         secret,
         audience,
     };
-    client(&http, &credentials, &server).await
+    client(&http, &credentials, &server, tls).await
+}
+
+/// For an `https://` server: `CA_CERT` (a private server CA) and `CLIENT_CERT` + `CLIENT_KEY`
+/// (a client certificate).
+fn client_tls(server: &str) -> Result<Option<ClientTlsConfig>, String> {
+    if !server.starts_with("https://") {
+        return Ok(None);
+    }
+    let mut tls = ClientTlsConfig::new();
+    if let Some(path) = env("CA_CERT") {
+        tls = tls.ca_certificate(Certificate::from_pem(read("CA_CERT", &path)?));
+    }
+    match (env("CLIENT_CERT"), env("CLIENT_KEY")) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => {
+            tls = tls.identity(Identity::from_pem(
+                read("CLIENT_CERT", &cert)?,
+                read("CLIENT_KEY", &key)?,
+            ));
+        }
+        _ => return Err("CLIENT_CERT and CLIENT_KEY go together".to_owned()),
+    }
+    Ok(Some(tls))
 }
 
 struct Credentials {
@@ -307,11 +432,22 @@ fn describe(status: &tonic::Status) -> String {
     )
 }
 
-async fn client(http: &reqwest::Client, c: &Credentials, server: &str) -> Result<(), String> {
+async fn client(
+    http: &reqwest::Client,
+    c: &Credentials,
+    server: &str,
+    tls: Option<ClientTlsConfig>,
+) -> Result<(), String> {
     let token = token(http, c, None).await?;
     println!("Got a token for {} from {}", c.client_id, c.token_url);
-    let channel = Channel::from_shared(server.to_owned())
-        .map_err(|e| format!("SERVER_URL {server:?}: {e}"))?
+    let mut endpoint = Channel::from_shared(server.to_owned())
+        .map_err(|e| format!("SERVER_URL {server:?}: {e}"))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("TLS for {server}: {}", causes(&e)))?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {server}: {e}"))?;
@@ -391,7 +527,7 @@ async fn demo() -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot listen: {e}"))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, verifier, None, async {
+    let server = tokio::spawn(serve(listener, verifier, None, None, async {
         let _ = stopped.await;
     }));
     println!(
@@ -409,6 +545,7 @@ async fn demo() -> Result<(), String> {
         &reqwest::Client::new(),
         &credentials,
         &format!("http://{addr}"),
+        None,
     )
     .await;
 

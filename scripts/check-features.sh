@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sets=(none default aws-lc-rs rust-crypto tls axum dev-issuer tonic client introspection metrics redis)
+sets=(none default aws-lc-rs rust-crypto tls axum dev-issuer tonic tonic-tls client introspection metrics redis)
 failed=0
 for set in "${sets[@]}"; do
   case $set in

@@ -23,6 +23,7 @@
 //! | `mtls` | no | [`mtls::serve`][mtls-serve-docs]: a tower service over rustls with each request carrying the client's certificate, and PEM configuration (the certificate-binding check of [`mtls`] needs no feature) |
 //! | `redis` | no | [`store::redis`][redis-docs]: one Redis (or Valkey, standalone or Cluster) store shared by a fleet of replicas: DPoP replay, introspection cache, authenticated key-set snapshots (see "Running a fleet") |
 //! | `tonic` | no | gRPC servers (tonic 0.14, [module docs][tonic-docs]): gRPC-native rejections, claims in handlers, per-method scopes |
+//! | `tonic-tls` | no | certificate-bound tokens on tonic's own TLS ([how][tonic-tls-docs]): the layer reads the client certificate tonic's `ServerTlsConfig` put on the request (enables `tonic`, and tonic's `server` and `tls-connect-info`; a separate feature because it pulls tonic's server, which `tonic` alone does not need, and no crypto provider: the application's `tls-aws-lc` or `tls-ring` stays its choice) |
 //!
 //! With no crypto backend, [`VerifierBuilder::build`] fails with
 //! [`ConfigError::NoCryptoBackend`].
@@ -158,6 +159,7 @@
 //! [mtls-serve-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html
 //! [introspection-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/introspection/
 //! [tonic-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/tonic/
+//! [tonic-tls-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/tonic/#certificate-bound-tokens-on-tonics-tls
 //! [redis-docs]: https://docs.rs/bearer-guard/latest/bearer_guard/store/redis/
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -127,6 +127,60 @@
 //! # }
 //! ```
 //!
+//! # Certificate-bound tokens on tonic's TLS
+//!
+//! With the `tonic-tls` feature, a tonic server that ends TLS itself
+//! (`Server::builder().tls_config(..)` with a client CA) needs nothing more for
+//! certificate-bound tokens (RFC 8705, see the [`mtls`](crate::mtls) module): a layer with
+//! [`Mtls::peer_certificate`](crate::mtls::Mtls::peer_certificate) takes the client's leaf
+//! certificate from the connection record tonic's TLS puts on each request
+//! (`TlsConnectInfo`, what `tonic::Request::peer_certs` reads), its thumbprint computed once
+//! per connection, and checks the token's binding to it on every call. A bound token without
+//! its certificate, or with another one, gets 16 `UNAUTHENTICATED`; handlers read the
+//! binding with [`ClaimsExt::mtls`].
+//!
+//! ```no_run
+//! # async fn f<S>(verifier: bearer_guard::Verifier, svc: S) -> Result<(), Box<dyn std::error::Error>>
+//! # where
+//! #     S: tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
+//! #         + tonic::server::NamedService + Clone + Send + Sync + 'static,
+//! #     S::Future: Send + 'static,
+//! # {
+//! use bearer_guard::mtls::{Mtls, MtlsMode};
+//! use bearer_guard::{GrpcRejection, JwtAuthLayer};
+//! use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+//!
+//! let tls = ServerTlsConfig::new()
+//!     .identity(Identity::from_pem(std::fs::read("server.pem")?, std::fs::read("server.key")?))
+//!     // Client certificates required, and verified against this CA.
+//!     .client_ca_root(Certificate::from_pem(std::fs::read("client-ca.pem")?));
+//! let auth = JwtAuthLayer::new(verifier)
+//!     .mtls(Mtls::peer_certificate().mode(MtlsMode::BoundWhenClaimed))
+//!     .rejection(GrpcRejection::new());
+//! Server::builder()
+//!     .tls_config(tls)?
+//!     .layer(auth)
+//!     .add_service(svc)
+//!     .serve("127.0.0.1:50051".parse()?)
+//!     .await?;
+//! // In a handler, `request.mtls()?` gives the certificate's thumbprint for a bound token.
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - Which certificates are accepted at all is tonic's TLS server's job (the client CA). With
+//!   `client_auth_optional(true)`, a client without a certificate connects and can use
+//!   unbound tokens (mode [`BoundWhenClaimed`](crate::mtls::MtlsMode::BoundWhenClaimed)),
+//!   never bound ones.
+//! - tonic's record is read for TCP connections (`serve`, `serve_with_incoming` of TCP
+//!   streams). With another transport (a Unix socket) or TLS ended by your own acceptor, put
+//!   a [`PeerCertificate`](crate::mtls::PeerCertificate) in the request's extensions
+//!   yourself; one already there is used rather than tonic's record.
+//! - tonic's `ServerTlsConfig` takes rustls' process-wide crypto provider. The `tonic-tls`
+//!   feature adds none; bearer-guard's `tls` and `mtls` features compile in aws-lc-rs, so with
+//!   tonic's `tls-aws-lc` there is one provider, while with `tls-ring` there are two and
+//!   rustls asks for `CryptoProvider::install_default` before the server is configured.
+//!
 //! # Deployment caveats
 //!
 //! - `Server::builder().layer(..)` guards every service of the server, the gRPC health and

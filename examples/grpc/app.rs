@@ -37,22 +37,28 @@ pub(crate) fn scopes() -> GrpcScopesLayer {
 
 /// The token check (gRPC-native answers) around the per-method scope check, for
 /// `Server::builder().layer(..)` or for one service (tests/grpc.rs uses it; the example
-/// uses [`auth_with_dpop`]).
+/// uses [`auth_with`]).
 #[allow(dead_code)]
 pub(crate) fn auth(verifier: Verifier) -> Stack<GrpcScopesLayer, JwtAuthLayer<GrpcRejection>> {
-    auth_with_dpop(verifier, None)
+    auth_with(verifier, None, None)
 }
 
-/// [`auth`], accepting DPoP-bound tokens (RFC 9449) as `dpop` says: a call's proof names
-/// `POST` and the method's URL (`{public URL}/world_mappers.v1.WorldMappers/Geocode`).
-pub(crate) fn auth_with_dpop(
+/// [`auth`], accepting DPoP-bound tokens (RFC 9449) as `dpop` says (a call's proof names
+/// `POST` and the method's URL, `{public URL}/world_mappers.v1.WorldMappers/Geocode`) and
+/// certificate-bound tokens (RFC 8705) as `mtls` says (with tonic's own TLS and the feature
+/// `tonic-tls`, `Mtls::peer_certificate()` is all it takes).
+pub(crate) fn auth_with(
     verifier: Verifier,
     dpop: Option<bearer_guard::Dpop>,
+    mtls: Option<bearer_guard::mtls::Mtls>,
 ) -> Stack<GrpcScopesLayer, JwtAuthLayer<GrpcRejection>> {
-    let layer = match dpop {
-        Some(dpop) => JwtAuthLayer::new(verifier).dpop(dpop),
-        None => JwtAuthLayer::new(verifier),
-    };
+    let mut layer = JwtAuthLayer::new(verifier);
+    if let Some(dpop) = dpop {
+        layer = layer.dpop(dpop);
+    }
+    if let Some(mtls) = mtls {
+        layer = layer.mtls(mtls);
+    }
     Stack::new(scopes(), layer.rejection(GrpcRejection::new()))
 }
 

@@ -51,6 +51,8 @@ impl JwtAuthLayer {
                 dpop: None,
                 introspection: Introspection::default(),
                 mtls: None,
+                #[cfg(feature = "tonic-tls")]
+                tonic_peers: Default::default(),
             }),
         }
     }
@@ -85,6 +87,8 @@ impl<R> JwtAuthLayer<R> {
                 dpop: s.dpop,
                 introspection: s.introspection,
                 mtls: s.mtls,
+                #[cfg(feature = "tonic-tls")]
+                tonic_peers: s.tonic_peers,
             }),
         }
     }

@@ -63,6 +63,8 @@ mod layer;
 mod mtls;
 mod resolve;
 mod service;
+#[cfg(feature = "tonic-tls")]
+mod tonic_tls;
 
 pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;

@@ -27,6 +27,9 @@ pub(crate) struct Shared<R> {
     pub(crate) introspection: Introspection,
     /// Certificate-binding settings (RFC 8705), when a certificate source is configured.
     pub(crate) mtls: Option<Mtls>,
+    /// The certificates of tonic's TLS connections (feature `tonic-tls`).
+    #[cfg(feature = "tonic-tls")]
+    pub(crate) tonic_peers: super::tonic_tls::TonicPeers,
 }
 
 impl<R: Clone> Clone for Shared<R> {
@@ -40,6 +43,8 @@ impl<R: Clone> Clone for Shared<R> {
             dpop: self.dpop.clone(),
             introspection: self.introspection.clone(),
             mtls: self.mtls.clone(),
+            #[cfg(feature = "tonic-tls")]
+            tonic_peers: self.tonic_peers.clone(),
         }
     }
 }
@@ -114,6 +119,9 @@ where
                 log(&e);
                 return ResponseFuture::rejected(shared.rejection.reject_request(e, &head));
             }
+            // tonic's own TLS: the connection's certificate from tonic's record.
+            #[cfg(feature = "tonic-tls")]
+            shared.tonic_peers.gather(mtls, &mut head.extensions);
             req = Request::from_parts(head, body);
         }
         // DPoP (RFC 9449): a `DPoP` request takes its own path; with DPoP required, nothing

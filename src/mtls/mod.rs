@@ -15,6 +15,9 @@
 //!   [`PeerCertificate`] in each request's extensions, its thumbprint computed once per
 //!   connection. [`serve`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html) (feature `mtls`) does so for axum and hyper
 //!   services on rustls; [`WithPeerCertificate`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/struct.WithPeerCertificate.html) does it in your own accept loop.
+//!   With tonic's own TLS (`Server::builder().tls_config(..)`, feature `tonic-tls`) there is
+//!   nothing to add: the layer reads the certificate from the record tonic puts on each
+//!   request (see [certificate-bound tokens on tonic's TLS](https://docs.rs/bearer-guard/latest/bearer_guard/tonic/#certificate-bound-tokens-on-tonics-tls)).
 //! - **TLS ends at a proxy** ([`CertificateSource::TrustedHeader`]): the proxy forwards the
 //!   client certificate in the RFC 9440 `Client-Cert` header (a structured-field byte
 //!   sequence, `:base64(DER):`). The header is read **only** when you opt in to trusting it,
@@ -183,7 +186,8 @@ pub enum MtlsMode {
 #[non_exhaustive]
 pub enum CertificateSource {
     /// A [`PeerCertificate`] in the request's extensions, put there by the TLS server
-    /// ([`serve`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html), [`WithPeerCertificate`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/struct.WithPeerCertificate.html), or your own code).
+    /// ([`serve`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/fn.serve.html), [`WithPeerCertificate`](https://docs.rs/bearer-guard/latest/bearer_guard/mtls/struct.WithPeerCertificate.html), or your own code), or, with the
+    /// `tonic-tls` feature, the leaf of tonic's TLS record (`TlsConnectInfo::peer_certs`).
     PeerCertificate,
     /// An RFC 9440 header set by a TLS-terminating proxy (usually [`CLIENT_CERT`]). Trusted
     /// as is: the proxy must strip this header from clients' requests.
