@@ -1579,7 +1579,7 @@ mod mtls {
     }
 
     /// bearer-guard's client for `client_id`, authenticating with `leaf` (`method`) at the
-    /// token endpoint found in the issuer's metadata.
+    /// token endpoint found in the issuer's metadata, trusting the server CA.
     fn our_client(
         idp: &Idp,
         pki: &Pki,
@@ -1591,7 +1591,8 @@ mod mtls {
             .issuer(&idp.issuer)
             .client_id(client_id)
             .auth_method(method)
-            .http_client(pki.https(Some(leaf)))
+            .client_certificate(leaf.identity())
+            .root_certificates(pki.server_ca.pem())
             .resource(AUD)
             .scope(SCOPES)
             .build()
