@@ -1761,6 +1761,26 @@ mod mtls {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oidc_provider_refuses_to_bind_one_token_to_both_a_certificate_and_a_dpop_key() {
+        require_idp!();
+        let pki = Pki::new();
+        let idp = mtls_idp(&pki, &[]).await;
+        let key = bearer_guard::client::DpopKey::generate(Algorithm::ES256).expect("key");
+        let creds = ClientCredentials::builder()
+            .issuer(&idp.issuer)
+            .client_id("tls-client")
+            .client_certificate(pki.client.identity())
+            .root_certificates(pki.server_ca.pem())
+            .resource(AUD)
+            .dpop(key)
+            .build()
+            .expect("client");
+        let e = creds.token().await.expect_err("two bindings");
+        assert_eq!(e.oauth_error(), Some("invalid_request"), "{e}");
+        assert!(e.to_string().contains("proof-of-possession"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn our_client_sends_its_certificate_to_oidc_providers_mtls_endpoint_alias() {
         require_idp!();
         let pki = Pki::new();
