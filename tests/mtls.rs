@@ -766,6 +766,38 @@ mod client_side {
         task.abort();
     }
 
+    #[tokio::test]
+    async fn client_certificate_with_root_certificates_reaches_a_private_ca_issuer_and_api() {
+        let client_ca = ca("client CA");
+        let (base, server_ca, task) = issuer_and_api(&client_ca).await;
+        let (cert, key) = leaf(&client_ca, "gift-deliveries", false);
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        let builder = || {
+            ClientCredentials::builder()
+                .issuer(&base)
+                .client_id("gift-deliveries")
+                .client_certificate(pem.clone())
+        };
+        // The platform's roots alone do not know the private CA.
+        let alone = builder().build().expect("client credentials");
+        assert!(alone.token().await.is_err(), "an unknown CA was trusted");
+        let creds = builder()
+            .root_certificates(server_ca)
+            .build()
+            .expect("client credentials");
+        let token = creds.token().await.expect("a token");
+        // The same client (certificate and CA) reaches the API.
+        let res = creds
+            .http_client()
+            .get(format!("{base}/maps"))
+            .bearer_auth(token.secret())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::OK);
+        task.abort();
+    }
+
     #[test]
     fn a_mutual_tls_method_needs_a_certificate_and_a_certificate_needs_such_a_method() {
         let base = || {

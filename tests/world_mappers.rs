@@ -236,3 +236,56 @@ async fn readiness_follows_the_key_store() {
     // Public routes need no token even though the API does.
     assert_eq!(call(&w, "/healthz", None).await.0, 200);
 }
+
+/// The example's environment, as `main` reads it, for [`app::tls_settings`] and
+/// [`app::issuer_http_client`].
+fn env_of<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+#[test]
+fn without_tls_variables_the_example_serves_plain_http_with_no_certificate_source() {
+    let (tls, mtls) = app::tls_settings(env_of(&[])).expect("settings");
+    assert!(tls.is_none() && mtls.is_none());
+    assert!(
+        app::issuer_http_client(env_of(&[]))
+            .expect("no ISSUER_CA")
+            .is_none()
+    );
+}
+
+#[test]
+fn tls_cert_without_tls_key_is_refused() {
+    let e = app::tls_settings(env_of(&[("TLS_CERT", "cert.pem")])).expect_err("refused");
+    assert!(e.contains("TLS_CERT and TLS_KEY"), "{e}");
+}
+
+#[test]
+fn a_trusted_header_is_a_certificate_source_even_without_tls() {
+    let (tls, mtls) =
+        app::tls_settings(env_of(&[("CLIENT_CERT_HEADER", "client-cert")])).expect("settings");
+    assert!(tls.is_none());
+    assert_eq!(
+        mtls.expect("a source").source(),
+        &bearer_guard::mtls::CertificateSource::TrustedHeader(bearer_guard::mtls::CLIENT_CERT)
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn an_issuer_ca_that_cannot_be_read_or_holds_no_certificate_is_refused_by_name() {
+    let e = app::issuer_http_client(env_of(&[("ISSUER_CA", "/nonexistent/ca.pem")]))
+        .expect_err("refused");
+    assert!(e.contains("ISSUER_CA"), "{e}");
+    let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let e = app::issuer_http_client(env_of(&[("ISSUER_CA", not_pem)])).expect_err("refused");
+    assert!(
+        e.contains("ISSUER_CA") && e.contains("no certificate"),
+        "{e}"
+    );
+}

@@ -167,3 +167,101 @@ async fn directions(claims: Claims, Query(q): Query<Destination>) -> impl IntoRe
         ],
     }))
 }
+
+/// The rustls configuration [`tls_settings`] gives for HTTPS.
+#[allow(dead_code)] // the example and tests/interop.rs use it; other tests only the routes.
+pub(crate) type TlsConfig = std::sync::Arc<bearer_guard::mtls::ServerConfig>;
+
+/// `TLS_CERT` + `TLS_KEY` (HTTPS), `TLS_CLIENT_CA` (client certificates, required, verified
+/// and bound to tokens), or `CLIENT_CERT_HEADER` (a proxy's RFC 9440 header, trusted), read
+/// through `var` (the environment, in `main`): the TLS configuration and the certificate
+/// source.
+#[allow(dead_code)] // the example and tests/interop.rs use it; other tests only the routes.
+pub(crate) fn tls_settings(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<(Option<TlsConfig>, Option<Mtls>), String> {
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    let read = |name: &str, path: &str| {
+        std::fs::read(path).map_err(|e| format!("{name} {path:?} cannot be read: {e}"))
+    };
+    let header = match var("CLIENT_CERT_HEADER") {
+        Some(name) => Some(
+            http::HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("CLIENT_CERT_HEADER {name:?} is not a header name"))?,
+        ),
+        None => None,
+    };
+    let tls = match (var("TLS_CERT"), var("TLS_KEY")) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let ca = match var("TLS_CLIENT_CA") {
+                Some(path) => Some(read("TLS_CLIENT_CA", &path)?),
+                None => None,
+            };
+            if ca.is_some() && header.is_some() {
+                return Err(
+                    "TLS_CLIENT_CA and CLIENT_CERT_HEADER name two certificate sources: choose one"
+                        .to_owned(),
+                );
+            }
+            let config = bearer_guard::mtls::server_config(
+                &read("TLS_CERT", &cert)?,
+                &read("TLS_KEY", &key)?,
+                ca.as_deref(),
+            )
+            .map_err(|e| format!("TLS: {e}"))?;
+            Some((config, ca.is_some()))
+        }
+        _ => return Err("TLS_CERT and TLS_KEY go together".to_owned()),
+    };
+    if tls.is_none() && var("TLS_CLIENT_CA").is_some() {
+        return Err("TLS_CLIENT_CA needs TLS_CERT and TLS_KEY".to_owned());
+    }
+    let mtls = match (&tls, header) {
+        (_, Some(name)) => Some(Mtls::trusted_header(name)),
+        (Some((_, true)), None) => Some(Mtls::peer_certificate()),
+        _ => None,
+    };
+    Ok((tls.map(|(config, _)| config), mtls))
+}
+
+/// `ISSUER_CA` (a PEM file, one or more CA certificates), read through `var`: an HTTP client
+/// for the issuer's metadata and keys that also trusts those CAs (an issuer served with a
+/// private CA's certificate), following no redirects. `None` without it: the verifier's own
+/// client.
+#[allow(dead_code)] // the example and tests/interop.rs use it; other tests only the routes.
+#[cfg(feature = "tls")]
+pub(crate) fn issuer_http_client(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<reqwest::Client>, String> {
+    let Some(path) = var("ISSUER_CA").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read(&path).map_err(|e| format!("ISSUER_CA {path:?} cannot be read: {e}"))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("ISSUER_CA {path:?}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("ISSUER_CA {path:?} holds no certificate"));
+    }
+    reqwest::Client::builder()
+        .tls_certs_merge(certs)
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map(Some)
+        .map_err(|e| format!("ISSUER_CA: the HTTP client could not be built: {e}"))
+}
+
+/// Without the `tls` feature: refuses `ISSUER_CA`.
+#[allow(dead_code)] // the example and tests/interop.rs use it; other tests only the routes.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn issuer_http_client(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<reqwest::Client>, String> {
+    match var("ISSUER_CA").filter(|v| !v.is_empty()) {
+        Some(_) => Err("ISSUER_CA needs the `tls` feature".to_owned()),
+        None => Ok(None),
+    }
+}

@@ -33,7 +33,8 @@
 //! against that CA and checks certificate-bound tokens against them. Behind a proxy that
 //! ends TLS, `CLIENT_CERT_HEADER=client-cert` trusts the proxy's RFC 9440 header instead
 //! (the proxy must strip that header from clients' requests). Without these variables
-//! nothing changes.
+//! nothing changes. `ISSUER_CA` (PEM) also trusts that CA for the issuer's HTTPS (an
+//! authorization server with a private CA's certificate).
 //!
 //! A fleet of replicas (feature `redis`, see `fleet.rs`): `REDIS_URL` shares the DPoP replay
 //! store and the introspection cache through Redis (`REDIS_TIMEOUT_MS` bounds each call,
@@ -46,9 +47,9 @@ mod fleet;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use bearer_guard::Verifier;
 use bearer_guard::dev_issuer::{DevIssuer, DevIssuerBuilder};
 use bearer_guard::dpop::{Dpop, DpopMode, Nonces};
-use bearer_guard::{Mtls, Verifier};
 
 use app::SCOPES;
 
@@ -80,7 +81,7 @@ async fn run() -> Result<(), String> {
         None => 7001,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let (tls, mtls) = tls_settings()?;
+    let (tls, mtls) = app::tls_settings(env)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("{scheme}://{addr}"));
     let fleet = fleet::from_env().await?;
@@ -112,6 +113,9 @@ async fn run() -> Result<(), String> {
     };
 
     let mut builder = Verifier::builder().issuer(&issuer).audience(&audience);
+    if let Some(http) = app::issuer_http_client(env)? {
+        builder = builder.http_client(http);
+    }
     if let Some(jwks) = env("JWKS_URI") {
         builder = builder.jwks_uri(jwks);
     }
@@ -265,55 +269,6 @@ fn introspection(
         );
     }
     Ok(None)
-}
-
-type TlsConfig = std::sync::Arc<bearer_guard::mtls::ServerConfig>;
-
-/// `TLS_CERT` + `TLS_KEY` (HTTPS), `TLS_CLIENT_CA` (client certificates, verified and bound
-/// to tokens), or `CLIENT_CERT_HEADER` (a proxy's RFC 9440 header, trusted).
-fn tls_settings() -> Result<(Option<TlsConfig>, Option<Mtls>), String> {
-    let read = |name: &str, path: &str| {
-        std::fs::read(path).map_err(|e| format!("{name} {path:?} cannot be read: {e}"))
-    };
-    let header = match env("CLIENT_CERT_HEADER") {
-        Some(name) => Some(
-            http::HeaderName::try_from(name.as_str())
-                .map_err(|_| format!("CLIENT_CERT_HEADER {name:?} is not a header name"))?,
-        ),
-        None => None,
-    };
-    let tls = match (env("TLS_CERT"), env("TLS_KEY")) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => {
-            let ca = match env("TLS_CLIENT_CA") {
-                Some(path) => Some(read("TLS_CLIENT_CA", &path)?),
-                None => None,
-            };
-            if ca.is_some() && header.is_some() {
-                return Err(
-                    "TLS_CLIENT_CA and CLIENT_CERT_HEADER name two certificate sources: choose one"
-                        .to_owned(),
-                );
-            }
-            let config = bearer_guard::mtls::server_config(
-                &read("TLS_CERT", &cert)?,
-                &read("TLS_KEY", &key)?,
-                ca.as_deref(),
-            )
-            .map_err(|e| format!("TLS: {e}"))?;
-            Some((config, ca.is_some()))
-        }
-        _ => return Err("TLS_CERT and TLS_KEY go together".to_owned()),
-    };
-    if tls.is_none() && env("TLS_CLIENT_CA").is_some() {
-        return Err("TLS_CLIENT_CA needs TLS_CERT and TLS_KEY".to_owned());
-    }
-    let mtls = match (&tls, header) {
-        (_, Some(name)) => Some(Mtls::trusted_header(name)),
-        (Some((_, true)), None) => Some(Mtls::peer_certificate()),
-        _ => None,
-    };
-    Ok((tls.map(|(config, _)| config), mtls))
 }
 
 fn print_mtls_walkthrough(addr: SocketAddr, client_certs: bool) {

@@ -134,6 +134,8 @@ pub struct ClientCredentialsBuilder {
     dpop: Option<DpopKey>,
     /// PEM: the client certificate (chain) and its private key.
     client_certificate: Option<Secret>,
+    /// PEM: CA certificates trusted beside the platform's roots.
+    root_certificates: Option<String>,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -154,6 +156,7 @@ impl fmt::Debug for ClientCredentialsBuilder {
             .field("params", &self.params)
             .field("dpop", &self.dpop)
             .field("client_certificate", &self.client_certificate.is_some())
+            .field("root_certificates", &self.root_certificates.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +189,7 @@ impl Default for ClientCredentialsBuilder {
             default_expires_in: DEFAULT_EXPIRES_IN,
             dpop: None,
             client_certificate: None,
+            root_certificates: None,
         }
     }
 }
@@ -394,12 +398,24 @@ impl ClientCredentialsBuilder {
     /// [`auth_method`](Self::auth_method) says
     /// [`SelfSignedTlsClientAuth`](ClientAuthMethod::SelfSignedTlsClientAuth). The same
     /// identity is on [`ClientCredentials::http_client`], for calls to the API, so that a
-    /// certificate-bound token travels with its certificate. Needs the `tls` feature.
+    /// certificate-bound token travels with its certificate. Needs the `tls` feature. For
+    /// servers with a private CA's certificate, add
+    /// [`root_certificates`](Self::root_certificates).
     ///
     /// With your own [`http_client`](Self::http_client), put the identity on it instead and
     /// call [`auth_method`](Self::auth_method) with a mutual-TLS method.
     pub fn client_certificate(mut self, pem: impl Into<String>) -> Self {
         self.client_certificate = Some(Secret::new(pem.into()));
+        self
+    }
+
+    /// Also trusts these CA certificates (PEM, one or more), beside the platform's roots:
+    /// for an authorization server, and through [`ClientCredentials::http_client`] an API,
+    /// served with a private CA's certificate (a service mesh's, with
+    /// [`client_certificate`](Self::client_certificate)). Needs the `tls` feature. With your
+    /// own [`http_client`](Self::http_client), put the CA on that client instead.
+    pub fn root_certificates(mut self, pem: impl Into<String>) -> Self {
+        self.root_certificates = Some(pem.into());
         self
     }
 
@@ -410,7 +426,8 @@ impl ClientCredentialsBuilder {
     /// A [`ConfigError`] naming the bad value (never the secret): no token endpoint or
     /// issuer ([`ConfigError::MissingIssuer`]), an invalid or non-https URL, an empty client
     /// id, secret or audience, an invalid scope or resource, a reserved extra parameter, an
-    /// out-of-range setting, or an HTTP client that cannot be built.
+    /// out-of-range setting, a client certificate or root certificates that are not PEM (or
+    /// given beside a custom HTTP client), or an HTTP client that cannot be built.
     pub fn build(self) -> Result<ClientCredentials, ConfigError> {
         let target = match (&self.token_endpoint, &self.issuer) {
             (Some(url), _) => Target::Endpoint(parse_url("token endpoint", url, self.allow_http)?),
@@ -448,6 +465,13 @@ impl ClientCredentialsBuilder {
                 "client_certificate",
                 "",
                 "a custom http_client was given too: put the identity on that client instead",
+            ));
+        }
+        if self.root_certificates.is_some() && self.http.is_some() {
+            return Err(invalid(
+                "root_certificates",
+                "",
+                "a custom http_client was given too: put the CA certificates on that client instead",
             ));
         }
         if mutual_tls && self.client_certificate.is_none() && self.http.is_none() {
@@ -550,10 +574,12 @@ impl ClientCredentialsBuilder {
             Duration::from_secs(86_400),
             "1 s to 1 day",
         )?;
-        let http = match (self.http, &self.client_certificate) {
-            (Some(c), _) => c,
-            (None, None) => default_client(self.timeout).map_err(ConfigError::HttpClient)?,
-            (None, Some(pem)) => mutual_tls_client(self.timeout, pem)?,
+        let http = match (self.http, &self.client_certificate, &self.root_certificates) {
+            (Some(c), _, _) => c,
+            (None, None, None) => default_client(self.timeout).map_err(ConfigError::HttpClient)?,
+            (None, identity, roots) => {
+                tls_client(self.timeout, identity.as_ref(), roots.as_deref())?
+            }
         };
 
         let mut form = Vec::new();
@@ -632,30 +658,53 @@ fn default_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-/// [`default_client`] with a client certificate (`tls` feature: reqwest with rustls).
+/// [`default_client`] with a client certificate and more trusted CAs (`tls` feature:
+/// reqwest with rustls).
 #[cfg(feature = "tls")]
-fn mutual_tls_client(timeout: Duration, pem: &Secret) -> Result<reqwest::Client, ConfigError> {
-    let identity = reqwest::Identity::from_pem(pem.expose().as_bytes()).map_err(|_| {
-        invalid(
-            "client_certificate",
-            "",
-            "not a PEM certificate and private key",
-        )
-    })?;
-    reqwest::Client::builder()
+fn tls_client(
+    timeout: Duration,
+    identity: Option<&Secret>,
+    roots: Option<&str>,
+) -> Result<reqwest::Client, ConfigError> {
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("bearer-guard/", env!("CARGO_PKG_VERSION")))
-        .identity(identity)
+        .user_agent(concat!("bearer-guard/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = roots {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| invalid("root_certificates", "", "not PEM CA certificates"))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let Some(pem) = identity {
+        let identity = reqwest::Identity::from_pem(pem.expose().as_bytes()).map_err(|_| {
+            invalid(
+                "client_certificate",
+                "",
+                "not a PEM certificate and private key",
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder
         .build()
         .map_err(|e| ConfigError::HttpClient(e.to_string()))
 }
 
 #[cfg(not(feature = "tls"))]
-fn mutual_tls_client(_: Duration, _: &Secret) -> Result<reqwest::Client, ConfigError> {
+fn tls_client(
+    _: Duration,
+    identity: Option<&Secret>,
+    _: Option<&str>,
+) -> Result<reqwest::Client, ConfigError> {
     Err(invalid(
-        "client_certificate",
+        if identity.is_some() {
+            "client_certificate"
+        } else {
+            "root_certificates"
+        },
         "",
         "needs the `tls` feature (reqwest with rustls)",
     ))
@@ -675,6 +724,26 @@ mod tests {
     #[test]
     fn a_minimal_configuration_builds() {
         assert!(base().build().is_ok());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn root_certificates_that_are_not_pem_are_refused_by_name() {
+        let e = base()
+            .root_certificates("not a certificate")
+            .build()
+            .expect_err("refused");
+        assert!(e.to_string().contains("root_certificates"), "{e}");
+    }
+
+    #[test]
+    fn root_certificates_beside_a_custom_http_client_are_refused() {
+        let e = base()
+            .http_client(reqwest::Client::new())
+            .root_certificates("-----BEGIN CERTIFICATE-----")
+            .build()
+            .expect_err("refused");
+        assert!(e.to_string().contains("root_certificates"), "{e}");
     }
 
     #[test]
