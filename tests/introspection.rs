@@ -528,7 +528,9 @@ async fn an_active_answer_is_cached_until_the_cache_time_then_revocation_is_seen
 
 #[tokio::test]
 async fn an_active_answer_is_cached_no_longer_than_the_token_exp() {
-    let ep = Endpoint::start(active(json!({"exp": now() + 1}))).await;
+    // Two seconds: `now()` is whole seconds, so `exp` is 1 to 2 s away (with one second
+    // it could pass before the first call on a loaded machine).
+    let ep = Endpoint::start(active(json!({"exp": now() + 2}))).await;
     let i = ep
         .builder()
         .leeway(Duration::ZERO)

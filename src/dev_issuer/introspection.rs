@@ -121,3 +121,34 @@ fn wants_jwt(headers: &HeaderMap) -> bool {
             essence.eq_ignore_ascii_case(JWT_MEDIA_TYPE) && !refused
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(ACCEPT, HeaderValue::from_str(v).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn a_jwt_response_is_given_only_when_accept_names_its_media_type() {
+        assert!(wants_jwt(&accept(&["application/token-introspection+jwt"])));
+        assert!(wants_jwt(&accept(&[
+            "application/json;q=0.5, Application/Token-Introspection+JWT"
+        ])));
+        assert!(wants_jwt(&accept(&[
+            "application/json",
+            "application/token-introspection+jwt"
+        ])));
+        assert!(!wants_jwt(&accept(&[])));
+        assert!(!wants_jwt(&accept(&["application/json"])));
+        assert!(!wants_jwt(&accept(&["*/*"])));
+        assert!(!wants_jwt(&accept(&[
+            "application/token-introspection+jwt;q=0"
+        ])));
+    }
+}

@@ -96,10 +96,11 @@ impl JwtResponses {
         if !is_jwt_media_type(content_type) {
             return Err(refused(format!(
                 "a signed response (Content-Type {MEDIA_TYPE}, RFC 9701) was asked for, but the \
-                 endpoint answered Content-Type {:?}: unsigned answers are refused",
-                content_type.map_or(String::new(), |c| fetch::truncate(c, 100)
-                    .escape_debug()
-                    .to_string())
+                 endpoint answered Content-Type {}: unsigned answers are refused",
+                content_type.map_or_else(
+                    || "(none)".to_owned(),
+                    |c| format!("{:?}", fetch::truncate(c, 100))
+                )
             )));
         }
         let text = std::str::from_utf8(body)
@@ -181,13 +182,11 @@ impl JwtResponses {
     }
 }
 
-/// A claim's value for the log: truncated, escaped.
+/// A claim's value for the log: as JSON (so escaped), truncated.
 fn shown(v: Option<&Value>) -> String {
     match v {
         None => "missing".to_owned(),
-        Some(v) => fetch::truncate(&v.to_string(), 200)
-            .escape_debug()
-            .to_string(),
+        Some(v) => fetch::truncate(&v.to_string(), 200).to_owned(),
     }
 }
 
