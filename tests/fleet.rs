@@ -270,6 +270,7 @@ impl Replica {
             www_authenticate,
             retry_after,
             elapsed: started.elapsed(),
+            done: Instant::now(),
         }
     }
 
@@ -321,7 +322,10 @@ struct Answer {
     status: u16,
     www_authenticate: String,
     retry_after: bool,
+    /// From sending the request to the end of the answer.
     elapsed: Duration,
+    /// When the answer was complete.
+    done: Instant,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,24 +791,22 @@ async fn redis_lost_under_load(outage: Outage) {
         assert!(s.answer.retry_after, "{s:?}");
     }
     // Before, every request was served.
-    let early: Vec<&Sent> = sent
-        .iter()
-        .filter(|s| s.at + s.answer.elapsed < stop_at)
-        .collect();
+    let early: Vec<&Sent> = sent.iter().filter(|s| s.answer.done < stop_at).collect();
     assert!(early.iter().any(|s| s.kind == Kind::Dpop));
     for s in early {
         assert_eq!(s.answer.status, 200, "before Redis went away: {s:?}");
     }
 
     // The outage is logged in a few lines (rate-limited, with the count of lines left
-    // out), not in one or more lines per request.
-    assert!(after > 100, "{after} requests during the outage");
+    // out), not in one or more lines per request (two thirds of the requests need Redis;
+    // each of those logged one to three WARN lines before).
+    assert!(after >= 30, "{after} requests during the outage");
     let mut warned = Vec::new();
     for replica in &replicas {
         let log = replica.log();
         let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
         assert!(
-            warnings.len() <= 20,
+            warnings.len() <= 12,
             "replica {}: {} WARN lines for {after} requests, such as:\n{}",
             replica.name,
             warnings.len(),
