@@ -270,6 +270,7 @@ impl Replica {
             www_authenticate,
             retry_after,
             elapsed: started.elapsed(),
+            done: Instant::now(),
         }
     }
 
@@ -321,7 +322,10 @@ struct Answer {
     status: u16,
     www_authenticate: String,
     retry_after: bool,
+    /// From sending the request to the end of the answer.
     elapsed: Duration,
+    /// When the answer was complete.
+    done: Instant,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -787,24 +791,22 @@ async fn redis_lost_under_load(outage: Outage) {
         assert!(s.answer.retry_after, "{s:?}");
     }
     // Before, every request was served.
-    let early: Vec<&Sent> = sent
-        .iter()
-        .filter(|s| s.at + s.answer.elapsed < stop_at)
-        .collect();
+    let early: Vec<&Sent> = sent.iter().filter(|s| s.answer.done < stop_at).collect();
     assert!(early.iter().any(|s| s.kind == Kind::Dpop));
     for s in early {
         assert_eq!(s.answer.status, 200, "before Redis went away: {s:?}");
     }
 
     // The outage is logged in a few lines (rate-limited, with the count of lines left
-    // out), not in one or more lines per request.
-    assert!(after > 100, "{after} requests during the outage");
+    // out), not in one or more lines per request (two thirds of the requests need Redis;
+    // each of those logged one to three WARN lines before).
+    assert!(after >= 30, "{after} requests during the outage");
     let mut warned = Vec::new();
     for replica in &replicas {
         let log = replica.log();
         let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
         assert!(
-            warnings.len() <= 20,
+            warnings.len() <= 12,
             "replica {}: {} WARN lines for {after} requests, such as:\n{}",
             replica.name,
             warnings.len(),
@@ -934,4 +936,82 @@ async fn replicas_started_before_redis_refuse_dpop_then_share_it_once_redis_is_u
         again.status == 401 && again.www_authenticate.contains("already used"),
         "{again:?}"
     );
+}
+
+/// World Mappers run with `vars` until it exits (it must, within 60 s): its exit status
+/// and output.
+fn world_mappers_exit(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut cmd = Command::new(world_mappers_binary());
+    for v in WORLD_MAPPERS_VARIABLES {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd
+        .env("PORT", free_port(false).to_string())
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("world_mappers started");
+    let log = Arc::new(Mutex::new(String::new()));
+    keep_output(child.stdout.take().expect("stdout"), log.clone());
+    keep_output(child.stderr.take().expect("stderr"), log.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            // The reading threads end with the pipes.
+            std::thread::sleep(Duration::from_millis(100));
+            return (status, log.lock().map(|l| l.clone()).unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("world_mappers did not exit: {}", log.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_fleet_settings_stop_world_mappers_with_a_message_naming_them() {
+    let url = format!("redis://127.0.0.1:{}/", free_port(false));
+    let url = url.as_str();
+    for (vars, expected) in [
+        (
+            vec![("REDIS_URL", url), ("REDIS_TIMEOUT_MS", "soon")],
+            r#"REDIS_TIMEOUT_MS "soon" is not a number of milliseconds"#,
+        ),
+        (
+            vec![("REDIS_URL", url), ("REDIS_TIMEOUT_MS", "0")],
+            "redis timeout",
+        ),
+        (
+            vec![
+                ("REDIS_URL", url),
+                ("KEYSET_SNAPSHOT_SECRET", "tiny-secret"),
+            ],
+            "snapshot_secret length",
+        ),
+        (
+            vec![("REDIS_URL", "memcached://127.0.0.1:1/")],
+            "not a redis://",
+        ),
+        (
+            vec![("REDIS_TIMEOUT_MS", "100")],
+            "REDIS_TIMEOUT_MS needs REDIS_URL",
+        ),
+        (
+            vec![("KEYSET_SNAPSHOT_SECRET", SECRET)],
+            "KEYSET_SNAPSHOT_SECRET needs REDIS_URL",
+        ),
+    ] {
+        let (status, log) = world_mappers_exit(&vars);
+        assert!(!status.success(), "{vars:?}: {log}");
+        assert!(log.contains(expected), "{vars:?}: {log}");
+        assert!(!log.contains("panicked"), "{vars:?}: {log}");
+        assert!(
+            !log.contains("tiny-secret"),
+            "the secret is not echoed: {log}"
+        );
+    }
 }
