@@ -502,7 +502,11 @@ impl Dpop {
             }
             Ok(Err(e)) => {
                 if let Some(suppressed) = REPLAY_STORE_LOG.allow_now() {
-                    tracing::warn!(error = %e, suppressed, "bearer-guard: the DPoP replay check failed");
+                    tracing::warn!(
+                        error = %e,
+                        suppressed,
+                        "bearer-guard: the DPoP replay check failed"
+                    );
                 }
                 return Err(AuthError::replay_store_unavailable(None));
             }
