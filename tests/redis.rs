@@ -356,6 +356,59 @@ async fn a_replica_started_while_the_issuer_is_down_serves_tokens_from_the_snaps
     assert_eq!(claims.issuer(), common::ISSUER);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_call_waits_longer_than_a_call_on_the_request_path() {
+    require_redis!();
+    use bearer_guard::store::{KeySetSnapshot, KeySetSnapshots};
+    let server = RedisServer::start();
+    // The request path's bound is 30 ms; snapshots keep their default (500 ms).
+    let s = RedisStore::builder(server.url())
+        .timeout(Duration::from_millis(30))
+        .snapshot_secret(SECRET.to_vec())
+        .build()
+        .expect("store");
+    s.connect().await.expect("connected");
+    let snapshot = KeySetSnapshot {
+        document: br#"{"keys":[]}"#.to_vec(),
+        fetched_at: SystemTime::now(),
+    };
+    // Redis stalls for 150 ms (frozen, then thawed): longer than a replay check may wait,
+    // shorter than a snapshot call may.
+    server.pause();
+    let thaw = std::thread::spawn({
+        let pid = server.pid();
+        move || {
+            std::thread::sleep(Duration::from_millis(150));
+            let _ = Command::new("kill").args(["-CONT", &pid]).status();
+        }
+    });
+    let (replay, saved) = tokio::join!(
+        s.check_and_insert(ReplayKey::new("t", "stalled"), Duration::from_secs(90)),
+        s.save("https://issuer.test/", &snapshot),
+    );
+    thaw.join().unwrap();
+    assert!(
+        replay.is_err(),
+        "the replay check gave up at 30 ms: {replay:?}"
+    );
+    saved.expect("the snapshot call waited for the stalled Redis");
+    let loaded = s
+        .load("https://issuer.test/")
+        .await
+        .expect("load")
+        .expect("the snapshot is there");
+    assert_eq!(loaded.document, snapshot.document);
+}
+
+#[test]
+fn a_snapshot_timeout_out_of_range_is_refused_by_build() {
+    let err = RedisStore::builder("redis://127.0.0.1:6379/")
+        .snapshot_timeout(Duration::from_secs(11))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("snapshot_timeout"), "{err}");
+}
+
 #[tokio::test]
 async fn a_snapshot_written_with_another_secret_is_ignored() {
     require_redis!();

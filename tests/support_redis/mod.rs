@@ -117,8 +117,13 @@ impl RedisServer {
         self.signal("-CONT");
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> String {
+        self.child.as_ref().expect("running").id().to_string()
+    }
+
     fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
+        let pid = self.pid();
         let status = Command::new("kill")
             .args([signal, &pid])
             .status()

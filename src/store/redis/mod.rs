@@ -45,12 +45,15 @@
 //!
 //! # Time bounds and the circuit
 //!
-//! Each call is bounded by [`timeout`](RedisStoreBuilder::timeout) (default
-//! [`DEFAULT_TIMEOUT`], 10 ms: a Redis next to the API answers in well under a
-//! millisecond; raise it where Redis is farther away or the host's CPUs are contended: on a
-//! shared two-core machine with builds running, `redis-server` was seen answering after more
-//! than 10 ms, see BENCHMARKS.md). After two failures in a row the store stops calling Redis for 100 ms
-//! (doubling to 2 s while it stays down) and answers at once as unavailable; then one call
+//! Each call on a request's path (replay check, introspection cache) is bounded by
+//! [`timeout`](RedisStoreBuilder::timeout) (default [`DEFAULT_TIMEOUT`], 10 ms: a Redis next
+//! to the API answers in well under a millisecond; raise it where Redis is farther away or
+//! the host's CPUs are contended: on a shared two-core machine with builds running,
+//! `redis-server` was seen answering after more than 10 ms, see BENCHMARKS.md). Key-set
+//! snapshot calls, made after a fetch or when the issuer cannot be reached, are bounded by
+//! [`snapshot_timeout`](RedisStoreBuilder::snapshot_timeout) (default
+//! [`DEFAULT_SNAPSHOT_TIMEOUT`], 500 ms). After two failures in a row the store stops calling
+//! Redis for 100 ms (doubling to 2 s while it stays down) and answers at once as unavailable; then one call
 //! probes, and a success closes the circuit: recovery is automatic, within 2 s of Redis'
 //! return. What an unavailable store means is each caller's policy:
 //!
@@ -90,8 +93,13 @@ use crate::dpop::InMemoryReplayStore;
 use crate::error::ConfigError;
 use conn::{CallError, Connection, Target};
 
-/// The default bound on one Redis call.
+/// The default bound on one Redis call on a request's path (replay check, introspection
+/// cache).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10);
+/// The default bound on one key-set snapshot call (a document of up to
+/// [`MAX_SNAPSHOT_BYTES`]; made when keys are fetched, or when the issuer cannot be reached,
+/// not on every request).
+pub const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The default bound on making the connection (in its own task; calls meanwhile wait at
 /// most their timeout).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -115,8 +123,16 @@ struct Inner {
     conn: Arc<Connection>,
     prefix: String,
     timeout: Duration,
+    snapshot_timeout: Duration,
     snapshot_secret: Option<Vec<u8>>,
     replay_fallback: Option<InMemoryReplayStore>,
+}
+
+impl Inner {
+    /// The longest of the calls' bounds: the connection's own response bound.
+    fn longest(&self) -> Duration {
+        self.timeout.max(self.snapshot_timeout)
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -125,6 +141,7 @@ impl fmt::Debug for RedisStore {
             .field("connection", &self.inner.conn)
             .field("prefix", &self.inner.prefix)
             .field("timeout", &self.inner.timeout)
+            .field("snapshot_timeout", &self.inner.snapshot_timeout)
             .field("snapshots", &self.inner.snapshot_secret.is_some())
             .field("replay_fallback", &self.inner.replay_fallback.is_some())
             .finish()
@@ -137,6 +154,7 @@ pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
+    snapshot_timeout: Duration,
     connect_timeout: Duration,
     snapshot_secret: Option<Vec<u8>>,
     replay_fallback: Option<usize>,
@@ -148,6 +166,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("url", &redact(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("snapshot_timeout", &self.snapshot_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("snapshots", &self.snapshot_secret.is_some())
             .field("replay_fallback", &self.replay_fallback)
@@ -162,6 +181,7 @@ impl RedisStore {
             url: url.into(),
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
+            snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             snapshot_secret: None,
             replay_fallback: None,
@@ -192,20 +212,32 @@ impl RedisStore {
         self.inner.conn.circuit.is_open()
     }
 
-    /// One call: circuit, timeout, metrics, logs.
+    /// One call on a request's path, bounded by `timeout`.
     async fn call<T: redis::FromRedisValue>(
         &self,
         op: &'static str,
         cmd: redis::Cmd,
     ) -> Result<T, CallError> {
+        self.call_within(op, cmd, self.inner.timeout).await
+    }
+
+    /// One call: circuit, the time bound `bound`, metrics, logs.
+    async fn call_within<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: redis::Cmd,
+        bound: Duration,
+    ) -> Result<T, CallError> {
         let inner = &self.inner;
-        if inner.conn.circuit.admit(inner.timeout).is_err() {
+        if inner.conn.circuit.admit(bound).is_err() {
             crate::metrics::store_call(op, "circuit_open", None);
             return Err(CallError::CircuitOpen);
         }
         let started = tokio::time::Instant::now();
+        // The connection's own response bound is the longest of the calls' bounds; each call
+        // is cut at its own here.
         let answer =
-            tokio::time::timeout(inner.timeout, inner.conn.query::<T>(&cmd, inner.timeout)).await;
+            tokio::time::timeout(bound, inner.conn.query::<T>(&cmd, inner.longest())).await;
         let elapsed = Some(started.elapsed());
         let result = match answer {
             Ok(Ok(v)) => Ok(v),
@@ -229,6 +261,11 @@ impl RedisStore {
             tracing::debug!(op, error = %e, "bearer-guard: Redis call failed");
         }
         result
+    }
+
+    /// The snapshot calls' bound.
+    fn snapshot_timeout(&self) -> Duration {
+        self.inner.snapshot_timeout
     }
 
     fn key(&self, kind: &str, hash: &[u8; 32]) -> String {
@@ -255,6 +292,14 @@ impl RedisStoreBuilder {
     /// Bound on one Redis call (default 10 ms; 1 ms to 10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Bound on one key-set snapshot call, load or save (default 500 ms, 1 ms to 10 s): a
+    /// snapshot is read only when the issuer cannot be reached or a `kid` is unknown, and
+    /// written after a fetch, so it may wait longer than a call on every request's path.
+    pub fn snapshot_timeout(mut self, timeout: Duration) -> Self {
+        self.snapshot_timeout = timeout;
         self
     }
 
@@ -294,6 +339,12 @@ impl RedisStoreBuilder {
             "1 ms to 10 s",
         )?;
         range(
+            "redis snapshot_timeout",
+            self.snapshot_timeout,
+            Duration::from_secs(10),
+            "1 ms to 10 s",
+        )?;
+        range(
             "redis connect_timeout",
             self.connect_timeout,
             Duration::from_secs(60),
@@ -315,12 +366,14 @@ impl RedisStoreBuilder {
                 range: "at least 1 entry",
             });
         }
-        let target = target(&self.url, self.connect_timeout, self.timeout)?;
+        let longest = self.timeout.max(self.snapshot_timeout);
+        let target = target(&self.url, self.connect_timeout, longest)?;
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 conn: Arc::new(Connection::new(target, self.connect_timeout)),
                 prefix: self.prefix,
                 timeout: self.timeout,
+                snapshot_timeout: self.snapshot_timeout,
                 snapshot_secret: self.snapshot_secret,
                 replay_fallback: self.replay_fallback.map(InMemoryReplayStore::new),
             }),

@@ -93,7 +93,7 @@ impl KeySetSnapshots for RedisStore {
             let mut cmd = redis::cmd("GET");
             cmd.arg(self.snapshot_key(issuer));
             let Some(value) = self
-                .call::<Option<Vec<u8>>>("snapshot_load", cmd)
+                .call_within::<Option<Vec<u8>>>("snapshot_load", cmd, self.snapshot_timeout())
                 .await
                 .map_err(error)?
             else {
@@ -132,7 +132,9 @@ impl KeySetSnapshots for RedisStore {
             };
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.snapshot_key(issuer)).arg(value);
-            self.call::<()>("snapshot_save", cmd).await.map_err(error)
+            self.call_within::<()>("snapshot_save", cmd, self.snapshot_timeout())
+                .await
+                .map_err(error)
         })
     }
 }
