@@ -96,7 +96,8 @@ impl JwtResponses {
         if !is_jwt_media_type(content_type) {
             return Err(refused(format!(
                 "a signed response (Content-Type {MEDIA_TYPE}, RFC 9701) was asked for, but the \
-                 endpoint answered Content-Type {}: unsigned answers are refused",
+                 endpoint answered Content-Type {}: unsigned answers are refused (is this client \
+                 registered for signed responses, introspection_signed_response_alg?)",
                 content_type.map_or_else(
                     || "(none)".to_owned(),
                     |c| format!("{:?}", fetch::truncate(c, 100))
