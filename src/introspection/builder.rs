@@ -264,7 +264,10 @@ impl IntrospectorBuilder {
     /// a JSON response is. See [Signed responses](super#signed-responses-rfc-9701).
     ///
     /// `verifier` must trust this introspector's issuer (a multi-issuer verifier is used
-    /// for that issuer's keys). The authorization server usually needs the client
+    /// for that issuer's keys). A verifier built with
+    /// [`issuer_from_discovery`](crate::VerifierBuilder::issuer_from_discovery) knows its
+    /// issuer only once discovery ran: call [`Verifier::refresh_keys`] first and give this
+    /// builder [`Verifier::issuer`]. The authorization server usually needs the client
     /// registered for it (`introspection_signed_response_alg`). Encrypted responses (JWE)
     /// are not supported.
     pub fn jwt_responses(mut self, verifier: &Verifier) -> Self {
