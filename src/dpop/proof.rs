@@ -550,8 +550,12 @@ impl ProofChecker {
         })
     }
 
-    /// How many checked headers the cache holds (for tests).
-    #[cfg(test)]
+    /// How many checked headers the cache holds (for the tests of `dpop::tests`).
+    #[cfg(all(
+        test,
+        feature = "dev-issuer",
+        any(feature = "aws-lc-rs", feature = "rust-crypto")
+    ))]
     pub(crate) fn cached_headers(&self) -> usize {
         self.keys.as_ref().map_or(0, |c| c.0.len())
     }
