@@ -289,3 +289,151 @@ fn an_issuer_ca_that_cannot_be_read_or_holds_no_certificate_is_refused_by_name()
         "{e}"
     );
 }
+
+#[cfg(feature = "introspection")]
+#[test]
+fn introspection_settings_without_their_client_or_with_half_of_it_are_refused_by_name() {
+    let verifier = Verifier::builder()
+        .issuer("https://issuer.example/")
+        .audience(AUD)
+        .build()
+        .expect("verifier");
+    let settings = |pairs: &[(&str, &str)]| {
+        app::introspection_settings(
+            env_of(pairs),
+            "https://issuer.example/",
+            AUD,
+            &verifier,
+            None,
+        )
+        .map(|s| s.map(|(_, signed)| signed))
+    };
+    assert_eq!(settings(&[]), Ok(None));
+    let e = settings(&[("INTROSPECTION_CLIENT_ID", "wm")]).expect_err("refused");
+    assert!(e.contains("INTROSPECTION_CLIENT_SECRET"), "{e}");
+    let e = settings(&[("INTROSPECTION_CLIENT_SECRET", "s")]).expect_err("refused");
+    assert!(e.contains("INTROSPECTION_CLIENT_ID"), "{e}");
+    for name in [
+        "INTROSPECTION_URL",
+        "INTROSPECTION_CACHE_SECS",
+        "INTROSPECTION_JWT",
+    ] {
+        let e = settings(&[(name, "1")]).expect_err("refused");
+        assert!(
+            e.starts_with(name) && e.contains("introspection is off"),
+            "{e}"
+        );
+    }
+    let both = [
+        ("INTROSPECTION_CLIENT_ID", "wm"),
+        ("INTROSPECTION_CLIENT_SECRET", "s"),
+    ];
+    assert_eq!(settings(&both), Ok(Some(false)));
+    let e = settings(&[both[0], both[1], ("INTROSPECTION_JWT", "yes")]).expect_err("refused");
+    assert!(e.contains("INTROSPECTION_JWT"), "{e}");
+}
+
+/// `ISSUER_CA` reaches the introspector too: an issuer served with a private CA's
+/// certificate is asked about opaque tokens over that TLS.
+#[cfg(all(feature = "introspection", feature = "mtls", feature = "tls"))]
+#[tokio::test]
+async fn with_issuer_ca_opaque_tokens_are_introspected_at_an_issuer_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "private CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let tls = bearer_guard::mtls::server_config(
+        cert.pem().as_bytes(),
+        key.serialize_pem().as_bytes(),
+        None,
+    )
+    .expect("server config");
+    let dev = DevIssuer::builder()
+        .audience(AUD)
+        .client("gift-deliveries", "gd-secret", ["directions"])
+        .client("world-mappers", "wm-secret", Vec::<String>::new())
+        .opaque_tokens()
+        .tls(tls)
+        .start()
+        .await
+        .expect("dev issuer");
+    let dir = std::env::temp_dir().join(format!("bg-issuer-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("CA file");
+    let ca_path = ca_file.to_string_lossy().into_owned();
+    let env = [
+        ("ISSUER_CA", ca_path.as_str()),
+        ("INTROSPECTION_CLIENT_ID", "world-mappers"),
+        ("INTROSPECTION_CLIENT_SECRET", "wm-secret"),
+    ];
+    let http = app::issuer_http_client(env_of(&env))
+        .expect("ISSUER_CA")
+        .expect("a client");
+    let res: Value = http
+        .post(dev.token_endpoint())
+        .json(
+            &json!({"grant_type": "client_credentials", "client_id": "gift-deliveries",
+            "client_secret": "gd-secret", "audience": AUD}),
+        )
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    let token = res["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    assert_eq!(token.split('.').count(), 1, "an opaque token");
+
+    // The API as main builds it: with ISSUER_CA's client (served), and without (503: the
+    // issuer's certificate is not trusted).
+    let mut statuses = Vec::new();
+    for http in [Some(http.clone()), None] {
+        let mut builder = Verifier::builder().issuer(dev.issuer()).audience(AUD);
+        if let Some(http) = &http {
+            builder = builder.http_client(http.clone());
+        }
+        let verifier = builder.build().expect("verifier");
+        let (introspector, _) =
+            app::introspection_settings(env_of(&env), dev.issuer(), AUD, &verifier, http)
+                .expect("settings")
+                .expect("introspection on");
+        let introspector = introspector.build().expect("introspector");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = app::app_with_layer(verifier, &base, None, |layer| {
+            layer.introspection(
+                introspector,
+                bearer_guard::introspection::TokenRouting::ByShape,
+            )
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let status = reqwest::Client::new()
+            .get(format!("{base}/api/directions"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("call")
+            .status()
+            .as_u16();
+        task.abort();
+        statuses.push(status);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(statuses, [200, 503]);
+}

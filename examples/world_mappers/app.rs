@@ -265,3 +265,106 @@ pub(crate) fn issuer_http_client(
         None => Ok(None),
     }
 }
+
+/// The introspection settings, read through `var`: `INTROSPECTION_CLIENT_ID` and
+/// `INTROSPECTION_CLIENT_SECRET` (both or neither), `INTROSPECTION_URL`,
+/// `INTROSPECTION_CACHE_SECS` and `INTROSPECTION_JWT` (`1` or `0`). `http` is the client
+/// for the issuer (from `ISSUER_CA`), used for discovery and introspection as well. Returns
+/// the builder (for the caller to add a shared cache) and whether signed responses are
+/// asked for, or `None` when introspection is off. A setting given without the client, or
+/// one of the pair without the other, is refused by name.
+#[allow(dead_code)] // the example and tests/world_mappers.rs use it; other tests only the routes.
+#[cfg(feature = "introspection")]
+pub(crate) fn introspection_settings(
+    var: impl Fn(&str) -> Option<String>,
+    issuer: &str,
+    audience: &str,
+    verifier: &Verifier,
+    http: Option<reqwest::Client>,
+) -> Result<Option<(bearer_guard::introspection::IntrospectorBuilder, bool)>, String> {
+    let var = |name: &str| var(name).filter(|v| !v.is_empty());
+    let (id, secret) = match (
+        var("INTROSPECTION_CLIENT_ID"),
+        var("INTROSPECTION_CLIENT_SECRET"),
+    ) {
+        (Some(id), Some(secret)) => (id, secret),
+        (Some(_), None) => {
+            return Err(
+                "INTROSPECTION_CLIENT_ID is set without INTROSPECTION_CLIENT_SECRET".into(),
+            );
+        }
+        (None, Some(_)) => {
+            return Err(
+                "INTROSPECTION_CLIENT_SECRET is set without INTROSPECTION_CLIENT_ID".into(),
+            );
+        }
+        (None, None) => {
+            for name in [
+                "INTROSPECTION_URL",
+                "INTROSPECTION_CACHE_SECS",
+                "INTROSPECTION_JWT",
+            ] {
+                if var(name).is_some() {
+                    return Err(format!(
+                        "{name} is set, but introspection is off: it needs \
+                         INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET"
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+    };
+    let mut builder = bearer_guard::introspection::Introspector::builder()
+        .issuer(issuer)
+        .client_id(id)
+        .client_secret(secret)
+        .audience(audience);
+    if let Some(http) = http {
+        builder = builder.http_client(http);
+    }
+    if let Some(url) = var("INTROSPECTION_URL") {
+        builder = builder.introspection_endpoint(url);
+    }
+    if let Some(secs) = var("INTROSPECTION_CACHE_SECS") {
+        let secs: u64 = secs
+            .parse()
+            .map_err(|_| format!("INTROSPECTION_CACHE_SECS {secs:?} is not a number"))?;
+        builder = builder.max_cache_ttl(std::time::Duration::from_secs(secs));
+    }
+    let signed = match var("INTROSPECTION_JWT").as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(other) => return Err(format!("INTROSPECTION_JWT {other:?} is not 1 or 0")),
+    };
+    if signed {
+        builder = builder.jwt_responses(verifier);
+    }
+    Ok(Some((builder, signed)))
+}
+
+/// Without the `introspection` feature: refuses the introspection settings by name.
+#[allow(dead_code)] // the example and tests/world_mappers.rs use it; other tests only the routes.
+#[cfg(not(feature = "introspection"))]
+pub(crate) fn introspection_settings(
+    var: impl Fn(&str) -> Option<String>,
+    _issuer: &str,
+    _audience: &str,
+    _verifier: &Verifier,
+    _http: Option<reqwest::Client>,
+) -> Result<Option<((), bool)>, String> {
+    for name in [
+        "INTROSPECTION_CLIENT_ID",
+        "INTROSPECTION_CLIENT_SECRET",
+        "INTROSPECTION_URL",
+        "INTROSPECTION_CACHE_SECS",
+        "INTROSPECTION_JWT",
+    ] {
+        if var(name).is_some_and(|v| !v.is_empty()) {
+            return Err(format!(
+                "{name} is set, but this build has no introspection: \
+                 run with `--features introspection`"
+            ));
+        }
+    }
+    Ok(None)
+}

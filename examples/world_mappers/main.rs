@@ -113,8 +113,9 @@ async fn run() -> Result<(), String> {
     };
 
     let mut builder = Verifier::builder().issuer(&issuer).audience(&audience);
-    if let Some(http) = app::issuer_http_client(env)? {
-        builder = builder.http_client(http);
+    let issuer_http = app::issuer_http_client(env)?;
+    if let Some(http) = &issuer_http {
+        builder = builder.http_client(http.clone());
     }
     if let Some(jwks) = env("JWKS_URI") {
         builder = builder.jwks_uri(jwks);
@@ -163,7 +164,7 @@ async fn run() -> Result<(), String> {
         print_mtls_walkthrough(addr, mtls.is_some());
     }
 
-    let introspection = introspection(&issuer, &audience, &verifier, fleet.as_ref())?;
+    let introspection = introspection(&issuer, &audience, &verifier, issuer_http, fleet.as_ref())?;
     let router = app::app_with_layer(verifier, &public_url, dpop, move |layer| {
         let layer = match mtls {
             Some(mtls) => layer.mtls(mtls),
@@ -197,47 +198,24 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// The introspector `INTROSPECTION_CLIENT_ID` and `INTROSPECTION_CLIENT_SECRET` ask for
-/// (with `INTROSPECTION_URL`, `INTROSPECTION_CACHE_SECS` and `INTROSPECTION_JWT`), if they
-/// are set. Signed responses are checked with `verifier`'s keys; the cache is the fleet's
-/// (Redis) when `REDIS_URL` is set.
+/// The introspector the `INTROSPECTION_*` settings ask for ([`app::introspection_settings`]),
+/// if any, with `http` (from `ISSUER_CA`) for the issuer; its cache is the fleet's (Redis)
+/// when `REDIS_URL` is set.
 #[cfg(feature = "introspection")]
 fn introspection(
     issuer: &str,
     audience: &str,
     verifier: &Verifier,
+    http: Option<reqwest::Client>,
     fleet: Option<&fleet::Fleet>,
 ) -> Result<Option<bearer_guard::introspection::Introspector>, String> {
-    let (Some(id), Some(secret)) = (
-        env("INTROSPECTION_CLIENT_ID"),
-        env("INTROSPECTION_CLIENT_SECRET"),
-    ) else {
+    let Some((mut builder, signed)) =
+        app::introspection_settings(env, issuer, audience, verifier, http)?
+    else {
         return Ok(None);
     };
-    let mut builder = bearer_guard::introspection::Introspector::builder()
-        .issuer(issuer)
-        .client_id(id)
-        .client_secret(secret)
-        .audience(audience);
-    if let Some(url) = env("INTROSPECTION_URL") {
-        builder = builder.introspection_endpoint(url);
-    }
-    if let Some(secs) = env("INTROSPECTION_CACHE_SECS") {
-        let secs: u64 = secs
-            .parse()
-            .map_err(|_| format!("INTROSPECTION_CACHE_SECS {secs:?} is not a number"))?;
-        builder = builder.max_cache_ttl(std::time::Duration::from_secs(secs));
-    }
     if let Some(fleet) = fleet {
         builder = fleet.introspection(builder);
-    }
-    let signed = match env("INTROSPECTION_JWT").as_deref() {
-        None | Some("0") => false,
-        Some("1") => true,
-        Some(other) => return Err(format!("INTROSPECTION_JWT {other:?} is not 1 or 0")),
-    };
-    if signed {
-        builder = builder.jwt_responses(verifier);
     }
     let introspector = builder
         .build()
@@ -256,19 +234,13 @@ fn introspection(
 /// Without the `introspection` feature: refuses the introspection settings.
 #[cfg(not(feature = "introspection"))]
 fn introspection(
-    _issuer: &str,
-    _audience: &str,
-    _verifier: &Verifier,
+    issuer: &str,
+    audience: &str,
+    verifier: &Verifier,
+    http: Option<reqwest::Client>,
     _fleet: Option<&fleet::Fleet>,
 ) -> Result<Option<()>, String> {
-    if env("INTROSPECTION_CLIENT_ID").is_some() || env("INTROSPECTION_CLIENT_SECRET").is_some() {
-        return Err(
-            "INTROSPECTION_CLIENT_ID is set, but this build has no introspection: \
-                    run with `--features introspection`"
-                .into(),
-        );
-    }
-    Ok(None)
+    app::introspection_settings(env, issuer, audience, verifier, http).map(|_| None)
 }
 
 fn print_mtls_walkthrough(addr: SocketAddr, client_certs: bool) {
