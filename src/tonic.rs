@@ -136,8 +136,9 @@
 //! certificate from the connection record tonic's TLS puts on each request
 //! (`TlsConnectInfo`, what `tonic::Request::peer_certs` reads) and checks the token's binding
 //! to it on every call. The certificate's thumbprint is computed once per connection: the
-//! layer remembers the certificates of up to 1,024 connections (about 1 KB each; past that, a
-//! call costs one SHA-256 more). The request then also carries that certificate as a
+//! layer remembers the certificates of up to 1,024 connections (each certificate's bytes,
+//! typically 0.5–2 KB; certificates over 8 KiB are not remembered, so at most about 8 MiB;
+//! past that, a call costs one SHA-256 more). The request then also carries that certificate as a
 //! [`PeerCertificate`](crate::mtls::PeerCertificate). A bound token without its certificate,
 //! or with another one, gets 16 `UNAUTHENTICATED`; handlers read the binding with
 //! [`ClaimsExt::mtls`].

@@ -28,9 +28,14 @@ type TonicTlsInfo = <TlsStream<TcpStream> as Connected>::ConnectInfo;
 /// A client's certificate chain as tonic's record holds it.
 type Chain = Vec<CertificateDer<'static>>;
 
-/// How many connections' certificates are remembered (about 1 KB each): more connections than
-/// this only cost a thumbprint computation more, never a wrong answer.
+/// How many connections' certificates are remembered: more connections than this only cost
+/// a thumbprint computation more, never a wrong answer.
 const CAPACITY: usize = 1024;
+
+/// Leaf certificates longer than this are not remembered (their thumbprint is computed on each
+/// request): the memory stays under `CAPACITY` × 8 KiB (about 8 MiB) whatever the client CA
+/// signs. Typical client certificates are 0.5–2 KiB.
+const MAX_REMEMBERED_DER: usize = 8 * 1024;
 
 /// The remembered certificates: the chain's address, a [`Weak`] reference to it and its leaf.
 ///
@@ -80,14 +85,18 @@ impl TonicPeers {
     fn leaf(&self, chain: &Arc<Chain>) -> Option<PeerCertificate> {
         let memo = self.memo.get_or_init(|| Memo::new(CAPACITY));
         let address = Arc::as_ptr(chain).addr();
+        let leaf = chain.first()?.as_ref();
         if let Some((weak, peer)) = memo.get(&address) {
-            // Always true while the entry holds its `Weak` (see `Memo`); checked anyway.
-            if Weak::as_ptr(&weak) == Arc::as_ptr(chain) {
+            // Always true while the entry holds its `Weak` (see `Memo`); checked anyway, the
+            // certificate's bytes too (a comparison, far cheaper than the SHA-256 it saves).
+            if Weak::as_ptr(&weak) == Arc::as_ptr(chain) && peer.der() == leaf {
                 return Some(peer);
             }
         }
-        let peer = PeerCertificate::from_der(chain.first()?.as_ref());
-        memo.insert(address, (Arc::downgrade(chain), peer.clone()));
+        let peer = PeerCertificate::from_der(leaf);
+        if leaf.len() <= MAX_REMEMBERED_DER {
+            memo.insert(address, (Arc::downgrade(chain), peer.clone()));
+        }
         Some(peer)
     }
 }
@@ -147,6 +156,16 @@ mod tests {
             assert_eq!(peers.leaf(&c).expect("leaf").der(), der);
             drop(c);
         }
+    }
+
+    #[test]
+    fn a_large_leaf_is_not_remembered_but_still_given() {
+        let peers = TonicPeers::default();
+        let mut der = vec![0x30, 0x82, 0x20, 0x00];
+        der.resize(4 + 0x2000, 0);
+        let c = chain(&der);
+        assert_eq!(peers.leaf(&c).expect("leaf").der(), der.as_slice());
+        assert_eq!(peers.memo.get().map(Memo::len), Some(0));
     }
 
     #[test]
