@@ -82,6 +82,16 @@ async fn run() -> Result<(), String> {
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (tls, mtls) = app::tls_settings(env)?;
+    if let Some(bearer_guard::mtls::CertificateSource::TrustedHeader(name)) =
+        mtls.as_ref().map(bearer_guard::Mtls::source)
+    {
+        tracing::warn!(
+            header = %name,
+            "client certificates are taken from the {name} header of every request: the \
+             proxy in front must strip it from clients' requests, and this port must be \
+             reachable only through that proxy"
+        );
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = env("PUBLIC_URL").unwrap_or_else(|| format!("{scheme}://{addr}"));
     let fleet = fleet::from_env().await?;
