@@ -351,16 +351,33 @@ async fn an_unbound_token_passes_unless_binding_is_required() {
 }
 
 #[tokio::test]
-async fn without_mtls_configured_a_bound_token_is_not_checked() {
-    // The layer without `.mtls(..)` behaves as before (no certificate source, no check).
+async fn without_mtls_configured_a_bound_token_is_refused_and_only_mode_off_accepts_it() {
+    // A layer without `.mtls(..)` cannot check the binding: the bound token is refused, a
+    // certificate or not, the second time from the verified-token cache; an unbound token
+    // passes.
     let der = client_der("gift-deliveries");
     let app = Router::new()
         .route("/maps", get(|| async { "ok" }))
         .layer(JwtAuthLayer::new(verifier()));
+    let bound = bound_token(&der);
+    for peer in [None, Some(der.as_slice())] {
+        let res = send(&app, request(&bound, peer)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            auth_error(&res),
+            AuthErrorKind::InvalidToken(InvalidTokenReason::CertificateMismatch)
+        );
+        assert!(
+            www(&res).contains("checks no certificate binding"),
+            "{}",
+            www(&res)
+        );
+    }
     assert_eq!(
-        send(&app, request(&bound_token(&der), None)).await.status(),
+        send(&app, request(&token(json!({})), None)).await.status(),
         StatusCode::OK
     );
+    // `MtlsMode::Off` says so explicitly: bound tokens pass unchecked.
     let off = self::app(Mtls::peer_certificate().mode(MtlsMode::Off));
     assert_eq!(
         send(&off, request(&bound_token(&der), None)).await.status(),

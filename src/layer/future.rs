@@ -148,12 +148,11 @@ where
                         (Ok(accepted), Some(mut req), Some(mut inner)) => {
                             // RFC 8705: the certificate binding, after the token (and its
                             // DPoP proof) passed.
-                            let bound = match &shared.mtls {
-                                Some(mtls) => {
-                                    super::mtls::bind(mtls, &accepted.claims, req.extensions())
-                                }
-                                None => Ok(None),
-                            };
+                            let bound = super::mtls::bind(
+                                shared.mtls.as_ref(),
+                                &accepted.claims,
+                                req.extensions(),
+                            );
                             let confirmation = match bound {
                                 Ok(c) => c,
                                 Err(e) => {

@@ -7,7 +7,9 @@ use super::resolve::Introspection;
 use super::service::{JwtAuth, Shared};
 use crate::dpop::{Dpop, DpopMode};
 use crate::extract::TokenSource;
-use crate::mtls::{Mtls, MtlsMode};
+use crate::mtls::Mtls;
+#[cfg(doc)]
+use crate::mtls::MtlsMode;
 use crate::rejection::DefaultRejection;
 use crate::verify::Verifier;
 
@@ -139,6 +141,11 @@ impl<R> JwtAuthLayer<R> {
     /// the verified-token cache too; a confirmed binding puts an
     /// [`MtlsConfirmation`](crate::MtlsConfirmation) in the request's extensions.
     ///
+    /// Without this setting, a certificate-bound token (`cnf.x5t#S256`) is refused with
+    /// `invalid_token`: the layer cannot check its binding, and RFC 8705 accepts such a token
+    /// only with its certificate. [`MtlsMode::Off`] is the explicit way to accept bound tokens
+    /// unchecked (as bearer tokens).
+    ///
     /// ```
     /// # #[cfg(feature = "aws-lc-rs")]
     /// # fn main() {
@@ -162,7 +169,7 @@ impl<R> JwtAuthLayer<R> {
         R: Clone,
     {
         self.map_shared(|s| {
-            s.mtls = (mtls.get_mode() != MtlsMode::Off).then_some(mtls);
+            s.mtls = Some(mtls);
         })
     }
 

@@ -7,7 +7,7 @@ use http::{Extensions, HeaderMap};
 use crate::claims::Claims;
 use crate::error::AuthError;
 use crate::mtls::{
-    CertificateSource, CertificateThumbprint, Mtls, MtlsConfirmation, PeerCertificate,
+    CertificateSource, CertificateThumbprint, Mtls, MtlsConfirmation, MtlsMode, PeerCertificate,
     parse_client_cert,
 };
 
@@ -27,6 +27,9 @@ pub(crate) fn gather(
     let CertificateSource::TrustedHeader(name) = mtls.source() else {
         return Ok(());
     };
+    if mtls.get_mode() == MtlsMode::Off {
+        return Ok(());
+    }
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(()),
@@ -41,12 +44,16 @@ pub(crate) fn gather(
     }
 }
 
-/// The binding check of verified `claims`, with the certificate the configured source gave.
+/// The binding check of verified `claims`, with the certificate the configured source gave;
+/// without `.mtls(..)` on the layer (`None`), a certificate-bound token is refused.
 pub(crate) fn bind(
-    mtls: &Mtls,
+    mtls: Option<&Mtls>,
     claims: &Claims,
     extensions: &Extensions,
 ) -> Result<Option<MtlsConfirmation>, AuthError> {
+    let Some(mtls) = mtls else {
+        return crate::mtls::refuse_unchecked_binding(claims).map(|()| None);
+    };
     let presented = match mtls.source() {
         CertificateSource::PeerCertificate => extensions
             .get::<PeerCertificate>()

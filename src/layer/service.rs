@@ -184,12 +184,12 @@ where
             other => other,
         };
         // The binding check runs on cached tokens too.
-        let cached = match (cached, &shared.mtls) {
-            (Some(Ok(claims)), Some(mtls)) => {
-                Some(super::mtls::bind(mtls, &claims, req.extensions()).map(|c| (claims, c)))
-            }
-            (other, _) => other.map(|r| r.map(|claims| (claims, None))),
-        };
+        let cached = cached.map(|r| {
+            r.and_then(|claims| {
+                super::mtls::bind(shared.mtls.as_ref(), &claims, req.extensions())
+                    .map(|c| (claims, c))
+            })
+        });
         match cached {
             Some(Ok((claims, confirmation))) => {
                 crate::metrics::accepted();

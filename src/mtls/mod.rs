@@ -37,7 +37,8 @@
 //!
 //! [`MtlsMode::BoundWhenClaimed`] (the default): a bound token needs its certificate, an
 //! unbound token passes. [`MtlsMode::Required`]: every token must be certificate-bound.
-//! [`MtlsMode::Off`]: no check (the layer ignores the settings).
+//! [`MtlsMode::Off`]: no check, bound tokens accepted as bearer tokens. A layer with no
+//! `.mtls(..)` at all refuses certificate-bound tokens: it cannot check their binding.
 //!
 //! With [DPoP](crate::dpop) on as well, a token bound both ways must satisfy both: the DPoP
 //! proof and the certificate.
@@ -170,7 +171,8 @@ impl MtlsConfirmation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum MtlsMode {
-    /// No binding check (the layer ignores the settings).
+    /// No binding check: certificate-bound tokens are accepted as bearer tokens, their
+    /// binding unchecked (a layer with no `.mtls(..)` at all refuses them instead).
     Off,
     /// A token with `cnf.x5t#S256` needs its certificate; an unbound token passes (the
     /// default).
@@ -279,6 +281,20 @@ impl Mtls {
             }
             Some(_) => Err(AuthError::invalid(InvalidTokenReason::CertificateMismatch)),
         }
+    }
+}
+
+/// A layer configured with no certificate source at all: a certificate-bound token is refused
+/// (RFC 8705 §3: the binding is checked or the token is not accepted), an unbound one passes.
+/// [`MtlsMode::Off`] is the explicit way to accept bound tokens unchecked.
+pub(crate) fn refuse_unchecked_binding(claims: &Claims) -> Result<(), AuthError> {
+    match binding(claims)? {
+        None => Ok(()),
+        Some(_) => Err(AuthError::invalid_with(
+            InvalidTokenReason::CertificateMismatch,
+            "the token is bound to a client certificate (cnf.x5t#S256), and this API checks \
+             no certificate binding",
+        )),
     }
 }
 
