@@ -237,6 +237,9 @@ struct ClaimsInner {
 struct RawClaims {
     text: Box<str>,
     value: OnceLock<Value>,
+    /// [`Claims::may_contain_member`] of `cnf`, remembered: every request through a layer
+    /// asks it (the binding checks), a cached token's claims answer it once.
+    may_have_cnf: OnceLock<bool>,
 }
 
 /// A claim's string: where it lies in the payload's text (the usual case, a string without
@@ -488,6 +491,18 @@ impl Claims {
     /// its text for `"name"`, or for any escape, which could spell it otherwise. Spares most
     /// tokens the full parse that [`get`](Self::get) makes.
     pub(crate) fn may_contain_member(&self, name: &str) -> bool {
+        if name == "cnf" {
+            return *self
+                .0
+                .raw
+                .may_have_cnf
+                .get_or_init(|| self.scan_for_member("cnf"));
+        }
+        self.scan_for_member(name)
+    }
+
+    /// [`may_contain_member`](Self::may_contain_member), computed.
+    fn scan_for_member(&self, name: &str) -> bool {
         let raw = &self.0.raw;
         if raw.value.get().is_some() || raw.text.is_empty() {
             return true;
@@ -623,6 +638,7 @@ pub(crate) fn read_claims(
     let raw = RawClaims {
         text: payload.into_boxed_str(),
         value: OnceLock::new(),
+        may_have_cnf: OnceLock::new(),
     };
     Ok(registered.into_claims(algorithm, key_id, raw))
 }
@@ -672,6 +688,7 @@ pub(crate) fn build_claims(
     let parsed = RawClaims {
         text: Box::default(),
         value: OnceLock::from(Value::Object(raw)),
+        may_have_cnf: OnceLock::new(),
     };
     Ok(registered.into_claims(algorithm, key_id, parsed))
 }
