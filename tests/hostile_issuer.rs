@@ -405,14 +405,19 @@ async fn of_ten_thousand_keys_only_the_first_max_keys_are_taken() {
     let log = LogCapture::start();
     let ec = |kid: &str| SigningKey::from_pool(Algorithm::ES256, 0, kid).expect("pool key");
     let issuer = Issuer::start(Mode::Jwks(ten_thousand_keys(&ec("k0")))).await;
+    // A 4 MB document in a debug build on a loaded machine: the 800 ms fetch bound of the
+    // other scenarios could cut the unknown-kid refetch below (a 503, not the refusal this
+    // test is about), so this one waits longer. The time bound on the first refresh only
+    // rules out work growing with the square of the keys, not a performance claim.
     let verifier = builder(&issuer.url())
         .max_jwks_bytes(4 << 20)
+        .fetch_timeout(Duration::from_secs(30))
         .build()
         .expect("verifier");
     let started = Instant::now();
     verifier.refresh_keys().await.expect("keys");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );
@@ -425,7 +430,11 @@ async fn of_ten_thousand_keys_only_the_first_max_keys_are_taken() {
         .verify(&token(&ec("k100")))
         .await
         .expect_err("beyond");
-    assert_eq!(reason_of(&err), Some(InvalidTokenReason::UnknownKey));
+    assert_eq!(
+        reason_of(&err),
+        Some(InvalidTokenReason::UnknownKey),
+        "{err}"
+    );
     let warnings = log.warnings();
     assert!(
         warnings
