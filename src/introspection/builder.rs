@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::cache::{IntrospectionCache, MemoryCache};
+use super::cache::{IntrospectionCache, KeyBinding, MemoryCache};
 use super::client::{Client, Target};
 use super::jwt::{self, JwtResponses};
 use super::validate::Rules;
@@ -400,6 +400,7 @@ impl IntrospectorBuilder {
                 issuer: issuer.clone(),
                 client_id: client_id.clone(),
                 leeway: self.leeway.as_secs_f64(),
+                max_age: (self.timeout + self.leeway + jwt::CLOCK_SKEW_ALLOWANCE).as_secs_f64(),
             }),
         };
         let (cache, memory) = match self.cache {
@@ -426,6 +427,12 @@ impl IntrospectorBuilder {
                     "application/json"
                 },
             ),
+            keys: KeyBinding::new(
+                &issuer,
+                &self.audiences,
+                self.allow_missing_audience,
+                jwt.is_some(),
+            ),
             jwt,
             rules: Rules {
                 issuer,
@@ -440,7 +447,7 @@ impl IntrospectorBuilder {
             cache_timeout: self.cache_timeout,
             retry_after: Duration::from_secs(5),
             in_flight: Mutex::new(HashMap::new()),
-            logged: Mutex::new(None),
+            logged: Mutex::new([None; super::Cause::COUNT]),
         })))
     }
 }
