@@ -260,7 +260,9 @@ impl IntrospectorBuilder {
     /// a JWS with header `typ` `token-introspection+jwt`, signed by a key of the issuer's
     /// key set as `verifier` holds it (its key store, its algorithm allow-list, each key's
     /// own algorithm: never the header's `alg` alone), with `iss` the issuer, `aud` this
-    /// client id and an `iat`. The `token_introspection` member inside is then validated as
+    /// client id and an `iat` no older than the [`timeout`](Self::timeout) + the
+    /// [`leeway`](Self::leeway) + 60 s (a response is not bound to its request: an older one
+    /// could be a replay). The `token_introspection` member inside is then validated as
     /// a JSON response is. See [Signed responses](super#signed-responses-rfc-9701).
     ///
     /// `verifier` must trust this introspector's issuer (a multi-issuer verifier is used

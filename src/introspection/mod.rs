@@ -130,10 +130,21 @@
 //! [`Verifier`](crate::Verifier) holds it (the same key store, refreshed on an unknown
 //! `kid`; the same algorithm allow-list; each key verifies only with its own algorithm, so
 //! the header's `alg` alone decides nothing); `iss` the issuer; `aud` this resource
-//! server's introspection client id; `iat` present (and `exp`, when present, not passed).
-//! The RFC 7662 members, in the `token_introspection` claim, then go through the same
-//! validation as a JSON response (`active`, the time claims, `iss`, `aud`, `scope`, `cnf`
-//! …), and the same cache.
+//! server's introspection client id; `iat` present and fresh (and `exp`, when present, not
+//! passed). The RFC 7662 members, in the `token_introspection` claim, then go through the
+//! same validation as a JSON response, from their original bytes (`active`, duplicate
+//! members refused, the time claims, `iss`, `aud`, `scope`, `cnf` …), and the same cache.
+//!
+//! **Freshness, and what a signed response does not prove.** RFC 9701 does not bind a
+//! response to its request: the response names no token (a `jti` inside
+//! `token_introspection`, when the server sends one, is the token's own identifier, which
+//! an opaque token does not reveal to this resource server) and carries no nonce, so a
+//! captured signed "active" response could be replayed, by someone on the path to the
+//! authorization server, as the answer about any other token. The only bound is time: a
+//! response is refused as stale when its `iat` is older than the sum of the call's
+//! [`timeout`](IntrospectorBuilder::timeout), the [`leeway`](IntrospectorBuilder::leeway)
+//! and 60 s for clock skew between the servers (95 s with the defaults). TLS to the
+//! authorization server remains what ties an answer to its question.
 //!
 //! A response that fails these checks is answered **503** with `Retry-After` and logged
 //! at ERROR with the cause, like refused client credentials, and is not cached: it says
