@@ -817,3 +817,63 @@ async fn an_oversized_introspection_entry_is_read_no_further_than_the_cap() {
     assert!(sent < 1024 * 1024, "{sent} bytes read");
     assert_eq!(calls_of(&calls), 2, "the oversized entry was a miss");
 }
+
+/// Log lines of this test binary from WARN up, captured by one global subscriber.
+#[cfg(feature = "introspection")]
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone)]
+    struct Writer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let writer = Writer(logs.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+    .clone()
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn without_a_secret_replicas_share_introspection_answers_and_a_warning_says_redis_is_trusted()
+{
+    require_redis!();
+    let logs = captured_logs();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint_by_token().await;
+    let bare = || {
+        RedisStore::builder(server.url())
+            .key_prefix("wm:")
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
+    let a = introspector(&url, bare());
+    let b = introspector(&url, bare());
+    let token = "an-active-token";
+    a.introspect(token).await.expect("a");
+    b.introspect(token).await.expect("b: from the shared cache");
+    assert_eq!(calls_of(&calls), 1);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("introspection cache on Redis has no secret"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+}
