@@ -1308,3 +1308,219 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
         self.clone()
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Security review: the cache bound to the configuration, signed responses' members and
+// freshness, log limits per cause
+
+/// A cache store shared by several introspectors (as a fleet's store is).
+#[derive(Debug, Clone)]
+struct SharedMemory(Arc<bearer_guard::introspection::MemoryCache>);
+
+impl bearer_guard::introspection::IntrospectionCache for SharedMemory {
+    fn get<'a>(
+        &'a self,
+        key: &'a bearer_guard::introspection::CacheKey,
+    ) -> bearer_guard::introspection::CacheFuture<
+        'a,
+        Option<bearer_guard::introspection::CachedAnswer>,
+    > {
+        self.0.get(key)
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a bearer_guard::introspection::CacheKey,
+        answer: bearer_guard::introspection::CachedAnswer,
+        ttl: Duration,
+    ) -> bearer_guard::introspection::CacheFuture<'a, ()> {
+        self.0.put(key, answer, ttl)
+    }
+}
+
+/// A store that answers every key with the last answer kept (a store an attacker controls).
+#[derive(Debug, Clone, Default)]
+struct AnyKeyStore(Arc<Mutex<Option<bearer_guard::introspection::CachedAnswer>>>);
+
+impl bearer_guard::introspection::IntrospectionCache for AnyKeyStore {
+    fn get<'a>(
+        &'a self,
+        _key: &'a bearer_guard::introspection::CacheKey,
+    ) -> bearer_guard::introspection::CacheFuture<
+        'a,
+        Option<bearer_guard::introspection::CachedAnswer>,
+    > {
+        let found = self.0.lock().expect("lock").clone();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn put<'a>(
+        &'a self,
+        _key: &'a bearer_guard::introspection::CacheKey,
+        answer: bearer_guard::introspection::CachedAnswer,
+        _ttl: Duration,
+    ) -> bearer_guard::introspection::CacheFuture<'a, ()> {
+        *self.0.lock().expect("lock") = Some(answer);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[tokio::test]
+async fn an_answer_cached_by_an_introspector_of_another_audience_is_not_used() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let shared = SharedMemory(Arc::new(bearer_guard::introspection::MemoryCache::new(100)));
+    let a = ep.builder().cache(shared.clone()).build().expect("a");
+    let b = Introspector::builder()
+        .issuer(ISS)
+        .introspection_endpoint(ep.url())
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .audience("urn:another-api")
+        .cache(shared)
+        .build()
+        .expect("b");
+    a.introspect(TOKEN).await.expect("active for A");
+    let e = b.introspect(TOKEN).await.expect_err("not for B");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::WrongAudience)
+    );
+    assert_eq!(ep.calls(), 2, "B asked the endpoint itself");
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_cached_answer_is_checked_against_the_audience_and_issuer_at_every_use() {
+    let ep = Endpoint::start(active(json!({}))).await;
+    let store = AnyKeyStore::default();
+    let a = ep.builder().cache(store.clone()).build().expect("a");
+    a.introspect(TOKEN).await.expect("active for A");
+    // The store hands A's answer to introspectors of another audience and another issuer.
+    let b = Introspector::builder()
+        .issuer(ISS)
+        .introspection_endpoint(ep.url())
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .audience("urn:another-api")
+        .cache(store.clone())
+        .build()
+        .expect("b");
+    let e = b.introspect(TOKEN).await.expect_err("not for B");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::WrongAudience)
+    );
+    let c = Introspector::builder()
+        .issuer("https://another-issuer.test/")
+        .introspection_endpoint(ep.url())
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .audience(AUD)
+        .cache(store)
+        .build()
+        .expect("c");
+    let e = c.introspect(TOKEN).await.expect_err("not for C");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(InvalidTokenReason::WrongIssuer)
+    );
+    assert_eq!(ep.calls(), 1);
+    ep.stop();
+}
+
+#[tokio::test]
+async fn duplicate_members_inside_a_signed_response_are_refused_as_in_json() {
+    let key = issuer_key();
+    let exp = now() + 600;
+    let claims = format!(
+        r#"{{"iss":"{ISS}","aud":"{INTROSPECTOR}","iat":{},"token_introspection":{{"active":false,"exp":{exp},"aud":"{AUD}","scope":"directions","active":true}}}}"#,
+        now()
+    );
+    let jwt = key
+        .sign_raw(jwt_header(&key).to_string().as_bytes(), claims.as_bytes())
+        .expect("signed");
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::OK,
+        content_type: JWT_MEDIA_TYPE,
+        body: jwt.into_bytes(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    let e = jwt_introspector(&ep)
+        .introspect(TOKEN)
+        .await
+        .expect_err("refused, not taken as active");
+    assert_eq!(e.kind(), AuthErrorKind::IntrospectionUnavailable);
+    let text = std::error::Error::source(&e).expect("cause").to_string();
+    assert!(text.contains("unique members"), "{text}");
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_signed_response_older_than_a_fresh_answer_can_be_is_refused_as_a_replay() {
+    let key = issuer_key();
+    let mut claims = response_claims(active_members(json!({})));
+    claims["iat"] = json!(now() - 3600);
+    let ep = Endpoint::start(signed_by(&key, &jwt_header(&key), &claims)).await;
+    assert_signed_refused(&ep, "iat is").await;
+    // Within the timeout, the leeway and the clock-skew allowance: accepted.
+    claims["iat"] = json!(now() - 60);
+    ep.set(signed_by(&key, &jwt_header(&key), &claims));
+    jwt_introspector(&ep)
+        .introspect(TOKEN)
+        .await
+        .expect("fresh enough");
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_jws_in_the_json_serialization_is_refused_with_its_own_cause() {
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::OK,
+        content_type: JWT_MEDIA_TYPE,
+        body: br#"{"payload":"e30","signatures":[{"protected":"e30","signature":"c2ln"}]}"#
+            .to_vec(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    assert_signed_refused(&ep, "JSON serialization").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn a_content_type_that_is_not_ascii_is_named_so() {
+    let mut answer = signed(active_members(json!({})));
+    answer.content_type = "application/token-introspection+jwt\u{e9}";
+    let ep = Endpoint::start(answer).await;
+    assert_signed_refused(&ep, "(not ASCII)").await;
+    ep.stop();
+}
+
+#[tokio::test]
+async fn an_outage_warning_does_not_hide_the_error_about_a_refused_signed_response() {
+    let logs = logs();
+    let ep = Endpoint::start(Answer {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        content_type: "text/plain",
+        body: b"down".to_vec(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    let introspector = jwt_introspector(&ep);
+    let e = introspector.introspect(TOKEN).await.expect_err("503");
+    assert_eq!(e.kind(), AuthErrorKind::IntrospectionUnavailable);
+    // At once after the outage's WARN line: a refused signed response, logged at ERROR.
+    let mut claims = response_claims(active_members(json!({})));
+    // A value no other test uses, to find this test's line among all tests' logs.
+    claims["aud"] = json!("someone-else-5e1d");
+    let key = issuer_key();
+    ep.set(signed_by(&key, &jwt_header(&key), &claims));
+    let _ = introspector.introspect(TOKEN).await;
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("someone-else-5e1d"))
+        .unwrap_or_else(|| panic!("the ERROR line was held back: {text}"));
+    assert!(line.contains("ERROR"), "{line}");
+    ep.stop();
+}

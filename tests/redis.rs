@@ -634,3 +634,246 @@ async fn with_redis_down_introspection_goes_to_the_endpoint_directly() {
         .expect("answered by the endpoint");
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// The introspection cache: bound to the configuration, authenticated, bounded reads
+
+/// An RFC 7662 endpoint answering `inactive` for tokens containing "inactive", else
+/// `active` for `AUD`; counts its calls.
+#[cfg(feature = "introspection")]
+async fn introspection_endpoint_by_token()
+-> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = Router::new().route(
+        "/introspect",
+        axum::routing::post(move |form: String| {
+            let calls = counted.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if form.contains("inactive") {
+                    axum::Json(json!({"active": false}))
+                } else {
+                    axum::Json(json!({"active": true, "iss": ISS, "aud": AUD,
+                        "exp": now() + 600, "iat": now(), "sub": "gift-deliveries",
+                        "scope": "directions"}))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/introspect"), calls)
+}
+
+/// The one introspection key in Redis.
+#[cfg(feature = "introspection")]
+fn introspection_key(server: &RedisServer) -> String {
+    let keys = server.cli(&["KEYS", "*introspection:*"]);
+    let mut lines = keys.lines().filter(|k| !k.is_empty());
+    let key = lines.next().unwrap_or_else(|| panic!("no entry: {keys}"));
+    assert!(lines.next().is_none(), "{keys}");
+    key.to_owned()
+}
+
+#[cfg(feature = "introspection")]
+fn calls_of(calls: &std::sync::atomic::AtomicUsize) -> usize {
+    calls.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn an_introspection_answer_cached_in_redis_for_another_audience_is_not_used() {
+    require_redis!();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint_by_token().await;
+    // Two APIs of different audiences sharing a Redis under the default prefix.
+    let api_a = introspector(&url, store(&server, "bearer-guard:").await);
+    let api_b = bearer_guard::introspection::Introspector::builder()
+        .issuer(ISS)
+        .audience("urn:another-api")
+        .introspection_endpoint(&url)
+        .client_id("another-api")
+        .client_secret("other-secret")
+        .cache(store(&server, "bearer-guard:").await)
+        .build()
+        .unwrap();
+    let token = "a-token-for-world-mappers";
+    api_a.introspect(token).await.expect("active for A");
+    let e = api_b.introspect(token).await.expect_err("not for B");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(bearer_guard::InvalidTokenReason::WrongAudience)
+    );
+    assert_eq!(calls_of(&calls), 2, "B asked the endpoint itself");
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn an_introspection_entry_planted_in_redis_is_ignored_when_a_secret_is_set() {
+    require_redis!();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint_by_token().await;
+    let a = introspector(&url, store(&server, "wm:").await);
+    let b = introspector(&url, store(&server, "wm:").await);
+    let token = "an-inactive-token";
+    let e = a.introspect(token).await.expect_err("inactive");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(bearer_guard::InvalidTokenReason::Inactive)
+    );
+    // Someone who can write to Redis turns the answer into an active one.
+    let key = introspection_key(&server);
+    let forged = format!(
+        r#"A{{"iss":"{ISS}","aud":"{AUD}","exp":{},"sub":"mallory","scope":"directions"}}"#,
+        now() + 600
+    );
+    assert_eq!(
+        server.cli(&["SET", &key, &forged, "PX", "60000"]).trim(),
+        "OK"
+    );
+    let e = b.introspect(token).await.expect_err("still inactive");
+    assert_eq!(
+        e.kind(),
+        AuthErrorKind::InvalidToken(bearer_guard::InvalidTokenReason::Inactive)
+    );
+    assert_eq!(calls_of(&calls), 2, "the planted entry was a miss");
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn an_introspection_entry_edited_in_redis_is_ignored_when_a_secret_is_set() {
+    require_redis!();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint_by_token().await;
+    let a = introspector(&url, store(&server, "wm:").await);
+    let b = introspector(&url, store(&server, "wm:").await);
+    let token = "an-active-token";
+    a.introspect(token).await.expect("active");
+    let key = introspection_key(&server);
+    // One character of the answer's JSON changed (inside its last string value).
+    let len: usize = server.cli(&["STRLEN", &key]).trim().parse().unwrap();
+    server.cli(&["SETRANGE", &key, &(len - 3).to_string(), "Z"]);
+    let claims = b
+        .introspect(token)
+        .await
+        .expect("active, from the endpoint");
+    assert_eq!(claims.subject(), Some("gift-deliveries"));
+    assert_eq!(calls_of(&calls), 2, "the edited entry was a miss");
+    // Written with another secret: a miss too.
+    let other = RedisStore::builder(server.url())
+        .key_prefix("wm:")
+        .timeout(Duration::from_millis(100))
+        .snapshot_secret(OTHER_SECRET.to_vec())
+        .build()
+        .unwrap();
+    other.connect().await.unwrap();
+    let c = introspector(&url, other);
+    c.introspect(token).await.expect("active");
+    assert_eq!(calls_of(&calls), 3, "another secret's entry was a miss");
+}
+
+/// `total_net_output_bytes` of the server.
+#[cfg(feature = "introspection")]
+fn bytes_sent(server: &RedisServer) -> u64 {
+    let info = server.cli(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{info}"))
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn an_oversized_introspection_entry_is_read_no_further_than_the_cap() {
+    require_redis!();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint_by_token().await;
+    // A generous timeout: the read is bounded by its size, not by the clock.
+    let patient = RedisStore::builder(server.url())
+        .key_prefix("wm:")
+        .timeout(Duration::from_secs(5))
+        .snapshot_secret(SECRET.to_vec())
+        .build()
+        .unwrap();
+    patient.connect().await.unwrap();
+    let a = introspector(&url, patient);
+    let token = "an-active-token";
+    a.introspect(token).await.expect("active");
+    // Someone who can write to Redis grows the entry to 20 MB.
+    let key = introspection_key(&server);
+    server.cli(&["SETRANGE", &key, "20000000", "x"]);
+    let b = introspector(&url, store(&server, "wm:").await);
+    let before = bytes_sent(&server);
+    b.introspect(token)
+        .await
+        .expect("active, from the endpoint");
+    let sent = bytes_sent(&server) - before;
+    assert!(sent < 1024 * 1024, "{sent} bytes read");
+    assert_eq!(calls_of(&calls), 2, "the oversized entry was a miss");
+}
+
+/// Log lines of this test binary from WARN up, captured by one global subscriber.
+#[cfg(feature = "introspection")]
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone)]
+    struct Writer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let writer = Writer(logs.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+    .clone()
+}
+
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn without_a_secret_replicas_share_introspection_answers_and_a_warning_says_redis_is_trusted()
+{
+    require_redis!();
+    let logs = captured_logs();
+    let server = RedisServer::start();
+    let (url, calls) = introspection_endpoint_by_token().await;
+    let bare = || {
+        RedisStore::builder(server.url())
+            .key_prefix("wm:")
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
+    let a = introspector(&url, bare());
+    let b = introspector(&url, bare());
+    let token = "an-active-token";
+    a.introspect(token).await.expect("a");
+    b.introspect(token).await.expect("b: from the shared cache");
+    assert_eq!(calls_of(&calls), 1);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("introspection cache on Redis has no secret"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+}

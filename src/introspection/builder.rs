@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::cache::{IntrospectionCache, MemoryCache};
+use super::cache::{IntrospectionCache, KeyBinding, MemoryCache};
 use super::client::{Client, Target};
 use super::jwt::{self, JwtResponses};
 use super::validate::Rules;
@@ -260,7 +260,9 @@ impl IntrospectorBuilder {
     /// a JWS with header `typ` `token-introspection+jwt`, signed by a key of the issuer's
     /// key set as `verifier` holds it (its key store, its algorithm allow-list, each key's
     /// own algorithm: never the header's `alg` alone), with `iss` the issuer, `aud` this
-    /// client id and an `iat`. The `token_introspection` member inside is then validated as
+    /// client id and an `iat` no older than the [`timeout`](Self::timeout) + the
+    /// [`leeway`](Self::leeway) + 60 s (a response is not bound to its request: an older one
+    /// could be a replay). The `token_introspection` member inside is then validated as
     /// a JSON response is. See [Signed responses](super#signed-responses-rfc-9701).
     ///
     /// `verifier` must trust this introspector's issuer (a multi-issuer verifier is used
@@ -400,6 +402,7 @@ impl IntrospectorBuilder {
                 issuer: issuer.clone(),
                 client_id: client_id.clone(),
                 leeway: self.leeway.as_secs_f64(),
+                max_age: (self.timeout + self.leeway + jwt::CLOCK_SKEW_ALLOWANCE).as_secs_f64(),
             }),
         };
         let (cache, memory) = match self.cache {
@@ -426,6 +429,12 @@ impl IntrospectorBuilder {
                     "application/json"
                 },
             ),
+            keys: KeyBinding::new(
+                &issuer,
+                &self.audiences,
+                self.allow_missing_audience,
+                jwt.is_some(),
+            ),
             jwt,
             rules: Rules {
                 issuer,
@@ -440,7 +449,7 @@ impl IntrospectorBuilder {
             cache_timeout: self.cache_timeout,
             retry_after: Duration::from_secs(5),
             in_flight: Mutex::new(HashMap::new()),
-            logged: Mutex::new(None),
+            logged: Mutex::new([None; super::Cause::COUNT]),
         })))
     }
 }

@@ -1,9 +1,10 @@
 //! The introspection cache: answers kept by a hash of the token, behind a small async trait
 //! ([`IntrospectionCache`]) with a bounded in-memory default ([`MemoryCache`]).
 //!
-//! A store sees only [`CacheKey`]s (SHA-256 of the token: fixed size, never the token) and
-//! [`CachedAnswer`]s, which serialize to bytes ([`CachedAnswer::to_bytes`]) so that a shared
-//! store fits: with Redis, `GET key` and `SET key bytes PX ttl_ms`.
+//! A store sees only [`CacheKey`]s (a SHA-256 over the introspector's configuration and the
+//! token: fixed size, never the token) and [`CachedAnswer`]s, which serialize to bytes
+//! ([`CachedAnswer::to_bytes`]) so that a shared store fits: with Redis, `GETRANGE key` and
+//! `SET key bytes PX ttl_ms`.
 
 use std::fmt;
 use std::future::Future;
@@ -16,13 +17,19 @@ use sha2::{Digest, Sha256};
 use crate::claims::{Claims, ScopeSource};
 use crate::error::InvalidTokenReason;
 
-/// The key of a token in the cache: the SHA-256 of the token. The token itself is never
-/// stored. `Debug` shows the first 8 hex digits only.
+/// The key of a token in the cache: a SHA-256 hash. The token itself is never stored.
+/// `Debug` shows the first 8 hex digits only.
+///
+/// An [`Introspector`](super::Introspector) keys its answers by a hash over a domain label,
+/// its issuer, its sorted audiences, whether a missing `aud` is allowed, whether it asks for
+/// signed responses, and the token: two introspectors configured differently (two APIs of
+/// different audiences sharing one Redis, say) never read each other's answers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
-    /// The key of `token`.
+    /// The SHA-256 of `token` alone, bound to no configuration (the introspector's own keys
+    /// are bound to its configuration; see the type's docs).
     pub fn of(token: &str) -> Self {
         Self(Sha256::digest(token.as_bytes()).into())
     }
@@ -46,6 +53,56 @@ impl CacheKey {
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CacheKey({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// The domain label of an introspector's cache keys.
+const KEY_LABEL: &[u8] = b"bearer-guard introspection cache key v1\0";
+
+/// The configuration an introspector's cache keys are bound to: a SHA-256 state that has
+/// taken the label and the configuration, cloned for each token.
+#[derive(Clone)]
+pub(super) struct KeyBinding(Sha256);
+
+impl KeyBinding {
+    /// The binding for an introspector of `issuer` and `audiences` (order and repeats do not
+    /// matter), allowing a missing `aud` or not, asking for signed responses or not.
+    pub(super) fn new(
+        issuer: &str,
+        audiences: &[String],
+        allow_missing_audience: bool,
+        signed_responses: bool,
+    ) -> Self {
+        let mut audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
+        audiences.sort_unstable();
+        audiences.dedup();
+        let mut h = Sha256::new();
+        h.update(KEY_LABEL);
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        field(issuer.as_bytes());
+        field(&(audiences.len() as u64).to_be_bytes());
+        for a in audiences {
+            field(a.as_bytes());
+        }
+        field(&[u8::from(allow_missing_audience), u8::from(signed_responses)]);
+        Self(h)
+    }
+
+    /// The key of `token` under this binding.
+    pub(super) fn key(&self, token: &str) -> CacheKey {
+        let mut h = self.0.clone();
+        h.update((token.len() as u64).to_be_bytes());
+        h.update(token.as_bytes());
+        CacheKey(h.finalize().into())
+    }
+}
+
+impl fmt::Debug for KeyBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyBinding")
     }
 }
 
@@ -278,6 +335,28 @@ mod tests {
                 .to_hex()
                 .starts_with("ba7816bf8f01cfea414140de5dae2223")
         );
+    }
+
+    #[test]
+    fn a_bound_key_depends_on_issuer_audiences_options_and_token_not_audience_order() {
+        let aud = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let base = KeyBinding::new("https://as/", &aud(&["a", "b"]), false, false);
+        let k = base.key("t");
+        assert_eq!(
+            k,
+            KeyBinding::new("https://as/", &aud(&["b", "a", "b"]), false, false).key("t")
+        );
+        assert_ne!(k, CacheKey::of("t"), "bound, not the bare token hash");
+        assert_ne!(k, base.key("t2"));
+        for other in [
+            KeyBinding::new("https://other/", &aud(&["a", "b"]), false, false),
+            KeyBinding::new("https://as/", &aud(&["a"]), false, false),
+            KeyBinding::new("https://as/", &aud(&["ab"]), false, false),
+            KeyBinding::new("https://as/", &aud(&["a", "b"]), true, false),
+            KeyBinding::new("https://as/", &aud(&["a", "b"]), false, true),
+        ] {
+            assert_ne!(k, other.key("t"));
+        }
     }
 
     #[test]

@@ -31,9 +31,14 @@ struct Discovered {
 #[derive(Debug)]
 pub(super) struct Body {
     pub(super) bytes: Vec<u8>,
-    /// The `Content-Type` header, when it is visible ASCII.
-    pub(super) content_type: Option<String>,
+    /// The `Content-Type` header: `Ok(None)` when absent, `Err(NotAscii)` when it is not
+    /// visible ASCII.
+    pub(super) content_type: Result<Option<String>, NotAscii>,
 }
+
+/// A header value that is not visible ASCII (not shown in logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NotAscii;
 
 /// Why the endpoint gave no usable answer. The text names URLs and statuses, never the
 /// token or the credentials.
@@ -187,11 +192,10 @@ impl Client {
                 credentials_refused: false,
             });
         }
-        let content_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let content_type = match resp.headers().get(CONTENT_TYPE) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(|v| Some(v.to_owned())).map_err(|_| NotAscii),
+        };
         let bytes = fetch::read_capped(resp, self.max_body)
             .await
             .map_err(|e| CallError::new(format!("POST {shown}: {e}")))?;

@@ -5,9 +5,10 @@
 //! Checked here (RFC 9701 §5): the media type; a JWS, not a JWE; header `typ`
 //! `token-introspection+jwt`; the signature, by a key of the issuer's key set, through the
 //! [`Verifier`]'s key store (its algorithm allow-list, each key's bound algorithm: never the
-//! header's `alg` alone); `iss` the issuer; `aud` our client id; `iat` present; `exp`, when
-//! present, not passed. The `token_introspection` member is then the RFC 7662 response,
-//! validated as a JSON one is ([`super::validate`]).
+//! header's `alg` alone); `iss` the issuer; `aud` our client id; `iat` present and recent
+//! (no older than [`max_age`](JwtResponses::max_age)); `exp`, when present, not passed. The
+//! `token_introspection` member is then the RFC 7662 response, its original bytes validated
+//! as a JSON one is ([`super::validate`]: duplicate members refused there too).
 
 use serde_json::Value;
 
@@ -26,6 +27,10 @@ const TYP: &str = "token-introspection+jwt";
 /// The largest NumericDate accepted: 9999-12-31T23:59:59Z (as for JWTs).
 const MAX_DATE: f64 = 253_402_300_799.0;
 
+/// The allowance for clock skew between the authorization server and this resource server
+/// in the freshness bound of a signed response's `iat`, beyond the leeway.
+pub(super) const CLOCK_SKEW_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How JWT responses are checked.
 #[derive(Clone)]
 pub(super) struct JwtResponses {
@@ -37,6 +42,10 @@ pub(super) struct JwtResponses {
     pub(super) client_id: String,
     /// For `iat` and `exp` of the response.
     pub(super) leeway: f64,
+    /// The oldest `iat` accepted, in seconds before now: the introspection call's timeout,
+    /// the leeway and [`CLOCK_SKEW_ALLOWANCE`]. A response is made for one request; an older
+    /// one is a replay (RFC 9701 binds no response to its request).
+    pub(super) max_age: f64,
 }
 
 impl std::fmt::Debug for JwtResponses {
@@ -89,24 +98,31 @@ impl JwtResponses {
     /// bytes), once everything around it checks out, at `now` (seconds since the epoch).
     pub(super) async fn open(
         &self,
-        content_type: Option<&str>,
+        content_type: Result<Option<&str>, super::client::NotAscii>,
         body: &[u8],
         now: f64,
     ) -> Result<Vec<u8>, Refused> {
-        if !is_jwt_media_type(content_type) {
+        if !is_jwt_media_type(content_type.ok().flatten()) {
             return Err(refused(format!(
                 "a signed response (Content-Type {MEDIA_TYPE}, RFC 9701) was asked for, but the \
                  endpoint answered Content-Type {}: unsigned answers are refused (is this client \
                  registered for signed responses, introspection_signed_response_alg?)",
-                content_type.map_or_else(
-                    || "(none)".to_owned(),
-                    |c| format!("{:?}", fetch::truncate(c, 100))
-                )
+                match content_type {
+                    Ok(None) => "(none)".to_owned(),
+                    Ok(Some(c)) => format!("{:?}", fetch::truncate(c, 100)),
+                    Err(_) => "(not ASCII)".to_owned(),
+                }
             )));
         }
         let text = std::str::from_utf8(body)
             .map_err(|_| refused("the signed response is not text"))?
             .trim_ascii();
+        if text.starts_with('{') {
+            return Err(refused(
+                "the signed response is a JWS in the JSON serialization: RFC 9701 responses \
+                 are JWTs, in the compact serialization (header.payload.signature)",
+            ));
+        }
         if text.bytes().filter(|&b| b == b'.').count() == 4 {
             return Err(refused(
                 "the response is encrypted (a JWE): encrypted introspection responses are not \
@@ -128,7 +144,7 @@ impl JwtResponses {
                 ));
             }
         };
-        let UniqueObject(mut claims) = serde_json::from_slice(&payload).map_err(|_| {
+        let UniqueObject(claims) = serde_json::from_slice(&payload).map_err(|_| {
             refused("the signed response's payload is not a JSON object with unique members")
         })?;
         match claims.get("iss") {
@@ -169,14 +185,32 @@ impl JwtResponses {
                     "the signed response's iat is in the future (clock skew?)",
                 ));
             }
+            Some(iat) if iat < now - self.max_age => {
+                return Err(refused(format!(
+                    "the signed response's iat is {:.0} s old, older than the {:.0} s a fresh \
+                     answer can be (a replayed response, or clock skew)",
+                    now - iat,
+                    self.max_age
+                )));
+            }
             Some(_) => {}
         }
         if date("exp")?.is_some_and(|exp| exp + self.leeway <= now) {
             return Err(refused("the signed response has expired (exp)"));
         }
-        match claims.remove("token_introspection") {
-            Some(inner @ Value::Object(_)) => Ok(inner.to_string().into_bytes()),
-            _ => Err(refused(
+        // The member's original bytes, not a re-serialized `Value` (which would have kept
+        // only the last of duplicate members): `validate` refuses duplicates, as for JSON.
+        #[derive(serde::Deserialize)]
+        struct Inner {
+            token_introspection: Option<Box<serde_json::value::RawValue>>,
+        }
+        let inner = serde_json::from_slice::<Inner>(&payload)
+            .ok()
+            .and_then(|i| i.token_introspection)
+            .filter(|raw| raw.get().starts_with('{'));
+        match inner {
+            Some(raw) => Ok(raw.get().as_bytes().to_vec()),
+            None => Err(refused(
                 "the signed response has no token_introspection object",
             )),
         }

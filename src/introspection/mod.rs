@@ -87,8 +87,11 @@
 //! # The cache, and its trade-off
 //!
 //! Introspection exists to see revocation; a cache hides it for a while. Answers are kept
-//! under the SHA-256 of the token (never the token), bounded in entries (10,000 by
-//! default, least recently used out first):
+//! under a SHA-256 over the introspector's configuration (its issuer, its audiences, its
+//! options) and the token (never the token itself), bounded in entries (10,000 by
+//! default, least recently used out first), so that introspectors of different audiences
+//! sharing one store never read each other's answers; at every use the answer's `iss` and
+//! `aud` are checked again against the configuration, and its time claims:
 //!
 //! - an active token until the earlier of its `exp` and
 //!   [`max_cache_ttl`](IntrospectorBuilder::max_cache_ttl) (**2 minutes** by default,
@@ -101,7 +104,10 @@
 //! - failures (the endpoint unreachable, slow, 5xx, nonsense) are never cached.
 //!
 //! Concurrent requests carrying one new token share one introspection call (per process).
-//! The cache is a trait, [`IntrospectionCache`], so a fleet can share one store.
+//! The cache is a trait, [`IntrospectionCache`], so a fleet can share one store: on Redis,
+//! `store::redis::RedisStore` (feature `redis`) authenticates its entries with an HMAC
+//! under the fleet's secret when one is configured; without one, whoever can write to Redis
+//! can plant answers (see the store's docs).
 //!
 //! # Failures
 //!
@@ -110,7 +116,6 @@
 //! | `active: false`, or active but expired, another audience or issuer, a bad claim | 401 `invalid_token` |
 //! | the endpoint unreachable, slower than the timeout, 5xx, 429, a body over the cap, not an introspection response | 503 with `Retry-After` ([`AuthErrorKind::IntrospectionUnavailable`](crate::AuthErrorKind::IntrospectionUnavailable)), logged at WARN |
 //! | 401 / 403 from the endpoint (our client credentials are wrong) | 503 with `Retry-After`, logged at ERROR naming the cause |
-//!
 //! | a signed response asked for ([`jwt_responses`](IntrospectorBuilder::jwt_responses)) but refused: not signed (plain JSON), a bad signature, a wrong `typ`, `iss` or `aud`, an algorithm not allowed for the key, encrypted | 503 with `Retry-After`, logged at ERROR naming the cause |
 //!
 //! Never 401 for "could not ask": the client's token may be fine.
@@ -125,10 +130,21 @@
 //! [`Verifier`](crate::Verifier) holds it (the same key store, refreshed on an unknown
 //! `kid`; the same algorithm allow-list; each key verifies only with its own algorithm, so
 //! the header's `alg` alone decides nothing); `iss` the issuer; `aud` this resource
-//! server's introspection client id; `iat` present (and `exp`, when present, not passed).
-//! The RFC 7662 members, in the `token_introspection` claim, then go through the same
-//! validation as a JSON response (`active`, the time claims, `iss`, `aud`, `scope`, `cnf`
-//! …), and the same cache.
+//! server's introspection client id; `iat` present and fresh (and `exp`, when present, not
+//! passed). The RFC 7662 members, in the `token_introspection` claim, then go through the
+//! same validation as a JSON response, from their original bytes (`active`, duplicate
+//! members refused, the time claims, `iss`, `aud`, `scope`, `cnf` …), and the same cache.
+//!
+//! **Freshness, and what a signed response does not prove.** RFC 9701 does not bind a
+//! response to its request: the response names no token (a `jti` inside
+//! `token_introspection`, when the server sends one, is the token's own identifier, which
+//! an opaque token does not reveal to this resource server) and carries no nonce, so a
+//! captured signed "active" response could be replayed, by someone on the path to the
+//! authorization server, as the answer about any other token. The only bound is time: a
+//! response is refused as stale when its `iat` is older than the sum of the call's
+//! [`timeout`](IntrospectorBuilder::timeout), the [`leeway`](IntrospectorBuilder::leeway)
+//! and 60 s for clock skew between the servers (95 s with the defaults). TLS to the
+//! authorization server remains what ties an answer to its question.
 //!
 //! A response that fails these checks is answered **503** with `Retry-After` and logged
 //! at ERROR with the cause, like refused client credentials, and is not cached: it says
@@ -207,6 +223,7 @@ pub use builder::{
     DEFAULT_INTROSPECTION_TIMEOUT, DEFAULT_MAX_CACHE_TTL, DEFAULT_MAX_RESPONSE_BYTES,
     IntrospectorBuilder,
 };
+use cache::KeyBinding;
 pub use cache::{CacheError, CacheFuture, CacheKey, CachedAnswer, IntrospectionCache, MemoryCache};
 
 use crate::claims::Claims;
@@ -255,7 +272,8 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// not shared (bounded memory).
 const MAX_IN_FLIGHT: usize = 100_000;
 
-/// How often an unavailable endpoint is logged (WARN) and refused credentials (ERROR).
+/// How often each cause of failure is logged: an unavailable endpoint (WARN), refused
+/// credentials (ERROR), a refused signed response (ERROR), each under its own limit.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The WARN lines of a cache store that fails (a shared store such as Redis being away),
@@ -277,6 +295,8 @@ struct Inner {
     /// Signed responses (RFC 9701), when asked for.
     jwt: Option<jwt::JwtResponses>,
     rules: validate::Rules,
+    /// The cache keys' binding to this configuration.
+    keys: KeyBinding,
     cache: Arc<dyn IntrospectionCache>,
     /// The default cache, for the lookup without a future.
     memory: Option<Arc<MemoryCache>>,
@@ -285,7 +305,9 @@ struct Inner {
     cache_timeout: Duration,
     retry_after: Duration,
     in_flight: Mutex<HashMap<CacheKey, Flight>>,
-    logged: Mutex<Option<Instant>>,
+    /// When each [`Cause`] was last logged: one limit per cause, so that outage lines do not
+    /// hide the line about refused credentials or signed responses.
+    logged: Mutex<[Option<Instant>; Cause::COUNT]>,
 }
 
 impl fmt::Debug for Introspector {
@@ -325,7 +347,7 @@ impl Introspector {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::invalid(InvalidTokenReason::TooLarge));
         }
-        let key = CacheKey::of(token);
+        let key = self.0.keys.key(token);
         if let Some(answer) = self.cached(&key).await {
             crate::metrics::introspection_cache(true);
             return self.use_answer(&answer);
@@ -367,7 +389,7 @@ impl Introspector {
         let token = std::str::from_utf8(token)
             .ok()
             .filter(|t| crate::extract::is_b64token(t))?;
-        let answer = memory.lookup(&CacheKey::of(token), Instant::now())?;
+        let answer = memory.lookup(&self.0.keys.key(token), Instant::now())?;
         crate::metrics::introspection_cache(true);
         Some(self.use_answer(&answer))
     }
@@ -403,9 +425,12 @@ impl Introspector {
         }
     }
 
-    /// The claims of an answer, its time claims checked again now.
+    /// The claims of an answer, its issuer and audience checked against the configuration
+    /// and its time claims checked again now (an answer from a shared store is not taken on
+    /// trust).
     fn use_answer(&self, answer: &CachedAnswer) -> Result<Claims, AuthError> {
         let claims = answer.outcome().map_err(AuthError::invalid)?;
+        self.0.rules.admits(claims).map_err(AuthError::invalid)?;
         let leeway = self.0.rules.leeway.as_secs_f64();
         let exp = claims.exact_times().expires_at;
         if exp + leeway <= unix_now() {
@@ -458,7 +483,14 @@ impl Introspector {
             None => &body.bytes,
             Some(jwt) => {
                 match jwt
-                    .open(body.content_type.as_deref(), &body.bytes, now)
+                    .open(
+                        body.content_type
+                            .as_ref()
+                            .map(Option::as_deref)
+                            .map_err(|e| *e),
+                        &body.bytes,
+                        now,
+                    )
                     .await
                 {
                     Ok(bytes) => inner = bytes,
@@ -510,7 +542,8 @@ impl Introspector {
         retry_after: Option<Duration>,
         cause: Cause,
     ) -> AuthError {
-        let due = self.0.logged.lock().is_ok_and(|mut last| {
+        let due = self.0.logged.lock().is_ok_and(|mut logged| {
+            let last = &mut logged[cause as usize];
             let now = Instant::now();
             let due = last.is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY);
             if due {
@@ -542,7 +575,7 @@ impl Introspector {
     }
 }
 
-/// Why no usable answer could be had.
+/// Why no usable answer could be had (each logged under its own limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cause {
     /// The endpoint (or the issuer's keys) unreachable, slow, failing, or nonsense.
@@ -551,6 +584,11 @@ enum Cause {
     CredentialsRefused,
     /// A signed response (RFC 9701) that fails its checks.
     SignedResponseRefused,
+}
+
+impl Cause {
+    /// The number of causes.
+    const COUNT: usize = 3;
 }
 
 /// Now, in seconds since the Unix epoch.

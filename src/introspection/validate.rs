@@ -22,6 +22,29 @@ pub(super) struct Rules {
     pub(super) leeway: Duration,
 }
 
+impl Rules {
+    /// Whether a cached active answer's claims still meet this configuration: its `iss` the
+    /// issuer, its `aud` one of the audiences (or none, when allowed). Checked at every use
+    /// of an answer, so that an entry from a shared store written under another
+    /// configuration is refused rather than trusted.
+    pub(super) fn admits(&self, claims: &crate::Claims) -> Result<(), InvalidTokenReason> {
+        if claims.issuer() != self.issuer {
+            return Err(InvalidTokenReason::WrongIssuer);
+        }
+        let aud = claims.audience();
+        let ok = if aud.is_empty() {
+            self.allow_missing_audience
+        } else {
+            aud.iter().any(|a| self.audiences.contains(a))
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(InvalidTokenReason::WrongAudience)
+        }
+    }
+}
+
 /// The largest NumericDate accepted: 9999-12-31T23:59:59Z (as for JWTs).
 const MAX_DATE: f64 = 253_402_300_799.0;
 

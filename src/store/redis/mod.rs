@@ -41,7 +41,8 @@
 //!
 //! All under the prefix (default `bearer-guard:`), each a fixed-size hash in hex, never a
 //! token, proof or secret: `<prefix>dpop:<SHA-256(jkt, jti)>`,
-//! `<prefix>introspection:<SHA-256(token)>`, `<prefix>keyset:<SHA-256(issuer)>`.
+//! `<prefix>introspection:<SHA-256(issuer, audiences, options, token)>`,
+//! `<prefix>keyset:<SHA-256(issuer)>`.
 //!
 //! # Time bounds and the circuit
 //!
@@ -78,6 +79,20 @@
 //! snapshots or replay an older authenticated one, which is used only if no older than the
 //! maximum age given to
 //! [`VerifierBuilder::keyset_snapshots`](crate::VerifierBuilder::keyset_snapshots).
+//!
+//! # The introspection cache: the trust model
+//!
+//! An entry's key is a hash over the introspector's issuer, audiences, options and the
+//! token, and each answer's `iss` and `aud` are checked again at every use: introspectors
+//! of different audiences sharing one Redis, even under one prefix, never take each other's
+//! answers. With the [`snapshot_secret`](RedisStoreBuilder::snapshot_secret) (the fleet's
+//! secret), each entry carries an HMAC-SHA-256 over a label, its key, its end time and the
+//! answer, verified (in constant time) before use: an entry planted, edited, moved to
+//! another key, kept past its end, or written with another secret is a miss (the endpoint
+//! is asked), logged at WARN at most once a minute. **Without a secret, Redis is trusted for
+//! the introspection cache**: whoever can write to it can make any opaque token accepted
+//! with the claims they choose; a WARN line says so once, at first use. A read returns at
+//! most 256 KiB (`GETRANGE`), whatever Redis holds.
 
 mod conn;
 #[cfg(feature = "introspection")]
