@@ -61,8 +61,17 @@ pub(crate) struct SnapshotHook {
     pub(crate) max_age: Duration,
 }
 
-/// Bound on one snapshot call (the store bounds its own calls more tightly).
+/// Bound on one snapshot call, for a store that does not say its own
+/// ([`KeySetSnapshots::call_timeout`]).
 const SNAPSHOT_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long to wait for one call of `store`: its own bound and a margin when it has one
+/// (its own timeout then answers first, and it counts it), else [`SNAPSHOT_CALL_TIMEOUT`].
+fn snapshot_call_timeout(store: &dyn KeySetSnapshots) -> Duration {
+    store.call_timeout().map_or(SNAPSHOT_CALL_TIMEOUT, |t| {
+        t.saturating_add(crate::store::CALLER_MARGIN)
+    })
+}
 
 /// `now + d`, saturating at a far-future instant instead of overflowing.
 pub(crate) fn later(now: Instant, d: Duration) -> Instant {
@@ -849,8 +858,8 @@ impl Inner {
                 document: document.to_vec(),
                 fetched_at: SystemTime::now(),
             };
-            match tokio::time::timeout(SNAPSHOT_CALL_TIMEOUT, store.save(&issuer, &snapshot)).await
-            {
+            let bound = snapshot_call_timeout(&*store);
+            match tokio::time::timeout(bound, store.save(&issuer, &snapshot)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "key-set snapshot not saved"),
                 Err(_) => tracing::warn!("key-set snapshot not saved: timed out"),
@@ -866,8 +875,8 @@ impl Inner {
             return false;
         };
         let issuer = remote.fetcher.issuer();
-        let found = match tokio::time::timeout(SNAPSHOT_CALL_TIMEOUT, hook.store.load(issuer)).await
-        {
+        let bound = snapshot_call_timeout(&*hook.store);
+        let found = match tokio::time::timeout(bound, hook.store.load(issuer)).await {
             Ok(Ok(Some(found))) => found,
             Ok(Ok(None)) => return false,
             Ok(Err(e)) => {
@@ -879,7 +888,25 @@ impl Inner {
                 return false;
             }
         };
-        let age = SystemTime::now()
+        let wall = SystemTime::now();
+        if found
+            .fetched_at
+            .duration_since(wall)
+            .is_ok_and(|ahead| ahead > crate::store::MAX_SNAPSHOT_CLOCK_AHEAD)
+        {
+            // Taken, it would be new (age 0) for as long as the writer's clock runs ahead,
+            // and newer snapshots would lose the comparison with it: refused.
+            tracing::warn!(
+                ahead_secs = found
+                    .fetched_at
+                    .duration_since(wall)
+                    .unwrap_or_default()
+                    .as_secs(),
+                "key-set snapshot dated in the future (a replica's clock runs ahead?); not used"
+            );
+            return false;
+        }
+        let age = wall
             .duration_since(found.fetched_at)
             .unwrap_or(Duration::ZERO);
         if age > hook.max_age {

@@ -18,7 +18,7 @@
 //! | `bearer_guard_introspection_duration_seconds` ([`INTROSPECTION_DURATION`]) | histogram | `outcome` | time of each introspection call, by the same `outcome` |
 //! | `bearer_guard_introspection_cache_hits_total` ([`INTROSPECTION_CACHE_HITS`]) | counter | | opaque tokens answered from the introspection cache |
 //! | `bearer_guard_introspection_cache_misses_total` ([`INTROSPECTION_CACHE_MISSES`]) | counter | | opaque tokens not in the introspection cache (requests that shared another's call count here too) |
-//! | `bearer_guard_store_calls_total` ([`STORE_CALLS_TOTAL`]) | counter | `op`, `result` | calls to a shared store (feature `redis`): `op` is `replay`, `introspection_get`, `introspection_put`, `snapshot_load`, `snapshot_save`; `result` is `ok`, `error`, `timeout` or `circuit_open` (not tried: the store failed recently) |
+//! | `bearer_guard_store_calls_total` ([`STORE_CALLS_TOTAL`]) | counter | `op`, `result` | calls to a shared store (feature `redis`): `op` is `replay`, `introspection_get`, `introspection_put`, `snapshot_load`, `snapshot_save`; `result` is `ok`, `error`, `timeout`, `cancelled` (dropped unfinished by its caller) or `circuit_open` (not tried: the store failed recently) |
 //! | `bearer_guard_store_call_duration_seconds` ([`STORE_CALL_DURATION`]) | histogram | `op` | time of each store call that was tried |
 //! | `bearer_guard_store_fallbacks_total` ([`STORE_FALLBACKS_TOTAL`]) | counter | `op` | replay checks answered by the in-memory fallback while the shared store was unreachable (opt-in) |
 //!

@@ -508,6 +508,9 @@ async fn one_opaque_token_sent_to_two_replica_processes_is_introspected_once() {
     let keys = redis.cli(&["KEYS", "*introspection:*"]);
     assert_eq!(keys.lines().count(), 1, "{keys}");
     assert!(!keys.contains(&token));
+    // Every key is under World Mappers' own prefix (another API sharing Redis has its own).
+    let all = redis.cli(&["KEYS", "*"]);
+    assert!(all.lines().all(|k| k.starts_with("worldmappers:")), "{all}");
     // A revoked token stays accepted for the cache time (documented), by either replica.
     assert!(dev.revoke(&token));
     assert_eq!(b.bearer(&token).await.status, 200);
@@ -1008,6 +1011,52 @@ fn bad_fleet_settings_stop_world_mappers_with_a_message_naming_them() {
         let (status, log) = world_mappers_exit(&vars);
         assert!(!status.success(), "{vars:?}: {log}");
         assert!(log.contains(expected), "{vars:?}: {log}");
+        assert!(!log.contains("panicked"), "{vars:?}: {log}");
+        assert!(
+            !log.contains("tiny-secret"),
+            "the secret is not echoed: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_fleet_setting_is_named_alone_and_an_empty_snapshot_secret_is_refused() {
+    let url = format!("redis://127.0.0.1:{}/", free_port(false));
+    let url = url.as_str();
+    for (vars, expected) in [
+        (
+            vec![("REDIS_URL", url), ("REDIS_TIMEOUT_MS", "0")],
+            "REDIS_TIMEOUT_MS: redis timeout",
+        ),
+        (
+            vec![("REDIS_URL", "memcached://127.0.0.1:1/")],
+            "REDIS_URL: redis url",
+        ),
+        (
+            vec![
+                ("REDIS_URL", url),
+                ("KEYSET_SNAPSHOT_SECRET", "tiny-secret"),
+            ],
+            "KEYSET_SNAPSHOT_SECRET: snapshot_secret length",
+        ),
+        (
+            // Set but empty: not silently "snapshots off".
+            vec![("REDIS_URL", url), ("KEYSET_SNAPSHOT_SECRET", "")],
+            "KEYSET_SNAPSHOT_SECRET is set but empty",
+        ),
+        (
+            // Longer than the callers may be raised to wait for it.
+            vec![("REDIS_URL", url), ("REDIS_TIMEOUT_MS", "6000")],
+            "REDIS_TIMEOUT_MS 6000 is out of range",
+        ),
+    ] {
+        let (status, log) = world_mappers_exit(&vars);
+        assert!(!status.success(), "{vars:?}: {log}");
+        assert!(log.contains(expected), "{vars:?}: {log}");
+        assert!(
+            !log.contains("REDIS_URL / KEYSET_SNAPSHOT_SECRET"),
+            "{vars:?}: {log}"
+        );
         assert!(!log.contains("panicked"), "{vars:?}: {log}");
         assert!(
             !log.contains("tiny-secret"),

@@ -818,8 +818,9 @@ async fn an_oversized_introspection_entry_is_read_no_further_than_the_cap() {
     assert_eq!(calls_of(&calls), 2, "the oversized entry was a miss");
 }
 
-/// Log lines of this test binary from WARN up, captured by one global subscriber.
-#[cfg(feature = "introspection")]
+/// Log lines of this test binary from WARN up, captured by one global subscriber (the only
+/// one: a thread-local one would race with the other tests' threads over the callsites'
+/// cached interest).
 fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
     use std::sync::{Arc, Mutex, OnceLock};
     #[derive(Clone)]
@@ -876,4 +877,307 @@ async fn without_a_secret_replicas_share_introspection_answers_and_a_warning_say
         .collect();
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Review of the Redis store (helper rvstore): callers' bounds and the circuit, the probe,
+// oversized and future-dated snapshots. Kept together.
+
+mod review {
+    use super::*;
+    use bearer_guard::store::{KeySetSnapshot, KeySetSnapshots};
+
+    /// Every WARN line of this test binary ([`captured_logs`]).
+    fn logs() -> Logs {
+        Logs(captured_logs())
+    }
+
+    /// Log lines, captured.
+    struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Logs {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    /// The Redis key of `issuer`'s snapshot under `prefix`.
+    fn snapshot_key(prefix: &str, issuer: &str) -> String {
+        let hash: String = Sha256::digest(issuer.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{prefix}keyset:{hash}")
+    }
+
+    /// Bytes Redis has sent to its clients so far.
+    fn sent_by(server: &RedisServer) -> u64 {
+        server
+            .cli(&["INFO", "stats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_cutting_calls_shorter_than_the_stores_bound_still_opens_the_circuit_on_a_frozen_redis()
+     {
+        require_redis!();
+        let server = RedisServer::start();
+        // The request path's bound is 20 ms, a snapshot call's 2 s; the caller gives up
+        // after 150 ms, every time.
+        let s = RedisStore::builder(server.url())
+            .timeout(Duration::from_millis(20))
+            .snapshot_timeout(Duration::from_secs(2))
+            .snapshot_secret(SECRET.to_vec())
+            .build()
+            .unwrap();
+        s.connect().await.unwrap();
+        server.pause();
+        for _ in 0..2 {
+            let cut = tokio::time::timeout(Duration::from_millis(150), s.load(ISS)).await;
+            assert!(cut.is_err(), "the caller's bound fired: {cut:?}");
+        }
+        assert!(
+            s.is_unavailable(),
+            "two calls dropped after the store's own request-path bound open the circuit"
+        );
+        let t = Instant::now();
+        let answer = s.load(ISS).await;
+        assert!(answer.is_err(), "{answer:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "answered at once (not after the caller's 150 ms): {:?}",
+            t.elapsed()
+        );
+        server.resume();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_giving_up_before_the_stores_own_timeout_does_not_open_the_circuit() {
+        require_redis!();
+        let server = RedisServer::start();
+        let s = RedisStore::builder(server.url())
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        s.connect().await.unwrap();
+        server.pause();
+        for n in 0..3 {
+            let key = ReplayKey::new("t", &format!("given-up-{n}"));
+            let cut = tokio::time::timeout(
+                Duration::from_millis(30),
+                s.check_and_insert(key, Duration::from_secs(90)),
+            )
+            .await;
+            assert!(cut.is_err(), "{cut:?}");
+        }
+        assert!(
+            !s.is_unavailable(),
+            "a caller's own reasons (a client gone away) say nothing about Redis"
+        );
+        server.resume();
+        assert_eq!(
+            s.check_and_insert(ReplayKey::new("t", "after"), Duration::from_secs(90))
+                .await,
+            Ok(ReplayCheck::Fresh)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dpop_replay_timeout_shorter_than_the_stores_waits_for_it_and_a_frozen_redis_opens_the_circuit()
+     {
+        require_redis!();
+        let server = RedisServer::start();
+        let s = RedisStore::builder(server.url())
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        s.connect().await.unwrap();
+        let verifier = Verifier::builder()
+            .issuer(ISS)
+            .audience(AUD)
+            .jwks_json(jwk_set([&issuer_key()]).to_string())
+            .build()
+            .unwrap();
+        // The DPoP layer's own bound (50 ms) is shorter than the store's (300 ms).
+        let dpop = Dpop::builder()
+            .public_url(ORIGIN)
+            .replay_store(s.clone())
+            .replay_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route("/maps", get(|| async { "maps" }))
+            .layer(JwtAuthLayer::new(verifier).dpop(dpop));
+        let key = ProofKey::new();
+        let token = key.bound_token();
+        assert_eq!(
+            send(&app, &token, &key.proof("/maps", &token))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        server.pause();
+        for _ in 0..2 {
+            let res = send(&app, &token, &key.proof("/maps", &token)).await;
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        assert!(s.is_unavailable(), "the store's own timeouts were counted");
+        let t = Instant::now();
+        let res = send(&app, &token, &key.proof("/maps", &token)).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "answered at once (not after the store's 300 ms): {:?}",
+            t.elapsed()
+        );
+        server.resume();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_key_store_waits_for_the_stores_snapshot_timeout_even_past_one_second() {
+        require_redis!();
+        let server = RedisServer::start();
+        let k = common::key(Algorithm::RS256, 0, "k1");
+        let issuer = common::Server::start(&[&k]).await;
+        let token = common::token(&k);
+        replica_verifier(&issuer, store(&server, "wm:").await)
+            .verify(&token)
+            .await
+            .expect("first replica fetched the keys");
+        wait_for_snapshot(&server).await;
+        issuer.reply(common::Reply::Status(503));
+        // The second replica's snapshot calls may take 5 s; Redis stalls for 2.5 s.
+        let s = RedisStore::builder(server.url())
+            .key_prefix("wm:")
+            .timeout(Duration::from_millis(100))
+            .snapshot_timeout(Duration::from_secs(5))
+            .snapshot_secret(SECRET.to_vec())
+            .build()
+            .unwrap();
+        s.connect().await.unwrap();
+        let second = replica_verifier(&issuer, s);
+        server.pause();
+        let thaw = std::thread::spawn({
+            let pid = server.pid();
+            move || {
+                std::thread::sleep(Duration::from_millis(2500));
+                let _ = Command::new("kill").args(["-CONT", &pid]).status();
+            }
+        });
+        let verified = second.verify(&token).await;
+        thaw.join().unwrap();
+        let claims = verified.expect("served from the snapshot, read after the stall");
+        assert_eq!(claims.issuer(), common::ISSUER);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_value_larger_than_the_cap_is_ignored_without_being_read_whole() {
+        require_redis!();
+        let logs = logs();
+        let server = RedisServer::start();
+        let s = store(&server, "big:").await;
+        // About 4 MB (zeros, then one byte) at the snapshot's key.
+        let key = snapshot_key("big:", ISS);
+        let len: usize = server
+            .cli(&["SETRANGE", &key, "4000000", "x"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(len, 4_000_001);
+        let before = sent_by(&server);
+        assert_eq!(s.load(ISS).await.unwrap(), None);
+        let sent = sent_by(&server) - before;
+        assert!(
+            sent < 2_000_000,
+            "Redis sent {sent} bytes for a load: the value was read whole"
+        );
+        assert!(
+            logs.text()
+                .contains("larger than the largest snapshot; ignored"),
+            "{}",
+            logs.text()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_snapshot_is_none() {
+        require_redis!();
+        let server = RedisServer::start();
+        let s = store(&server, "none:").await;
+        assert_eq!(s.load(ISS).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_key_set_too_large_to_share_is_not_saved_and_says_so() {
+        require_redis!();
+        let logs = logs();
+        let server = RedisServer::start();
+        let s = store(&server, "huge:").await;
+        let snapshot = KeySetSnapshot {
+            document: vec![b' '; bearer_guard::store::redis::MAX_SNAPSHOT_BYTES + 1],
+            fetched_at: SystemTime::now(),
+        };
+        s.save("https://huge.test/", &snapshot).await.unwrap();
+        assert_eq!(server.cli(&["KEYS", "huge:*"]).trim(), "");
+        let text = logs.text();
+        let line = text
+            .lines()
+            .find(|l| l.contains("too large to share"))
+            .unwrap_or_else(|| panic!("no WARN line: {text}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("bytes=1048577"), "{line}");
+    }
+
+    /// The first replica's snapshot, re-written dated `ahead` in the future; then a second
+    /// replica, started while the issuer is down, verifies a token.
+    async fn second_replica_with_a_snapshot_dated_ahead(
+        ahead: Duration,
+    ) -> Result<bearer_guard::Claims, bearer_guard::AuthError> {
+        let server = RedisServer::start();
+        let k = common::key(Algorithm::RS256, 0, "k1");
+        let issuer = common::Server::start(&[&k]).await;
+        let token = common::token(&k);
+        replica_verifier(&issuer, store(&server, "wm:").await)
+            .verify(&token)
+            .await
+            .expect("first replica fetched the keys");
+        wait_for_snapshot(&server).await;
+        let s = store(&server, "wm:").await;
+        let mut found = s.load(common::ISSUER).await.unwrap().unwrap();
+        found.fetched_at = SystemTime::now() + ahead;
+        s.save(common::ISSUER, &found).await.unwrap();
+        issuer.reply(common::Reply::Status(503));
+        replica_verifier(&issuer, store(&server, "wm:").await)
+            .verify(&token)
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_dated_in_the_future_is_not_used() {
+        require_redis!();
+        let logs = logs();
+        let e = second_replica_with_a_snapshot_dated_ahead(Duration::from_secs(3600))
+            .await
+            .expect_err("a snapshot an hour ahead is refused");
+        assert_eq!(e.kind(), AuthErrorKind::KeysUnavailable);
+        assert!(
+            logs.text().contains("dated in the future"),
+            "{}",
+            logs.text()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_dated_a_few_seconds_ahead_is_used() {
+        require_redis!();
+        let claims = second_replica_with_a_snapshot_dated_ahead(Duration::from_secs(5))
+            .await
+            .expect("within the clocks' allowed difference");
+        assert_eq!(claims.issuer(), common::ISSUER);
+    }
 }

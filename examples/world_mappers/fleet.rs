@@ -5,9 +5,15 @@
 //! `KEYSET_SNAPSHOT_SECRET` (at least 32 bytes, the same on every replica) also shares the
 //! issuer's last good key set, authenticated with it. Without them nothing changes.
 //!
-//! `REDIS_TIMEOUT_MS` bounds each Redis call (default 10, the store's default; 1 to
-//! 10,000): raise it on a host so loaded that Redis' answers come late, as a call that runs
-//! out of time counts as Redis being unreachable.
+//! `REDIS_TIMEOUT_MS` bounds each Redis call on a request's path (default 10, the store's
+//! default; 1 to 5,000): raise it on a host so loaded that Redis' answers come late, as a
+//! call that runs out of time counts as Redis being unreachable. The callers wait a little
+//! longer than it (the DPoP replay check by itself, the introspection cache set here), so
+//! that the store's own timeout answers first and its circuit counts it.
+//!
+//! Every key is under the prefix `worldmappers:`: another API sharing the Redis (with its
+//! own prefix) never meets these keys, nor its replay entries, cached answers or snapshots
+//! these.
 //!
 //! While Redis is unreachable (a dead Redis is then not called for up to 2 s at a time):
 //! DPoP requests get 503 with `Retry-After`, opaque tokens are introspected at the endpoint
@@ -21,16 +27,39 @@ use std::time::Duration;
 #[cfg(feature = "redis")]
 const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
+/// This API's keys in a Redis that other APIs may share.
+#[cfg(feature = "redis")]
+const KEY_PREFIX: &str = "worldmappers:";
+
+/// The longest `REDIS_TIMEOUT_MS` (a call on a request's path; the introspection cache
+/// waits 50 ms more, and takes at most 10 s).
+#[cfg(feature = "redis")]
+const MAX_REDIS_TIMEOUT_MS: u64 = 5_000;
+
 /// The shared store, when `REDIS_URL` is set.
 #[derive(Debug, Clone)]
 pub(crate) struct Fleet {
     #[cfg(feature = "redis")]
     pub(crate) store: bearer_guard::store::redis::RedisStore,
     pub(crate) snapshots: bool,
+    /// The store's bound on a call on a request's path (the introspection cache's waits
+    /// a little longer).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    timeout: Duration,
 }
 
 /// Reads `REDIS_URL`, `KEYSET_SNAPSHOT_SECRET` and `REDIS_TIMEOUT_MS`.
 pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
+    // Set but empty would otherwise read as unset (`env` drops empty values) and turn
+    // snapshots off without a word.
+    if std::env::var_os("KEYSET_SNAPSHOT_SECRET").is_some_and(|v| v.is_empty()) {
+        return Err(
+            "KEYSET_SNAPSHOT_SECRET is set but empty: give the fleet's secret (at least 32 \
+             bytes), or unset it to turn key-set snapshots off"
+                .into(),
+        );
+    }
     let Some(url) = super::env("REDIS_URL") else {
         for name in ["KEYSET_SNAPSHOT_SECRET", "REDIS_TIMEOUT_MS"] {
             if super::env(name).is_some() {
@@ -41,21 +70,40 @@ pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
     };
     #[cfg(feature = "redis")]
     {
-        use bearer_guard::store::redis::RedisStore;
-        let mut builder = RedisStore::builder(url);
+        use bearer_guard::store::redis::{DEFAULT_TIMEOUT, RedisStore};
+        let mut builder = RedisStore::builder(url).key_prefix(KEY_PREFIX);
         let secret = super::env("KEYSET_SNAPSHOT_SECRET");
         if let Some(secret) = &secret {
             builder = builder.snapshot_secret(secret.as_bytes().to_vec());
         }
+        let mut timeout = DEFAULT_TIMEOUT;
         if let Some(ms) = super::env("REDIS_TIMEOUT_MS") {
             let ms: u64 = ms
                 .parse()
                 .map_err(|_| format!("REDIS_TIMEOUT_MS {ms:?} is not a number of milliseconds"))?;
-            builder = builder.timeout(Duration::from_millis(ms));
+            if ms > MAX_REDIS_TIMEOUT_MS {
+                return Err(format!(
+                    "REDIS_TIMEOUT_MS {ms} is out of range (1 to {MAX_REDIS_TIMEOUT_MS} ms)"
+                ));
+            }
+            timeout = Duration::from_millis(ms);
+            builder = builder.timeout(timeout);
         }
-        let store = builder
-            .build()
-            .map_err(|e| format!("REDIS_URL / KEYSET_SNAPSHOT_SECRET / REDIS_TIMEOUT_MS: {e}"))?;
+        let store = builder.build().map_err(|e| {
+            use bearer_guard::ConfigError;
+            // The one variable at fault.
+            let name = match &e {
+                ConfigError::InvalidUrl { .. } => "REDIS_URL",
+                ConfigError::OutOfRange { what, .. } if what.contains("secret") => {
+                    "KEYSET_SNAPSHOT_SECRET"
+                }
+                ConfigError::OutOfRange { what, .. } if *what == "redis timeout" => {
+                    "REDIS_TIMEOUT_MS"
+                }
+                _ => "the Redis store",
+            };
+            format!("{name}: {e}")
+        })?;
         if let Err(e) = store.connect().await {
             // Not fatal: the store keeps trying; meanwhile DPoP proofs get 503.
             tracing::warn!(error = %e, "Redis is not reachable yet");
@@ -63,6 +111,7 @@ pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
         Ok(Some(Fleet {
             store,
             snapshots: secret.is_some(),
+            timeout,
         }))
     }
     #[cfg(not(feature = "redis"))]
@@ -94,13 +143,19 @@ impl Fleet {
         &self,
         builder: bearer_guard::introspection::IntrospectorBuilder,
     ) -> bearer_guard::introspection::IntrospectorBuilder {
+        // The cache bound waits for the store's own (50 ms more): its timeout answers first,
+        // and its circuit counts it.
         #[cfg(feature = "redis")]
-        return builder.cache(self.store.clone());
+        return builder.cache(self.store.clone()).cache_timeout(
+            bearer_guard::introspection::DEFAULT_CACHE_TIMEOUT
+                .max(self.timeout + Duration::from_millis(50)),
+        );
         #[cfg(not(feature = "redis"))]
         builder
     }
 
-    /// The shared DPoP replay store.
+    /// The shared DPoP replay store (the replay check waits for the store's own bound by
+    /// itself: `ReplayStore::call_timeout`).
     pub(crate) fn dpop(
         &self,
         builder: bearer_guard::dpop::DpopBuilder,

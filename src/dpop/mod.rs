@@ -116,6 +116,11 @@ use crate::rejection::Limiter;
 
 /// The WARN line of a replay store that cannot answer (full, failing or slow), one per
 /// request otherwise: at most one a minute, with the number left out (`suppressed`).
+///
+/// A static, shared by the whole process: every [`Dpop`] in it shares this budget (a
+/// second API's failing store within the minute is counted in `suppressed`). The Redis
+/// store has its own limited lines (why it failed); with it, one outage gives two WARN
+/// lines a minute: the store's and this one.
 static REPLAY_STORE_LOG: Limiter = Limiter::new();
 
 /// Whether and how DPoP is accepted (see the [module docs](self)).
@@ -270,7 +275,12 @@ impl DpopBuilder {
     }
 
     /// How long a replay store call may take before the proof is refused with 503 (default
-    /// 1 s; fails closed).
+    /// 1 s, 1 ms to 30 s; fails closed).
+    ///
+    /// A store that bounds its own calls ([`ReplayStore::call_timeout`]: the Redis store's
+    /// `timeout`) is waited for at least that bound and 50 ms more: its own timeout then
+    /// answers first, and it counts it (the Redis store's circuit opens after two), where a
+    /// shorter bound here would drop the call first, every time, with Redis frozen.
     pub fn replay_timeout(mut self, timeout: Duration) -> Self {
         self.replay_timeout = timeout;
         self
@@ -347,17 +357,23 @@ impl DpopBuilder {
             .map(|a| a.as_str())
             .collect::<Vec<_>>()
             .join(" ");
+        let replay = self
+            .replay
+            .unwrap_or_else(|| Arc::new(InMemoryReplayStore::default()));
         Ok(Dpop {
             inner: Arc::new(Inner {
                 mode: self.mode,
                 checker,
-                replay: self
-                    .replay
-                    .unwrap_or_else(|| Arc::new(InMemoryReplayStore::default())),
+                replay_timeout: match replay.call_timeout() {
+                    Some(own) => self
+                        .replay_timeout
+                        .max(own.saturating_add(crate::store::CALLER_MARGIN)),
+                    None => self.replay_timeout,
+                },
+                replay,
                 nonces: self.nonces,
                 origin,
                 algs,
-                replay_timeout: self.replay_timeout,
             }),
         })
     }

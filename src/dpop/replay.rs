@@ -109,6 +109,15 @@ pub trait ReplayStore: Send + Sync + fmt::Debug + 'static {
     /// Records `key` for `ttl` if it is absent (then [`ReplayCheck::Fresh`]), or answers
     /// [`ReplayCheck::Replayed`].
     fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> ReplayFuture<'_>;
+
+    /// The bound this store puts on each of its own calls, if any (default `None`). The
+    /// DPoP check then waits at least that long and 50 ms more (see
+    /// [`DpopBuilder::replay_timeout`](super::DpopBuilder::replay_timeout)), so that the
+    /// store's own timeout answers first and the store can count it (the Redis store's
+    /// circuit opens on it).
+    fn call_timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The default [`ReplayStore`]: in memory, for one process, bounded in entries.

@@ -13,6 +13,7 @@
 
 mod snapshot;
 
+pub(crate) use snapshot::{CALLER_MARGIN, MAX_SNAPSHOT_CLOCK_AHEAD};
 pub use snapshot::{KeySetSnapshot, KeySetSnapshots, SnapshotError, SnapshotFuture};
 
 #[cfg(feature = "redis")]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// One issuer's JWK Set document as a replica fetched it, and when.
 #[derive(Clone, PartialEq, Eq)]
@@ -43,6 +43,19 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
+/// How much longer than a store's own bound on a call
+/// ([`KeySetSnapshots::call_timeout`], [`ReplayStore::call_timeout`](crate::dpop::ReplayStore::call_timeout))
+/// its callers wait: the store's own timeout then answers first, and the store counts it
+/// (the Redis store's circuit), instead of the call being dropped unfinished.
+pub(crate) const CALLER_MARGIN: Duration = Duration::from_millis(50);
+
+/// The largest clock difference between replicas a snapshot's `fetched_at` may show: a
+/// snapshot dated later than this ahead of the reader's clock is refused (a WARN line), as
+/// it would otherwise count as new (age 0) for as long as that clock runs ahead, and hide
+/// the newer snapshots of replicas with a right clock. One dated ahead by less is taken as
+/// dated.
+pub(crate) const MAX_SNAPSHOT_CLOCK_AHEAD: Duration = Duration::from_secs(60);
+
 /// The future of a [`KeySetSnapshots`] call.
 pub type SnapshotFuture<'a, T> =
     Pin<Box<dyn Future<Output = Result<T, SnapshotError>> + Send + 'a>>;
@@ -59,10 +72,22 @@ pub type SnapshotFuture<'a, T> =
 /// written by a holder of the fleet's secret, for this issuer (the Redis store uses
 /// HMAC-SHA-256). Anything else is `Ok(None)`. A failed call is skipped (logged): the key
 /// store then behaves as if there were no snapshot store.
+///
+/// A snapshot whose `fetched_at` is more than 60 s ahead of this replica's clock is refused
+/// (logged): a replica whose clock runs ahead must not pin its key set past the maximum age.
 pub trait KeySetSnapshots: fmt::Debug + Send + Sync + 'static {
     /// The authenticated snapshot of `issuer`'s key set, if any.
     fn load<'a>(&'a self, issuer: &'a str) -> SnapshotFuture<'a, Option<KeySetSnapshot>>;
 
     /// Keeps `snapshot` as `issuer`'s last good key set.
     fn save<'a>(&'a self, issuer: &'a str, snapshot: &'a KeySetSnapshot) -> SnapshotFuture<'a, ()>;
+
+    /// The bound this store puts on each of its own calls, if any (default `None`). The key
+    /// store then waits that long and 50 ms more for a call (1 s otherwise), so that the
+    /// store's own timeout answers first and the store can count it (the Redis store's
+    /// circuit opens on it): a caller that cut the call sooner would leave the store blind
+    /// to a frozen backend.
+    fn call_timeout(&self) -> Option<Duration> {
+        None
+    }
 }

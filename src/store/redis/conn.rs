@@ -69,8 +69,26 @@ struct CircuitState {
     failures: u32,
     open_until: Option<Instant>,
     backoff: Duration,
-    /// When the probe in flight (the one call let through an open circuit) started.
-    probe_started: Option<Instant>,
+    /// The probe in flight (the one call let through an open circuit), if any.
+    probe: Option<Probe>,
+    /// Numbers the probes, so that a probe given up late cannot release its successor.
+    probes: u64,
+}
+
+/// The probe in flight: its number, and until when it holds the place: its own bound
+/// (four times, and 50 ms) from its start, whatever the bound of the calls that come
+/// meanwhile (a 10 ms call must not take a 500 ms snapshot probe for abandoned).
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    id: u64,
+    until: Instant,
+}
+
+/// How long a probe holds its place, for a probe of bound `bound`: normally it ends
+/// (answered, timed out or dropped) long before; this only replaces one whose future is
+/// no longer polled.
+fn probe_hold(bound: Duration) -> Duration {
+    bound.saturating_mul(4) + Duration::from_millis(50)
 }
 
 /// Closed: calls go through. Open after [`OPEN_AFTER`] consecutive failures: calls fail at
@@ -82,26 +100,30 @@ pub(super) struct Circuit {
 }
 
 impl Circuit {
-    /// Whether a call may go now (`Err(())`: the circuit is open).
-    pub(super) fn admit(&self, timeout: Duration) -> Result<(), ()> {
+    /// Whether a call of bound `bound` may go now (`Err(())`: the circuit is open). `Ok`
+    /// carries the probe's number when the call is the probe of an open circuit.
+    pub(super) fn admit(&self, bound: Duration) -> Result<Option<u64>, ()> {
         let Ok(mut s) = self.state.lock() else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(until) = s.open_until else {
-            return Ok(());
+            return Ok(None);
         };
         let now = Instant::now();
         if now < until {
             return Err(());
         }
         // One probe at a time (a probe whose caller went away is replaced after a while).
-        if let Some(started) = s.probe_started
-            && now.duration_since(started) < timeout.saturating_mul(4) + Duration::from_millis(50)
-        {
+        if s.probe.is_some_and(|p| now < p.until) {
             return Err(());
         }
-        s.probe_started = Some(now);
-        Ok(())
+        s.probes = s.probes.wrapping_add(1);
+        let id = s.probes;
+        s.probe = Some(Probe {
+            id,
+            until: now + probe_hold(bound),
+        });
+        Ok(Some(id))
     }
 
     /// Records a call's result; returns `Some(true)` when it closed the circuit and
@@ -112,11 +134,15 @@ impl Circuit {
         };
         if ok {
             let was_open = s.open_until.is_some();
-            *s = CircuitState::default();
+            let probes = s.probes;
+            *s = CircuitState {
+                probes,
+                ..CircuitState::default()
+            };
             return was_open.then_some(true);
         }
         s.failures = s.failures.saturating_add(1);
-        s.probe_started = None;
+        s.probe = None;
         if s.failures < OPEN_AFTER {
             return None;
         }
@@ -128,6 +154,21 @@ impl Circuit {
         };
         s.open_until = Some(Instant::now() + s.backoff);
         (!was_open).then_some(false)
+    }
+
+    /// A call its caller dropped before it ended: a failure when `failed` (see
+    /// `RedisStore::call_within`), otherwise nothing but its probe's place given back, so
+    /// that the next call probes at once. Returns what [`record`](Self::record) does.
+    pub(super) fn abandon(&self, probe: Option<u64>, failed: bool) -> Option<bool> {
+        if failed {
+            return self.record(false);
+        }
+        if let (Some(id), Ok(mut s)) = (probe, self.state.lock())
+            && s.probe.is_some_and(|p| p.id == id)
+        {
+            s.probe = None;
+        }
+        None
     }
 
     /// Whether the circuit is open now.

@@ -29,7 +29,7 @@
 //! (one multiplexed connection, pipelined: no pool to size) and an async Cluster client in
 //! the same crate, on Tokio, with rustls for `rediss://`. `fred` is as capable but larger
 //! (its own pool, pub/sub, sentinel and tracing layers by default) for the three commands
-//! this store sends (`SET … NX PX`, `GET`, `SET … PX`).
+//! this store sends (`SET … NX PX`, `GET`, `GETRANGE`, `SET … PX`).
 //!
 //! # URLs
 //!
@@ -56,7 +56,18 @@
 //! [`DEFAULT_SNAPSHOT_TIMEOUT`], 500 ms). After two failures in a row the store stops calling
 //! Redis for 100 ms (doubling to 2 s while it stays down) and answers at once as unavailable; then one call
 //! probes, and a success closes the circuit: recovery is automatic, within 2 s of Redis'
-//! return. What an unavailable store means is each caller's policy:
+//! return.
+//!
+//! The callers wait for the store's own bound: the DPoP check at least `timeout` and
+//! 50 ms (its [`replay_timeout`](crate::dpop::DpopBuilder::replay_timeout) is raised to
+//! that), the key store `snapshot_timeout` and 50 ms, so the store's own timeout answers
+//! first and counts. A call its caller drops unfinished anyway (an application's own
+//! bound, the introspector's cache bound, a client gone away) is counted as `cancelled`;
+//! it counts as a failure for the circuit when it had waited at least `timeout` (Redis was
+//! slow by the store's own measure: with Redis frozen, a caller that always cuts sooner than
+//! `snapshot_timeout` still opens the circuit), and not when dropped sooner (that says
+//! nothing about Redis, and counting it would let anyone who makes requests and drops them
+//! open the circuit). What an unavailable store means is each caller's policy:
 //!
 //! | store | Redis unreachable | configure |
 //! |---|---|---|
@@ -78,7 +89,12 @@
 //! off (nothing is read or written). Someone who can write to Redis can at worst delete
 //! snapshots or replay an older authenticated one, which is used only if no older than the
 //! maximum age given to
-//! [`VerifierBuilder::keyset_snapshots`](crate::VerifierBuilder::keyset_snapshots).
+//! [`VerifierBuilder::keyset_snapshots`](crate::VerifierBuilder::keyset_snapshots). A
+//! snapshot dated more than 60 s ahead of the reading replica's clock (written by a replica
+//! whose clock runs ahead) is refused with a WARN line: it would count as new for as long as
+//! that clock runs ahead. A value larger than [`MAX_SNAPSHOT_BYTES`] (and its header) is
+//! never read whole (`GETRANGE`), and ignored with a WARN line; a key set larger than that
+//! is not saved (a WARN line too).
 //!
 //! # The introspection cache: the trust model
 //!
@@ -212,7 +228,10 @@ impl RedisStore {
     pub async fn connect(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let timeout = self.inner.timeout.max(DEFAULT_CONNECT_TIMEOUT);
         let ping = redis::cmd("PING");
-        match tokio::time::timeout(timeout, self.inner.conn.query::<String>(&ping, timeout)).await {
+        // The connection made here serves every later call: its own response bound is the
+        // longest of the calls' bounds (as when a call makes it), not this warm-up's.
+        let made = self.inner.conn.query::<String>(&ping, self.inner.longest());
+        match tokio::time::timeout(timeout, made).await {
             Ok(Ok(_)) => {
                 self.inner.conn.circuit.record(true);
                 Ok(())
@@ -237,6 +256,10 @@ impl RedisStore {
     }
 
     /// One call: circuit, the time bound `bound`, metrics, logs.
+    ///
+    /// A caller may bound the call more tightly than `bound` and drop it unfinished (the
+    /// introspector's cache bound, a `tokio::time::timeout` of the application's, a client
+    /// gone away): see [`Unfinished`] for how such a call counts.
     async fn call_within<T: redis::FromRedisValue>(
         &self,
         op: &'static str,
@@ -244,16 +267,24 @@ impl RedisStore {
         bound: Duration,
     ) -> Result<T, CallError> {
         let inner = &self.inner;
-        if inner.conn.circuit.admit(bound).is_err() {
+        let Ok(probe) = inner.conn.circuit.admit(bound) else {
             crate::metrics::store_call(op, "circuit_open", None);
             return Err(CallError::CircuitOpen);
-        }
-        let started = tokio::time::Instant::now();
+        };
+        let mut unfinished = Unfinished {
+            inner,
+            op,
+            started: tokio::time::Instant::now(),
+            slow: inner.timeout.min(bound),
+            probe,
+            armed: true,
+        };
         // The connection's own response bound is the longest of the calls' bounds; each call
         // is cut at its own here.
         let answer =
             tokio::time::timeout(bound, inner.conn.query::<T>(&cmd, inner.longest())).await;
-        let elapsed = Some(started.elapsed());
+        unfinished.armed = false;
+        let elapsed = Some(unfinished.started.elapsed());
         let result = match answer {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(e),
@@ -265,13 +296,7 @@ impl RedisStore {
             Err(_) => "error",
         };
         crate::metrics::store_call(op, label, elapsed);
-        match inner.conn.circuit.record(result.is_ok()) {
-            Some(true) => tracing::info!("bearer-guard: Redis answers again; circuit closed"),
-            Some(false) => tracing::warn!(
-                "bearer-guard: Redis failed twice in a row; not called for a while (circuit open)"
-            ),
-            None => {}
-        }
+        log_transition(inner.conn.circuit.record(result.is_ok()));
         if let Err(e) = &result {
             tracing::debug!(op, error = %e, "bearer-guard: Redis call failed");
         }
@@ -293,6 +318,54 @@ impl RedisStore {
             let _ = write!(k, "{b:02x}");
         }
         k
+    }
+}
+
+/// A call in flight, until it ends; dropped armed, its caller gave up on it first.
+///
+/// Such a call counts (metric result `cancelled`) as a Redis failure for the circuit when
+/// it had waited at least the store's request-path [`timeout`](RedisStoreBuilder::timeout)
+/// (or its own bound, if shorter): Redis was slow by the store's own measure, and a caller
+/// that always cuts sooner than the store (with Redis frozen) must not keep the circuit
+/// from ever opening. A call dropped sooner is the caller's own business (a client gone
+/// away, a `select!`): it says nothing about Redis, and counting it would let anyone who
+/// can make requests and drop them open the circuit; it only gives its probe's place back,
+/// so that the next call probes at once.
+struct Unfinished<'a> {
+    inner: &'a Inner,
+    op: &'static str,
+    started: tokio::time::Instant,
+    slow: Duration,
+    probe: Option<u64>,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let failed = elapsed >= self.slow;
+        crate::metrics::store_call(self.op, "cancelled", Some(elapsed));
+        log_transition(self.inner.conn.circuit.abandon(self.probe, failed));
+        tracing::debug!(
+            op = self.op,
+            elapsed_ms = elapsed.as_millis(),
+            counted_as_failure = failed,
+            "bearer-guard: Redis call given up by its caller"
+        );
+    }
+}
+
+/// Logs the circuit's opening (WARN) and closing (INFO).
+fn log_transition(transition: Option<bool>) {
+    match transition {
+        Some(true) => tracing::info!("bearer-guard: Redis answers again; circuit closed"),
+        Some(false) => tracing::warn!(
+            "bearer-guard: Redis failed twice in a row; not called for a while (circuit open)"
+        ),
+        None => {}
     }
 }
 
@@ -526,5 +599,67 @@ mod tests {
         assert!(c.admit(DEFAULT_TIMEOUT).is_err(), "only one");
         assert_eq!(c.record(true), Some(true));
         assert!(c.admit(DEFAULT_TIMEOUT).is_ok());
+    }
+
+    /// A circuit opened by two failures, its first pause over: the next call probes.
+    fn circuit_due_for_a_probe() -> conn::Circuit {
+        let c = conn::Circuit::default();
+        c.record(false);
+        c.record(false);
+        std::thread::sleep(conn::FIRST_BACKOFF + Duration::from_millis(20));
+        c
+    }
+
+    #[test]
+    fn a_probe_holds_its_place_for_its_own_bound_not_for_the_bound_of_the_next_caller() {
+        let c = circuit_due_for_a_probe();
+        assert!(
+            matches!(c.admit(Duration::from_millis(500)), Ok(Some(_))),
+            "a 500 ms snapshot call probes"
+        );
+        // 120 ms on: past a 10 ms call's 4 × 10 + 50 ms, well within the probe's own bound.
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(
+            c.admit(Duration::from_millis(10)).is_err(),
+            "a 10 ms call does not take the 500 ms probe in flight for abandoned"
+        );
+    }
+
+    #[test]
+    fn a_probe_whose_caller_gave_up_early_lets_the_next_call_probe_at_once() {
+        let c = circuit_due_for_a_probe();
+        let probe = c.admit(Duration::from_millis(500)).ok().flatten();
+        assert!(probe.is_some(), "a probe");
+        assert_eq!(c.abandon(probe, false), None);
+        assert!(c.is_open(), "not a success either");
+        assert!(
+            matches!(c.admit(DEFAULT_TIMEOUT), Ok(Some(_))),
+            "the next call probes"
+        );
+    }
+
+    #[test]
+    fn a_probe_given_up_after_the_stores_bound_counts_as_a_failure() {
+        let c = circuit_due_for_a_probe();
+        let probe = c.admit(Duration::from_millis(500)).ok().flatten();
+        assert_eq!(c.abandon(probe, true), None, "the circuit was open already");
+        assert!(
+            c.admit(DEFAULT_TIMEOUT).is_err(),
+            "a new pause, no probe meanwhile"
+        );
+    }
+
+    #[test]
+    fn a_late_probe_given_up_does_not_release_the_probe_that_replaced_it() {
+        let c = circuit_due_for_a_probe();
+        let old = c.admit(Duration::from_millis(1)).ok().flatten();
+        std::thread::sleep(Duration::from_millis(60));
+        let new = c.admit(Duration::from_millis(500)).ok().flatten();
+        assert!(new.is_some() && new != old, "the stale probe was replaced");
+        c.abandon(old, false);
+        assert!(
+            c.admit(DEFAULT_TIMEOUT).is_err(),
+            "the new probe still holds"
+        );
     }
 }

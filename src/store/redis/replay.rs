@@ -10,10 +10,21 @@ use crate::rejection::Limiter;
 /// The WARN lines of a Redis outage, one per request otherwise: at most one a minute each,
 /// with the number left out (`suppressed`); the circuit's opening and closing are logged
 /// apart, and each failed call at DEBUG.
+///
+/// These limiters are statics, shared by the whole process: every `RedisStore` in it (two
+/// stores on two Redis servers share one budget: an outage of the second within the minute
+/// of the first's line is counted in `suppressed`, not logged apart), and one outage of a
+/// store used with DPoP also gives the DPoP layer's own line ([`crate::dpop`]'s limiter,
+/// "the DPoP replay check failed"): two WARN lines a minute for one outage, by design (the
+/// store says why, the layer what it did).
 static FALLBACK_LOG: Limiter = Limiter::new();
 static FAIL_CLOSED_LOG: Limiter = Limiter::new();
 
 impl ReplayStore for RedisStore {
+    fn call_timeout(&self) -> Option<Duration> {
+        Some(self.inner.timeout)
+    }
+
     fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> ReplayFuture<'_> {
         Box::pin(async move {
             let mut cmd = redis::cmd("SET");

@@ -85,24 +85,33 @@ fn error(e: CallError) -> SnapshotError {
 }
 
 impl KeySetSnapshots for RedisStore {
+    fn call_timeout(&self) -> Option<Duration> {
+        Some(self.snapshot_timeout())
+    }
+
     fn load<'a>(&'a self, issuer: &'a str) -> SnapshotFuture<'a, Option<KeySetSnapshot>> {
         Box::pin(async move {
             let Some(secret) = &self.inner.snapshot_secret else {
                 return Ok(None);
             };
-            let mut cmd = redis::cmd("GET");
-            cmd.arg(self.snapshot_key(issuer));
-            let Some(value) = self
-                .call_within::<Option<Vec<u8>>>("snapshot_load", cmd, self.snapshot_timeout())
+            // At most one byte more than the largest snapshot (`GETRANGE`'s end is
+            // inclusive): a larger value planted in Redis (up to 512 MB) is never read whole.
+            let limit = HEADER + super::MAX_SNAPSHOT_BYTES;
+            let mut cmd = redis::cmd("GETRANGE");
+            cmd.arg(self.snapshot_key(issuer)).arg(0).arg(limit);
+            let value = self
+                .call_within::<Vec<u8>>("snapshot_load", cmd, self.snapshot_timeout())
                 .await
-                .map_err(error)?
-            else {
+                .map_err(error)?;
+            if value.is_empty() {
+                // No such key (`GETRANGE` answers an empty string).
                 return Ok(None);
-            };
-            if value.len() > HEADER + super::MAX_SNAPSHOT_BYTES {
+            }
+            if value.len() > limit {
                 tracing::warn!(
-                    bytes = value.len(),
-                    "bearer-guard: key-set snapshot too large; ignored"
+                    max_bytes = limit,
+                    "bearer-guard: a key-set snapshot in Redis is larger than the largest \
+                     snapshot; ignored (not read)"
                 );
                 return Ok(None);
             }
@@ -125,6 +134,11 @@ impl KeySetSnapshots for RedisStore {
                 return Ok(());
             };
             if snapshot.document.len() > super::MAX_SNAPSHOT_BYTES {
+                tracing::warn!(
+                    bytes = snapshot.document.len(),
+                    max_bytes = super::MAX_SNAPSHOT_BYTES,
+                    "bearer-guard: the key set is too large to share as a snapshot; not saved"
+                );
                 return Ok(());
             }
             let Some(value) = seal(secret, issuer, snapshot) else {
