@@ -1181,3 +1181,39 @@ mod review {
         assert_eq!(claims.issuer(), common::ISSUER);
     }
 }
+
+#[cfg(feature = "introspection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_introspection_cache_timeout_shorter_than_the_stores_waits_for_it_and_a_frozen_redis_opens_the_circuit()
+ {
+    require_redis!();
+    let server = RedisServer::start();
+    let s = RedisStore::builder(server.url())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    s.connect().await.unwrap();
+    let (url, calls) = introspection_endpoint().await;
+    // The introspector's own cache bound (50 ms) is shorter than the store's (300 ms).
+    let introspector = bearer_guard::introspection::Introspector::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .introspection_endpoint(url)
+        .client_id("world-mappers")
+        .client_secret("wm-secret")
+        .cache(s.clone())
+        .cache_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    server.pause();
+    for i in 0..2 {
+        // Redis frozen: each token is introspected at the endpoint directly.
+        introspector
+            .introspect(&format!("token-{i}"))
+            .await
+            .expect("active, from the endpoint");
+    }
+    server.resume();
+    assert!(s.is_unavailable(), "the store's own timeouts were counted");
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}

@@ -248,7 +248,10 @@ impl IntrospectorBuilder {
         self
     }
 
-    /// Bound on one call to the cache store (default 250 ms; 1 ms to 10 s).
+    /// Bound on one call to the cache store (default 250 ms; 1 ms to 10 s). A store with a
+    /// bound of its own ([`IntrospectionCache::call_timeout`], the Redis store's `timeout`)
+    /// is waited for at least that bound and 50 ms more, so that its own timeout answers
+    /// first and is counted.
     pub fn cache_timeout(mut self, timeout: Duration) -> Self {
         self.cache_timeout = timeout;
         self
@@ -412,6 +415,12 @@ impl IntrospectorBuilder {
                 (m.clone() as Arc<dyn IntrospectionCache>, Some(m))
             }
         };
+        let cache_timeout = match cache.call_timeout() {
+            Some(own) => self
+                .cache_timeout
+                .max(own.saturating_add(crate::store::CALLER_MARGIN)),
+            None => self.cache_timeout,
+        };
         Ok(Introspector(Arc::new(Inner {
             client: Client::new(
                 http,
@@ -446,7 +455,7 @@ impl IntrospectorBuilder {
             memory,
             max_ttl: self.max_cache_ttl,
             inactive_ttl: self.inactive_cache_ttl,
-            cache_timeout: self.cache_timeout,
+            cache_timeout,
             retry_after: Duration::from_secs(5),
             in_flight: Mutex::new(HashMap::new()),
             logged: Mutex::new([None; super::Cause::COUNT]),

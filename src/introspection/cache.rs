@@ -241,6 +241,15 @@ pub trait IntrospectionCache: fmt::Debug + Send + Sync + 'static {
         answer: CachedAnswer,
         ttl: Duration,
     ) -> CacheFuture<'a, ()>;
+
+    /// The store's own bound on one call, if it has one: the introspector then waits at
+    /// least that long (and a little more) before it gives up on a call (see
+    /// [`IntrospectorBuilder::cache_timeout`](super::IntrospectorBuilder::cache_timeout)),
+    /// so that the store's own timeout answers first and the store can count it (the Redis
+    /// store's circuit opens on it).
+    fn call_timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The default cache: in memory, bounded in entries (least recently used entries leave

@@ -118,6 +118,10 @@ fn warn_unauthenticated_once() {
 }
 
 impl IntrospectionCache for RedisStore {
+    fn call_timeout(&self) -> Option<Duration> {
+        Some(self.inner.timeout)
+    }
+
     fn get<'a>(&'a self, key: &'a CacheKey) -> CacheFuture<'a, Option<CachedAnswer>> {
         Box::pin(async move {
             let secret = self.inner.snapshot_secret.as_deref();
