@@ -3,12 +3,14 @@
 //! Redis, and with introspection on (`INTROSPECTION_CLIENT_ID`, feature `introspection`)
 //! the introspection cache too: one opaque token is introspected once for the whole fleet.
 //! `KEYSET_SNAPSHOT_SECRET` (at least 32 bytes, the same on every replica) also shares the
-//! issuer's last good key set, authenticated with it. Without them nothing changes.
+//! issuer's last good key set, authenticated with it, and seals the introspection cache's
+//! entries with it (without it, Redis is trusted for that cache). Without them nothing
+//! changes.
 //!
 //! `REDIS_TIMEOUT_MS` bounds each Redis call on a request's path (default 10, the store's
 //! default; 1 to 5,000): raise it on a host so loaded that Redis' answers come late, as a
 //! call that runs out of time counts as Redis being unreachable. The callers wait a little
-//! longer than it (the DPoP replay check by itself, the introspection cache set here), so
+//! longer than it (the DPoP replay check and the introspection cache by themselves), so
 //! that the store's own timeout answers first and its circuit counts it.
 //!
 //! Every key is under the prefix `worldmappers:`: another API sharing the Redis (with its
@@ -42,11 +44,6 @@ pub(crate) struct Fleet {
     #[cfg(feature = "redis")]
     pub(crate) store: bearer_guard::store::redis::RedisStore,
     pub(crate) snapshots: bool,
-    /// The store's bound on a call on a request's path (the introspection cache's waits
-    /// a little longer).
-    #[cfg(feature = "redis")]
-    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
-    timeout: Duration,
 }
 
 /// Reads `REDIS_URL`, `KEYSET_SNAPSHOT_SECRET` and `REDIS_TIMEOUT_MS`.
@@ -70,13 +67,12 @@ pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
     };
     #[cfg(feature = "redis")]
     {
-        use bearer_guard::store::redis::{DEFAULT_TIMEOUT, RedisStore};
+        use bearer_guard::store::redis::RedisStore;
         let mut builder = RedisStore::builder(url).key_prefix(KEY_PREFIX);
         let secret = super::env("KEYSET_SNAPSHOT_SECRET");
         if let Some(secret) = &secret {
             builder = builder.snapshot_secret(secret.as_bytes().to_vec());
         }
-        let mut timeout = DEFAULT_TIMEOUT;
         if let Some(ms) = super::env("REDIS_TIMEOUT_MS") {
             let ms: u64 = ms
                 .parse()
@@ -86,8 +82,7 @@ pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
                     "REDIS_TIMEOUT_MS {ms} is out of range (1 to {MAX_REDIS_TIMEOUT_MS} ms)"
                 ));
             }
-            timeout = Duration::from_millis(ms);
-            builder = builder.timeout(timeout);
+            builder = builder.timeout(Duration::from_millis(ms));
         }
         let store = builder.build().map_err(|e| {
             use bearer_guard::ConfigError;
@@ -111,7 +106,6 @@ pub(crate) async fn from_env() -> Result<Option<Fleet>, String> {
         Ok(Some(Fleet {
             store,
             snapshots: secret.is_some(),
-            timeout,
         }))
     }
     #[cfg(not(feature = "redis"))]
@@ -143,13 +137,10 @@ impl Fleet {
         &self,
         builder: bearer_guard::introspection::IntrospectorBuilder,
     ) -> bearer_guard::introspection::IntrospectorBuilder {
-        // The cache bound waits for the store's own (50 ms more): its timeout answers first,
-        // and its circuit counts it.
+        // The introspector waits for the store's own bound by itself
+        // (`IntrospectionCache::call_timeout`).
         #[cfg(feature = "redis")]
-        return builder.cache(self.store.clone()).cache_timeout(
-            bearer_guard::introspection::DEFAULT_CACHE_TIMEOUT
-                .max(self.timeout + Duration::from_millis(50)),
-        );
+        return builder.cache(self.store.clone());
         #[cfg(not(feature = "redis"))]
         builder
     }

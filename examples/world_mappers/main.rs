@@ -37,9 +37,10 @@
 //! authorization server with a private CA's certificate).
 //!
 //! A fleet of replicas (feature `redis`, see `fleet.rs`): `REDIS_URL` shares the DPoP replay
-//! store and the introspection cache through Redis (`REDIS_TIMEOUT_MS` bounds each call,
-//! default 10); `KEYSET_SNAPSHOT_SECRET` also shares the issuer's last good key set. Without
-//! them nothing changes.
+//! store and the introspection cache through Redis, under `worldmappers:` (`REDIS_TIMEOUT_MS`
+//! bounds each call, default 10, at most 5,000); `KEYSET_SNAPSHOT_SECRET` also shares the
+//! issuer's last good key set and seals the introspection cache's entries (without it, Redis
+//! is trusted for that cache). Without them nothing changes.
 
 mod app;
 mod fleet;
