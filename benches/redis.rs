@@ -186,6 +186,40 @@ mod bench {
         v[v.len() / 2]
     }
 
+    /// The client (its DPoP key and bound token, proofs numbered from `first`) and the two
+    /// apps: the in-memory replay store's and the Redis store's (Redis on `port`).
+    async fn setup(port: u16, first: u64) -> (Client, Router, Router) {
+        let issuer = SigningKey::from_pool(Algorithm::RS256, 0, "k1").expect("key");
+        let key = SigningKey::from_pool(Algorithm::ES256, 0, "p").expect("key");
+        let mut jwk = key.public_jwk();
+        for m in ["kid", "alg", "use"] {
+            jwk.as_object_mut().map(|o| o.remove(m));
+        }
+        let jkt = jwk_thumbprint(jwk.as_object().expect("object")).expect("jkt");
+        let token = issuer
+            .sign(
+                &json!({"iss": ISS, "aud": AUD, "sub": "bench", "exp": now() + 3600,
+                "cnf": {"jkt": jkt}}),
+            )
+            .expect("token");
+        let redis = RedisStore::builder(format!("redis://127.0.0.1:{port}/"))
+            .timeout(TIMEOUT)
+            .build()
+            .expect("store");
+        redis.connect().await.expect("redis");
+        let client = Client {
+            key,
+            jwk,
+            token,
+            n: first,
+        };
+        (
+            client,
+            app(InMemoryReplayStore::default(), &issuer),
+            app(redis, &issuer),
+        )
+    }
+
     pub(crate) fn run() {
         let Some(server) = redis_server() else {
             eprintln!("SKIPPED: benches/redis.rs needs redis-server and redis-cli");
@@ -196,32 +230,8 @@ mod bench {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let issuer = SigningKey::from_pool(Algorithm::RS256, 0, "k1").expect("key");
-            let key = SigningKey::from_pool(Algorithm::ES256, 0, "p").expect("key");
-            let mut jwk = key.public_jwk();
-            for m in ["kid", "alg", "use"] {
-                jwk.as_object_mut().map(|o| o.remove(m));
-            }
-            let jkt = jwk_thumbprint(jwk.as_object().expect("object")).expect("jkt");
-            let token = issuer
-                .sign(
-                    &json!({"iss": ISS, "aud": AUD, "sub": "bench", "exp": now() + 3600,
-                    "cnf": {"jkt": jkt}}),
-                )
-                .expect("token");
-            let mut client = Client {
-                key,
-                jwk,
-                token: token.clone(),
-                n: 0,
-            };
-            let redis = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.1))
-                .timeout(TIMEOUT)
-                .build()
-                .expect("store");
-            redis.connect().await.expect("redis");
-            let memory_app = app(InMemoryReplayStore::default(), &issuer);
-            let redis_app = app(redis, &issuer);
+            let (mut client, memory_app, redis_app) = setup(server.1, 0).await;
+            let token = client.token.clone();
             // Warm-up (token cache, connection).
             let warm: Vec<String> = (0..50).map(|_| client.proof()).collect();
             batch(&memory_app, &token, warm).await;
@@ -271,32 +281,8 @@ mod bench {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let issuer = SigningKey::from_pool(Algorithm::RS256, 0, "k1").expect("key");
-            let key = SigningKey::from_pool(Algorithm::ES256, 0, "p").expect("key");
-            let mut jwk = key.public_jwk();
-            for m in ["kid", "alg", "use"] {
-                jwk.as_object_mut().map(|o| o.remove(m));
-            }
-            let jkt = jwk_thumbprint(jwk.as_object().expect("object")).expect("jkt");
-            let token = issuer
-                .sign(
-                    &json!({"iss": ISS, "aud": AUD, "sub": "bench", "exp": now() + 3600,
-                    "cnf": {"jkt": jkt}}),
-                )
-                .expect("token");
-            let mut client = Client {
-                key,
-                jwk,
-                token: token.clone(),
-                n: 1_000_000,
-            };
-            let redis = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.1))
-                .timeout(TIMEOUT)
-                .build()
-                .expect("store");
-            redis.connect().await.expect("redis");
-            let memory_app = app(InMemoryReplayStore::default(), &issuer);
-            let redis_app = app(redis, &issuer);
+            let (mut client, memory_app, redis_app) = setup(server.1, 1_000_000).await;
+            let token = client.token.clone();
             let mut proofs = |per: usize| -> Vec<Vec<String>> {
                 (0..CLIENTS)
                     .map(|_| (0..per).map(|_| client.proof()).collect())
