@@ -851,7 +851,9 @@ impl VerifierBuilder {
     }
 }
 
-fn check_range(
+/// `Err(OutOfRange)` naming `what` when `value` is outside `min..=max` (`range` says the
+/// bounds in words). Every builder's duration settings are checked with it.
+pub(crate) fn check_range(
     what: &'static str,
     value: Duration,
     min: Duration,
@@ -866,6 +868,24 @@ fn check_range(
         });
     }
     Ok(())
+}
+
+/// `Err(OutOfRange)` naming `what` when the count `value` is outside `min..=max`.
+pub(crate) fn check_count(
+    what: &'static str,
+    value: usize,
+    min: usize,
+    max: usize,
+    range: &'static str,
+) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::OutOfRange {
+        what,
+        value: value.to_string(),
+        range,
+    })
 }
 
 /// Parses an issuer, JWKS or token-endpoint URL: a host, no fragment, and `https` (or `http`

@@ -12,7 +12,7 @@ use super::source::ClientCredentials;
 use super::token::Secret;
 use crate::algorithm::Algorithm;
 use crate::claims::is_scope_token;
-use crate::config::parse_url;
+use crate::config::{check_range, parse_url};
 use crate::error::ConfigError;
 
 /// Default timeout of one token request (or one discovery request).
@@ -628,23 +628,6 @@ fn invalid(what: &'static str, value: &str, reason: &'static str) -> ConfigError
         value: value.to_owned(),
         reason,
     }
-}
-
-fn check_range(
-    what: &'static str,
-    value: Duration,
-    min: Duration,
-    max: Duration,
-    range: &'static str,
-) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::OutOfRange {
-            what,
-            value: format!("{value:?}"),
-            range,
-        });
-    }
-    Ok(())
 }
 
 /// Timeouts, no redirects, a user agent.

@@ -342,15 +342,13 @@ impl DpopBuilder {
                 });
             }
         };
-        if self.replay_timeout < Duration::from_millis(1)
-            || self.replay_timeout > Duration::from_secs(30)
-        {
-            return Err(ConfigError::OutOfRange {
-                what: "DPoP replay timeout",
-                value: format!("{:?}", self.replay_timeout),
-                range: "1 ms - 30 s",
-            });
-        }
+        crate::config::check_range(
+            "DPoP replay timeout",
+            self.replay_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(30),
+            "1 ms - 30 s",
+        )?;
         let algs = checker
             .algorithms()
             .iter()

@@ -99,13 +99,13 @@ impl Nonces {
     ///
     /// [`ConfigError::OutOfRange`] outside 10 s – 1 h.
     pub fn step(mut self, step: Duration) -> Result<Self, ConfigError> {
-        if step < Duration::from_secs(10) || step > Duration::from_secs(3600) {
-            return Err(ConfigError::OutOfRange {
-                what: "DPoP nonce step",
-                value: format!("{step:?}"),
-                range: "10 s - 1 h",
-            });
-        }
+        crate::config::check_range(
+            "DPoP nonce step",
+            step,
+            Duration::from_secs(10),
+            Duration::from_secs(3600),
+            "10 s - 1 h",
+        )?;
         self.step = step;
         Ok(self)
     }

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::htu;
 use super::thumbprint::jwk_thumbprint;
 use crate::algorithm::{Algorithm, Family};
+use crate::config::{check_count, check_range};
 use crate::crypto::Key;
 use crate::error::{AuthError, ConfigError, DpopProofReason};
 use crate::jwks::{B64, parse_jwk};
@@ -304,17 +305,29 @@ impl ProofCheckerBuilder {
                 reason: "ES512 needs the aws-lc-rs backend",
             });
         }
-        range(
+        check_count(
             "max_proof_bytes",
             c.max_proof_bytes,
             512,
             64 * 1024,
             "512 - 65536",
         )?;
-        range("max_jti_bytes", c.max_jti_bytes, 16, 4096, "16 - 4096")?;
-        range_d("max_age", c.max_age, 1, 3600, "1 s - 1 h")?;
-        range_d("leeway", c.leeway, 0, 300, "0 - 5 min")?;
-        range(
+        check_count("max_jti_bytes", c.max_jti_bytes, 16, 4096, "16 - 4096")?;
+        check_range(
+            "max_age",
+            c.max_age,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            "1 s - 1 h",
+        )?;
+        check_range(
+            "leeway",
+            c.leeway,
+            Duration::ZERO,
+            Duration::from_secs(300),
+            "0 - 5 min",
+        )?;
+        check_count(
             "key_cache_entries",
             c.key_cache_entries,
             0,
@@ -325,42 +338,6 @@ impl ProofCheckerBuilder {
         // A fresh cache: one filled under other settings (algorithms) must not be reused.
         c.keys = (c.key_cache_entries > 0).then(|| HeaderCache::new(c.key_cache_entries));
         Ok(c)
-    }
-}
-
-fn range(
-    what: &'static str,
-    v: usize,
-    lo: usize,
-    hi: usize,
-    range: &'static str,
-) -> Result<(), ConfigError> {
-    if (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange {
-            what,
-            value: v.to_string(),
-            range,
-        })
-    }
-}
-
-fn range_d(
-    what: &'static str,
-    v: Duration,
-    lo: u64,
-    hi: u64,
-    range: &'static str,
-) -> Result<(), ConfigError> {
-    if v >= Duration::from_secs(lo) && v <= Duration::from_secs(hi) {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange {
-            what,
-            value: format!("{v:?}"),
-            range,
-        })
     }
 }
 

@@ -13,7 +13,7 @@ use super::validate::Rules;
 use super::{Inner, Introspector};
 use crate::algorithm::Algorithm;
 use crate::client::{ClientAuthMethod, Secret, credential};
-use crate::config::{DEFAULT_LEEWAY, parse_url};
+use crate::config::{DEFAULT_LEEWAY, check_count, check_range, parse_url};
 use crate::error::ConfigError;
 use crate::verify::Verifier;
 
@@ -338,49 +338,49 @@ impl IntrospectorBuilder {
         if self.audiences.iter().any(String::is_empty) {
             return Err(ConfigError::EmptyAudience);
         }
-        range(
+        check_range(
             "leeway",
             self.leeway,
             Duration::ZERO,
             Duration::from_secs(300),
             "0 s to 5 min",
         )?;
-        range(
+        check_range(
             "timeout",
             self.timeout,
             Duration::from_millis(10),
             Duration::from_secs(120),
             "10 ms to 2 min",
         )?;
-        if !(1024..=1024 * 1024).contains(&self.max_response_bytes) {
-            return Err(ConfigError::OutOfRange {
-                what: "max_response_bytes",
-                value: self.max_response_bytes.to_string(),
-                range: "1024 to 1048576",
-            });
-        }
-        if !(1..=10_000_000).contains(&self.cache_entries) {
-            return Err(ConfigError::OutOfRange {
-                what: "cache_entries",
-                value: self.cache_entries.to_string(),
-                range: "1 to 10000000",
-            });
-        }
-        range(
+        check_count(
+            "max_response_bytes",
+            self.max_response_bytes,
+            1024,
+            1024 * 1024,
+            "1024 to 1048576",
+        )?;
+        check_count(
+            "cache_entries",
+            self.cache_entries,
+            1,
+            10_000_000,
+            "1 to 10000000",
+        )?;
+        check_range(
             "max_cache_ttl",
             self.max_cache_ttl,
             Duration::ZERO,
             Duration::from_secs(3600),
             "0 s to 1 h",
         )?;
-        range(
+        check_range(
             "inactive_cache_ttl",
             self.inactive_cache_ttl,
             Duration::ZERO,
             Duration::from_secs(300),
             "0 s to 5 min",
         )?;
-        range(
+        check_range(
             "cache_timeout",
             self.cache_timeout,
             Duration::from_millis(1),
@@ -461,23 +461,6 @@ impl IntrospectorBuilder {
             logged: Mutex::new([None; super::Cause::COUNT]),
         })))
     }
-}
-
-fn range(
-    what: &'static str,
-    value: Duration,
-    min: Duration,
-    max: Duration,
-    range: &'static str,
-) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::OutOfRange {
-            what,
-            value: format!("{value:?}"),
-            range,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -469,20 +469,14 @@ impl RedisStoreBuilder {
     }
 }
 
+/// A bound from 1 ms to `max`.
 fn range(
     what: &'static str,
     d: Duration,
     max: Duration,
     text: &'static str,
 ) -> Result<(), ConfigError> {
-    if d < Duration::from_millis(1) || d > max {
-        return Err(ConfigError::OutOfRange {
-            what,
-            value: format!("{d:?}"),
-            range: text,
-        });
-    }
-    Ok(())
+    crate::config::check_range(what, d, Duration::from_millis(1), max, text)
 }
 
 fn invalid(url: &str, reason: impl Into<String>) -> ConfigError {
