@@ -9,7 +9,7 @@
 //! not a SHA-256, as with [`mtls::serve`](crate::mtls).
 
 use std::fmt;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use http::Extensions;
 use tokio::net::TcpStream;
@@ -37,13 +37,13 @@ const CAPACITY: usize = 1024;
 /// signs. Typical client certificates are 0.5–2 KiB.
 const MAX_REMEMBERED_DER: usize = 8 * 1024;
 
-/// The remembered certificates: the chain's address, a [`Weak`] reference to it and its leaf.
+/// The remembered certificates, by the address of the connection's chain (the cheap lookup).
 ///
-/// Why the address is a sound key: an entry's `Weak` keeps the chain's allocation (not the
-/// certificates) alive, so while the entry exists no other chain can be allocated at that
-/// address; a live chain found at a remembered address is therefore the remembered chain
-/// itself, and tonic never changes a chain once made.
-type Memo = quick_cache::sync::Cache<usize, (Weak<Chain>, PeerCertificate)>;
+/// The address alone proves nothing (a closed connection's chain is freed and another may be
+/// allocated there), so a remembered certificate is used only when its bytes are those of the
+/// chain's leaf: a byte comparison, far cheaper than the SHA-256 it saves. Another certificate
+/// at a reused address is a miss, never a wrong answer.
+type Memo = quick_cache::sync::Cache<usize, PeerCertificate>;
 
 /// The layer's per-layer memory of tonic connections' certificates. Cheap to clone (clones
 /// share it); allocated on first use.
@@ -87,16 +87,12 @@ impl TonicPeers {
         let memo = self.memo.get_or_init(|| Memo::new(CAPACITY));
         let address = Arc::as_ptr(chain).addr();
         let leaf = chain.first()?.as_ref();
-        if let Some((weak, peer)) = memo.get(&address) {
-            // Always true while the entry holds its `Weak` (see `Memo`); checked anyway, the
-            // certificate's bytes too (a comparison, far cheaper than the SHA-256 it saves).
-            if Weak::as_ptr(&weak) == Arc::as_ptr(chain) && peer.der() == leaf {
-                return Some(peer);
-            }
+        if let Some(peer) = memo.get(&address).filter(|peer| peer.der() == leaf) {
+            return Some(peer);
         }
         let peer = PeerCertificate::from_der(leaf);
         if leaf.len() <= MAX_REMEMBERED_DER {
-            memo.insert(address, (Arc::downgrade(chain), peer.clone()));
+            memo.insert(address, peer.clone());
         }
         Some(peer)
     }
@@ -157,6 +153,19 @@ mod tests {
             assert_eq!(peers.leaf(&c).expect("leaf").der(), der);
             drop(c);
         }
+    }
+
+    #[test]
+    fn a_remembered_certificate_of_other_bytes_at_the_chain_s_address_is_not_used() {
+        // As after a closed connection's chain was freed and a new one took its address.
+        let peers = TonicPeers::default();
+        let c = chain(b"\x30\x03\x02\x01\x01");
+        let memo = peers.memo.get_or_init(|| Memo::new(CAPACITY));
+        memo.insert(
+            Arc::as_ptr(&c).addr(),
+            PeerCertificate::from_der(b"\x30\x03\x02\x01\x02".to_vec()),
+        );
+        assert_eq!(peers.leaf(&c).expect("leaf").der(), b"\x30\x03\x02\x01\x01");
     }
 
     #[test]
