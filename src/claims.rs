@@ -237,8 +237,7 @@ struct ClaimsInner {
 struct RawClaims {
     text: Box<str>,
     value: OnceLock<Value>,
-    /// [`Claims::may_contain_member`] of `cnf`, remembered: every request through a layer
-    /// asks it (the binding checks), a cached token's claims answer it once.
+    /// [`Claims::may_contain_cnf`], remembered.
     may_have_cnf: OnceLock<bool>,
 }
 
@@ -471,7 +470,7 @@ impl Claims {
     /// `cnf.jkt`: the RFC 7638 thumbprint of the key a DPoP-bound token is bound to, or
     /// `None` for a token that is not DPoP-bound.
     pub fn confirmation_jkt(&self) -> Option<&str> {
-        if !self.may_contain_member("cnf") {
+        if !self.may_contain_cnf() {
             return None;
         }
         self.get("cnf")?.get("jkt")?.as_str()
@@ -481,41 +480,26 @@ impl Claims {
     /// token (RFC 8705 §3.1) is bound to, or `None` for a token that is not
     /// certificate-bound.
     pub fn confirmation_x5t_s256(&self) -> Option<&str> {
-        if !self.may_contain_member("cnf") {
+        if !self.may_contain_cnf() {
             return None;
         }
         self.get("cnf")?.get("x5t#S256")?.as_str()
     }
 
-    /// Whether the payload may have a member called `name` (no false negatives): a scan of
-    /// its text for `"name"`, or for any escape, which could spell it otherwise. Spares most
-    /// tokens the full parse that [`get`](Self::get) makes.
-    pub(crate) fn may_contain_member(&self, name: &str) -> bool {
-        if name == "cnf" {
-            return *self
-                .0
-                .raw
-                .may_have_cnf
-                .get_or_init(|| self.scan_for_member("cnf"));
-        }
-        self.scan_for_member(name)
-    }
-
-    /// [`may_contain_member`](Self::may_contain_member), computed.
-    fn scan_for_member(&self, name: &str) -> bool {
+    /// Whether the payload may have a `cnf` member (no false negatives): a scan of its text
+    /// for `"cnf"`, or for any escape, which could spell it otherwise, made once per token
+    /// (the binding checks ask on every request, cached tokens included). Spares most tokens
+    /// the full parse that [`get`](Self::get) makes.
+    pub(crate) fn may_contain_cnf(&self) -> bool {
         let raw = &self.0.raw;
-        if raw.value.get().is_some() || raw.text.is_empty() {
-            return true;
-        }
-        let text = raw.text.as_bytes();
-        if memchr::memchr(b'\\', text).is_some() {
-            return true;
-        }
-        let mut quoted = Vec::with_capacity(name.len() + 2);
-        quoted.push(b'"');
-        quoted.extend_from_slice(name.as_bytes());
-        quoted.push(b'"');
-        memchr::memmem::find(text, &quoted).is_some()
+        *raw.may_have_cnf.get_or_init(|| {
+            if raw.value.get().is_some() || raw.text.is_empty() {
+                return true;
+            }
+            let text = raw.text.as_bytes();
+            memchr::memchr(b'\\', text).is_some()
+                || memchr::memmem::find(text, b"\"cnf\"").is_some()
+        })
     }
 }
 

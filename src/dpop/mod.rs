@@ -563,7 +563,7 @@ fn secs(d: Duration) -> i64 {
 /// The token's `cnf.jkt`, if it has one. Most tokens have no `cnf`: their payload is then not
 /// parsed at all (a scan for `"cnf"`, or any escape, which could spell it otherwise).
 fn binding(claims: &Claims) -> Result<Option<&str>, AuthError> {
-    if !claims.may_contain_member("cnf") {
+    if !claims.may_contain_cnf() {
         return Ok(None);
     }
     let invalid = || {

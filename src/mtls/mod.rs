@@ -301,7 +301,7 @@ pub(crate) fn refuse_unchecked_binding(claims: &Claims) -> Result<(), AuthError>
 /// The token's `cnf.x5t#S256`, if it has one. Most tokens have no `cnf`: their payload is
 /// then not parsed at all.
 fn binding(claims: &Claims) -> Result<Option<&str>, AuthError> {
-    if !claims.may_contain_member("cnf") {
+    if !claims.may_contain_cnf() {
         return Ok(None);
     }
     let invalid = || {
