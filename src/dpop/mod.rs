@@ -362,12 +362,10 @@ impl DpopBuilder {
             inner: Arc::new(Inner {
                 mode: self.mode,
                 checker,
-                replay_timeout: match replay.call_timeout() {
-                    Some(own) => self
-                        .replay_timeout
-                        .max(own.saturating_add(crate::store::CALLER_MARGIN)),
-                    None => self.replay_timeout,
-                },
+                replay_timeout: crate::store::caller_wait(
+                    self.replay_timeout,
+                    replay.call_timeout(),
+                ),
                 replay,
                 nonces: self.nonces,
                 origin,

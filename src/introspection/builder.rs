@@ -415,12 +415,7 @@ impl IntrospectorBuilder {
                 (m.clone() as Arc<dyn IntrospectionCache>, Some(m))
             }
         };
-        let cache_timeout = match cache.call_timeout() {
-            Some(own) => self
-                .cache_timeout
-                .max(own.saturating_add(crate::store::CALLER_MARGIN)),
-            None => self.cache_timeout,
-        };
+        let cache_timeout = crate::store::caller_wait(self.cache_timeout, cache.call_timeout());
         Ok(Introspector(Arc::new(Inner {
             client: Client::new(
                 http,

@@ -13,7 +13,22 @@
 
 mod snapshot;
 
-pub(crate) use snapshot::{CALLER_MARGIN, MAX_SNAPSHOT_CLOCK_AHEAD};
+use std::time::Duration;
+
+pub(crate) use snapshot::MAX_SNAPSHOT_CLOCK_AHEAD;
+
+/// How much longer than a store's own bound on a call
+/// ([`KeySetSnapshots::call_timeout`], [`ReplayStore::call_timeout`](crate::dpop::ReplayStore::call_timeout),
+/// `IntrospectionCache::call_timeout`) its callers wait: the store's own timeout then answers
+/// first, and the store counts it (the Redis store's circuit), instead of the call being
+/// dropped unfinished.
+pub(crate) const CALLER_MARGIN: Duration = Duration::from_millis(50);
+
+/// A caller's wait for one store call: its own bound `own`, raised to the store's bound and
+/// [`CALLER_MARGIN`] when the store has one (`store_bound`).
+pub(crate) fn caller_wait(own: Duration, store_bound: Option<Duration>) -> Duration {
+    store_bound.map_or(own, |b| own.max(b.saturating_add(CALLER_MARGIN)))
+}
 pub use snapshot::{KeySetSnapshot, KeySetSnapshots, SnapshotError, SnapshotFuture};
 
 #[cfg(feature = "redis")]

@@ -43,12 +43,6 @@ impl fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
-/// How much longer than a store's own bound on a call
-/// ([`KeySetSnapshots::call_timeout`], [`ReplayStore::call_timeout`](crate::dpop::ReplayStore::call_timeout))
-/// its callers wait: the store's own timeout then answers first, and the store counts it
-/// (the Redis store's circuit), instead of the call being dropped unfinished.
-pub(crate) const CALLER_MARGIN: Duration = Duration::from_millis(50);
-
 /// The largest clock difference between replicas a snapshot's `fetched_at` may show: a
 /// snapshot dated later than this ahead of the reader's clock is refused (a WARN line), as
 /// it would otherwise count as new (age 0) for as long as that clock runs ahead, and hide
