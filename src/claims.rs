@@ -486,6 +486,34 @@ impl Claims {
         self.get("cnf")?.get("x5t#S256")?.as_str()
     }
 
+    /// The confirmation method `member` of `cnf` (`jkt`, `x5t#S256`) for the binding checks,
+    /// strictly: `Ok(None)` for a token without it, `invalid_token` for a `cnf` that is not an
+    /// object or a member that is not a non-empty string. Most tokens have no `cnf`: their
+    /// payload is then not parsed at all.
+    pub(crate) fn confirmation(
+        &self,
+        member: &str,
+    ) -> Result<Option<&str>, crate::error::AuthError> {
+        if !self.may_contain_cnf() {
+            return Ok(None);
+        }
+        let invalid = || {
+            crate::error::AuthError::invalid_with(
+                crate::error::InvalidTokenReason::InvalidClaim,
+                "the token's cnf claim is invalid",
+            )
+        };
+        match self.get("cnf") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(cnf)) => match cnf.get(member) {
+                None => Ok(None),
+                Some(Value::String(v)) if !v.is_empty() => Ok(Some(v)),
+                Some(_) => Err(invalid()),
+            },
+            Some(_) => Err(invalid()),
+        }
+    }
+
     /// Whether the payload may have a `cnf` member (no false negatives): a scan of its text
     /// for `"cnf"`, or for any escape, which could spell it otherwise, made once per token
     /// (the binding checks ask on every request, cached tokens included). Spares most tokens

@@ -96,7 +96,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use serde_json::Value;
 
 pub use nonce::{DEFAULT_NONCE_STEP, NonceState, Nonces};
 pub use proof::{
@@ -471,7 +470,7 @@ impl Dpop {
         claims: &Claims,
     ) -> Result<DpopVerified, AuthError> {
         let inner = &*self.inner;
-        let Some(jkt) = binding(claims).map_err(AuthError::dpop_scheme)? else {
+        let Some(jkt) = claims.confirmation("jkt").map_err(AuthError::dpop_scheme)? else {
             return Err(AuthError::invalid(InvalidTokenReason::UnboundTokenAsDpop).dpop_scheme());
         };
         let proof = inner.checker.check(facts)?;
@@ -545,7 +544,7 @@ impl Dpop {
     /// `invalid_token` ([`InvalidTokenReason::BoundTokenAsBearer`]) for a bound token, or
     /// ([`InvalidTokenReason::InvalidClaim`]) when `cnf` is malformed.
     pub fn check_bearer(claims: &Claims) -> Result<(), AuthError> {
-        match binding(claims)? {
+        match claims.confirmation("jkt")? {
             None => Ok(()),
             Some(_) => {
                 Err(AuthError::invalid(InvalidTokenReason::BoundTokenAsBearer).dpop_scheme())
@@ -556,29 +555,6 @@ impl Dpop {
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-/// The token's `cnf.jkt`, if it has one. Most tokens have no `cnf`: their payload is then not
-/// parsed at all (a scan for `"cnf"`, or any escape, which could spell it otherwise).
-fn binding(claims: &Claims) -> Result<Option<&str>, AuthError> {
-    if !claims.may_contain_cnf() {
-        return Ok(None);
-    }
-    let invalid = || {
-        AuthError::invalid_with(
-            InvalidTokenReason::InvalidClaim,
-            "the token's cnf claim is invalid",
-        )
-    };
-    match claims.get("cnf") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(cnf)) => match cnf.get("jkt") {
-            None => Ok(None),
-            Some(Value::String(jkt)) if !jkt.is_empty() => Ok(Some(jkt)),
-            Some(_) => Err(invalid()),
-        },
-        Some(_) => Err(invalid()),
-    }
 }
 
 /// The origin the trusted proxy headers give, if they give a valid one.

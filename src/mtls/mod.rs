@@ -59,7 +59,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderName;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::claims::Claims;
@@ -261,7 +260,7 @@ impl Mtls {
         if self.mode == MtlsMode::Off {
             return Ok(None);
         }
-        let Some(bound) = binding(claims)? else {
+        let Some(bound) = claims.confirmation("x5t#S256")? else {
             if self.mode == MtlsMode::Required {
                 return Err(AuthError::invalid(InvalidTokenReason::NotCertificateBound));
             }
@@ -288,36 +287,13 @@ impl Mtls {
 /// (RFC 8705 §3: the binding is checked or the token is not accepted), an unbound one passes.
 /// [`MtlsMode::Off`] is the explicit way to accept bound tokens unchecked.
 pub(crate) fn refuse_unchecked_binding(claims: &Claims) -> Result<(), AuthError> {
-    match binding(claims)? {
+    match claims.confirmation("x5t#S256")? {
         None => Ok(()),
         Some(_) => Err(AuthError::invalid_with(
             InvalidTokenReason::CertificateMismatch,
             "the token is bound to a client certificate (cnf.x5t#S256), and this API checks \
              no certificate binding",
         )),
-    }
-}
-
-/// The token's `cnf.x5t#S256`, if it has one. Most tokens have no `cnf`: their payload is
-/// then not parsed at all.
-fn binding(claims: &Claims) -> Result<Option<&str>, AuthError> {
-    if !claims.may_contain_cnf() {
-        return Ok(None);
-    }
-    let invalid = || {
-        AuthError::invalid_with(
-            InvalidTokenReason::InvalidClaim,
-            "the token's cnf claim is invalid",
-        )
-    };
-    match claims.get("cnf") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(cnf)) => match cnf.get("x5t#S256") {
-            None => Ok(None),
-            Some(Value::String(x5t)) if !x5t.is_empty() => Ok(Some(x5t)),
-            Some(_) => Err(invalid()),
-        },
-        Some(_) => Err(invalid()),
     }
 }
 
