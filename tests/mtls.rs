@@ -329,6 +329,18 @@ async fn a_malformed_client_cert_header_is_an_invalid_request() {
 }
 
 #[tokio::test]
+async fn in_mode_off_the_certificate_header_is_not_even_read() {
+    let der = client_der("gift-deliveries");
+    let app = app(Mtls::trusted_header(CLIENT_CERT).mode(MtlsMode::Off));
+    let res = send(
+        &app,
+        with_header(request(&bound_token(&der), None), "not-a-byte-sequence"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_unbound_token_passes_unless_binding_is_required() {
     let der = client_der("gift-deliveries");
     let unbound = token(json!({}));

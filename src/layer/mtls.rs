@@ -7,7 +7,7 @@ use http::{Extensions, HeaderMap};
 use crate::claims::Claims;
 use crate::error::AuthError;
 use crate::mtls::{
-    CertificateSource, CertificateThumbprint, Mtls, MtlsConfirmation, MtlsMode, PeerCertificate,
+    CertificateSource, CertificateThumbprint, Mtls, MtlsConfirmation, PeerCertificate,
     parse_client_cert,
 };
 
@@ -27,9 +27,6 @@ pub(crate) fn gather(
     let CertificateSource::TrustedHeader(name) = mtls.source() else {
         return Ok(());
     };
-    if mtls.get_mode() == MtlsMode::Off {
-        return Ok(());
-    }
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(()),

@@ -113,7 +113,12 @@ where
         req.extensions_mut().insert(shared.challenge.clone());
         // RFC 8705: the client certificate from the configured source, read before any token
         // work (a malformed trusted header is a 400 whatever the token).
-        if let Some(mtls) = &shared.mtls {
+        // With `MtlsMode::Off` no certificate is read (the check passes every token).
+        if let Some(mtls) = shared
+            .mtls
+            .as_ref()
+            .filter(|m| m.get_mode() != crate::mtls::MtlsMode::Off)
+        {
             let (mut head, body) = req.into_parts();
             if let Err(e) = super::mtls::gather(mtls, &head.headers, &mut head.extensions) {
                 log(&e);

@@ -66,7 +66,6 @@ impl TonicPeers {
     /// tonic's TLS record, when there is one and the client sent a certificate.
     pub(crate) fn gather(&self, mtls: &Mtls, extensions: &mut Extensions) {
         if *mtls.source() != CertificateSource::PeerCertificate
-            || mtls.get_mode() == crate::mtls::MtlsMode::Off
             || extensions.get::<PeerCertificate>().is_some()
         {
             return;
