@@ -426,8 +426,7 @@ impl ProofChecker {
             return Err(refuse(R::BadSignature));
         }
         let payload_bytes = B64.decode(p64).map_err(|_| refuse(R::Malformed))?;
-        let payload: Payload =
-            serde_json::from_slice(&payload_bytes).map_err(|_| refuse(R::Malformed))?;
+        let payload: Payload = json_text(&payload_bytes)?;
         let jti = string(payload.jti)?;
         if jti.is_empty() || jti.len() > self.max_jti_bytes {
             return Err(refuse(R::InvalidClaim));
@@ -482,14 +481,21 @@ impl ProofChecker {
     }
 }
 
+/// A proof's header or payload: UTF-8 JSON (RFC 7515 §4, RFC 7519 §7.2) as a whole.
+/// `serde_json::from_slice` checks UTF-8 only in the members it reads, not in those it skips,
+/// so the text is checked first: a proof with invalid bytes in an unknown member is malformed.
+fn json_text<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, AuthError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| refuse(DpopProofReason::Malformed))?;
+    serde_json::from_str(text).map_err(|_| refuse(DpopProofReason::Malformed))
+}
+
 impl ProofChecker {
     /// The checks of the proof's header (RFC 9449 §4.3 points 4 to 6 and 8's key part): its
     /// type, algorithm and key, with the key parsed and its thumbprint.
     fn check_header(&self, h64: &str) -> Result<CheckedHeader, AuthError> {
         use DpopProofReason as R;
         let header_bytes = B64.decode(h64).map_err(|_| refuse(R::Malformed))?;
-        let header: Header<'_> =
-            serde_json::from_slice(&header_bytes).map_err(|_| refuse(R::Malformed))?;
+        let header: Header<'_> = json_text(&header_bytes)?;
         if !header
             .typ
             .as_deref()

@@ -310,6 +310,28 @@ fn duplicate_claims_make_the_proof_malformed() {
     assert_eq!(check(&p), refused(DpopProofReason::Malformed));
 }
 
+#[test]
+fn a_proof_with_invalid_utf8_in_an_unknown_member_is_malformed() {
+    // Found by the dpop_proof fuzz target: a byte that is not UTF-8 inside a member the
+    // checker skips was accepted, though a JWS header and a JWT payload must be UTF-8 JSON.
+    let k = key(Algorithm::ES256);
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": public_jwk(&k)}).to_string();
+    let payload = claims().to_string();
+    let bad = |json: &str| {
+        let mut v = json.trim_end_matches('}').as_bytes().to_vec();
+        v.extend_from_slice(b",\"x\":\"\xfe\"}");
+        v
+    };
+    let good = k
+        .sign_raw(header.as_bytes(), payload.as_bytes())
+        .expect("sign");
+    assert!(check(&good).is_ok(), "the unaltered proof is accepted");
+    let in_payload = k.sign_raw(header.as_bytes(), &bad(&payload)).expect("sign");
+    assert_eq!(check(&in_payload), refused(DpopProofReason::Malformed));
+    let in_header = k.sign_raw(&bad(&header), payload.as_bytes()).expect("sign");
+    assert_eq!(check(&in_header), refused(DpopProofReason::Malformed));
+}
+
 fn bound_claims(jkt: &str) -> crate::Claims {
     let payload = json!({"iss": "i", "aud": "a", "exp": unix_now() + 60, "cnf": {"jkt": jkt}});
     crate::claims::read_claims(payload.to_string(), Algorithm::ES256, None, &[]).expect("claims")
