@@ -592,6 +592,53 @@ async fn a_bound_token_sent_as_bearer_is_refused() {
 }
 
 #[tokio::test]
+async fn without_dpop_configured_a_bound_token_is_refused_and_only_mode_off_accepts_it() {
+    // A layer without `.dpop(..)` checks no proof, so it cannot check the binding: the bound
+    // token is refused, the second time from the verified-token cache; an unbound one passes.
+    let handler = |c: Claims| async move { c.subject().unwrap_or_default().to_owned() };
+    let no_dpop = Router::new()
+        .route("/maps", get(handler))
+        .layer(JwtAuthLayer::new(verifier()));
+    let bearer = |t: &str| {
+        Request::get("/maps")
+            .header("authorization", format!("Bearer {t}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let t = bound_token(&ProofKey::es256());
+    for _ in 0..2 {
+        let res = send(&no_dpop, bearer(&t)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            auth_error(&res),
+            AuthErrorKind::InvalidToken(InvalidTokenReason::BoundTokenAsBearer)
+        );
+        // The API offers no DPoP, so the challenge is a Bearer one.
+        let h = www(&res);
+        assert!(
+            h[0].starts_with("Bearer ") && h[0].contains("accepts no DPoP"),
+            "{h:?}"
+        );
+    }
+    let unbound = token(json!({}));
+    assert_eq!(
+        send(&no_dpop, bearer(&unbound)).await.status(),
+        StatusCode::OK
+    );
+    // A malformed `cnf` is refused too, not taken for unbound.
+    let odd = token(json!({"cnf": {"jkt": 7}}));
+    assert_eq!(
+        send(&no_dpop, bearer(&odd)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // `DpopMode::Off` says so explicitly: the bound token passes unchecked, as a bearer one.
+    let off = app(dpop().mode(DpopMode::Off).build().expect("dpop"));
+    let res = send(&off, bearer(&t)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(res).await, "gift-deliveries@clients bearer");
+}
+
+#[tokio::test]
 async fn an_unbound_token_sent_as_dpop_is_refused() {
     let app = app(dpop().build().expect("dpop"));
     let key = ProofKey::es256();

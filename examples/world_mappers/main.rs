@@ -14,7 +14,8 @@
 //! With no `ISSUER_BASE_URL`, a development issuer starts in-process with a "Gift Deliveries"
 //! client, and the commands to get a token and call each route are printed.
 //!
-//! DPoP (RFC 9449): `DPOP` = `off` | `allowed` (default: bearer and DPoP-bound tokens) |
+//! DPoP (RFC 9449): `DPOP` = `off` (bearer tokens only: a DPoP-bound token is refused) |
+//! `allowed` (default: bearer and DPoP-bound tokens) |
 //! `required` (DPoP only); `DPOP_NONCE=1` turns server nonces on. Proofs are checked against
 //! `PUBLIC_URL` (the external origin: set it behind a proxy).
 //!

@@ -22,7 +22,8 @@
 //!
 //! | mode | `Bearer` | `DPoP` | 401 without credentials |
 //! |---|---|---|---|
-//! | [`Off`](DpopMode::Off) (no `dpop` call) | accepted | no credentials | `Bearer` challenge |
+//! | no `dpop` call | accepted unless the token is bound | no credentials | `Bearer` challenge |
+//! | [`Off`](DpopMode::Off) | accepted, a bound token unchecked | no credentials | `Bearer` challenge |
 //! | [`Allowed`](DpopMode::Allowed) (default) | accepted unless the token is bound | accepted | `Bearer` and `DPoP` challenges |
 //! | [`Required`](DpopMode::Required) | no credentials | accepted | `DPoP` challenge |
 //!
@@ -126,7 +127,9 @@ static REPLAY_STORE_LOG: Limiter = Limiter::new();
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum DpopMode {
-    /// DPoP is not accepted: the `DPoP` scheme counts as no credentials.
+    /// DPoP is not accepted: the `DPoP` scheme counts as no credentials, and a DPoP-bound
+    /// token sent as `Bearer` is accepted **unchecked**, as a bearer token. A layer with no
+    /// [`dpop`](crate::JwtAuthLayer::dpop) call at all refuses such a token instead.
     Off,
     /// Both schemes are accepted; a DPoP-bound token only with the `DPoP` scheme.
     #[default]

@@ -8,10 +8,48 @@ use http::{HeaderMap, HeaderValue};
 
 use super::future::Accepted;
 use super::resolve::Introspection;
+use crate::Claims;
 use crate::dpop::{Dpop, RequestFacts};
-use crate::error::{AuthError, DpopProofReason};
+use crate::error::{AuthError, DpopProofReason, InvalidTokenReason};
 use crate::extract::is_b64token;
 use crate::verify::Verifier;
+
+/// What the layer does with a DPoP-bound token (`cnf.jkt`) sent with the `Bearer` scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BearerRule {
+    /// DPoP is allowed or required: refused, pointing at the `DPoP` scheme (RFC 9449 §7.2).
+    Downgrade,
+    /// No `.dpop(..)` at all: refused, since this layer checks no proof. The binding is the
+    /// token's point; accepting it unchecked would make a stolen bound token a bearer one.
+    Unconfigured,
+    /// `.dpop(..)` with [`DpopMode::Off`](crate::dpop::DpopMode::Off): accepted unchecked.
+    Unchecked,
+}
+
+impl BearerRule {
+    pub(crate) fn of(dpop: Option<&Dpop>, dpop_off: bool) -> Self {
+        match (dpop, dpop_off) {
+            (Some(_), _) => Self::Downgrade,
+            (None, false) => Self::Unconfigured,
+            (None, true) => Self::Unchecked,
+        }
+    }
+
+    /// Checks verified `claims` of a token sent as `Bearer`.
+    pub(crate) fn check(self, claims: &Claims) -> Result<(), AuthError> {
+        match self {
+            Self::Downgrade => Dpop::check_bearer(claims),
+            Self::Unconfigured => match claims.confirmation("jkt")? {
+                None => Ok(()),
+                Some(_) => Err(AuthError::invalid_with(
+                    InvalidTokenReason::BoundTokenAsBearer,
+                    "the token is bound to a DPoP key (cnf.jkt), and this API accepts no DPoP",
+                )),
+            },
+            Self::Unchecked => Ok(()),
+        }
+    }
+}
 
 /// The `DPoP` request header.
 const DPOP: &str = "dpop";

@@ -7,9 +7,10 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::dpop::BearerRule;
 use super::service::Shared;
 use crate::claims::Claims;
-use crate::dpop::{Dpop, DpopConfirmation};
+use crate::dpop::DpopConfirmation;
 use crate::error::AuthError;
 use crate::rejection::{DPOP_NONCE, Rejection, log};
 
@@ -71,13 +72,11 @@ where
     ) -> Self {
         let verifier = shared.verifier.clone();
         let introspection = shared.introspection.clone();
-        // With DPoP on, a token sent as `Bearer` must not be bound (no downgrade).
-        let dpop_on = shared.dpop.is_some();
+        // A token sent as `Bearer` must not be DPoP-bound (no downgrade).
+        let bearer_rule = BearerRule::of(shared.dpop.as_ref(), shared.dpop_off);
         let verify: VerifyFuture = Box::pin(async move {
             let claims = introspection.resolve(&verifier, &token).await?;
-            if dpop_on {
-                Dpop::check_bearer(&claims)?;
-            }
+            bearer_rule.check(&claims)?;
             Ok(Accepted {
                 claims,
                 dpop: None,

@@ -35,6 +35,7 @@ impl<R> fmt::Debug for JwtAuthLayer<R> {
             .field("source", &self.shared.source)
             .field("optional", &self.shared.optional)
             .field("dpop", &self.shared.dpop)
+            .field("dpop_off", &self.shared.dpop_off)
             .field("mtls", &self.shared.mtls)
             .finish_non_exhaustive()
     }
@@ -51,6 +52,7 @@ impl JwtAuthLayer {
                 source: TokenSource::AuthorizationHeader,
                 optional: false,
                 dpop: None,
+                dpop_off: false,
                 introspection: Introspection::default(),
                 mtls: None,
                 #[cfg(feature = "tonic-tls")]
@@ -87,6 +89,7 @@ impl<R> JwtAuthLayer<R> {
                 source: s.source,
                 optional: s.optional,
                 dpop: s.dpop,
+                dpop_off: s.dpop_off,
                 introspection: s.introspection,
                 mtls: s.mtls,
                 #[cfg(feature = "tonic-tls")]
@@ -201,7 +204,9 @@ impl JwtAuthLayer<DefaultRejection> {
 
     /// Accepts DPoP-bound tokens (RFC 9449) as `dpop` says: its
     /// [mode](crate::dpop::DpopMode), proof checks, replay store, nonces and public URL (see
-    /// the [`dpop` module](crate::dpop)). The 401 answers gain the `DPoP` challenge. Call it
+    /// the [`dpop` module](crate::dpop)). The 401 answers gain the `DPoP` challenge. Without
+    /// this call, a DPoP-bound token is refused (no proof is checked, so its binding could not
+    /// be); [`DpopMode::Off`](crate::dpop::DpopMode::Off) accepts it unchecked. Call it
     /// before [`rejection`](Self::rejection) (a custom rejection reads the challenge
     /// settings from the request, as [`GrpcRejection`](https://docs.rs/bearer-guard/latest/bearer_guard/tonic/struct.GrpcRejection.html) does).
     ///
@@ -224,7 +229,8 @@ impl JwtAuthLayer<DefaultRejection> {
     /// ```
     pub fn dpop(self, dpop: Dpop) -> Self {
         self.map_shared(|s| {
-            if dpop.mode() == DpopMode::Off {
+            s.dpop_off = dpop.mode() == DpopMode::Off;
+            if s.dpop_off {
                 s.dpop = None;
                 return;
             }

@@ -5,6 +5,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use super::dpop::BearerRule;
 use super::future::ResponseFuture;
 use super::resolve::Introspection;
 use crate::AuthErrorKind;
@@ -23,6 +24,9 @@ pub(crate) struct Shared<R> {
     pub(crate) optional: bool,
     /// DPoP settings, when DPoP is allowed or required.
     pub(crate) dpop: Option<Dpop>,
+    /// `.dpop(..)` was called with [`DpopMode::Off`]: DPoP-bound tokens sent as `Bearer`
+    /// are accepted unchecked. Without any `.dpop(..)` call they are refused.
+    pub(crate) dpop_off: bool,
     /// Opaque tokens: RFC 7662 introspection (feature `introspection`).
     pub(crate) introspection: Introspection,
     /// Certificate-binding settings (RFC 8705), when a certificate source is configured.
@@ -41,6 +45,7 @@ impl<R: Clone> Clone for Shared<R> {
             source: self.source.clone(),
             optional: self.optional,
             dpop: self.dpop.clone(),
+            dpop_off: self.dpop_off,
             introspection: self.introspection.clone(),
             mtls: self.mtls.clone(),
             #[cfg(feature = "tonic-tls")]
@@ -181,13 +186,10 @@ where
         // service that was readied is called in place (no clone of it).
         let cached = bearer_candidate(req.headers())
             .and_then(|candidate| shared.introspection.cached(&shared.verifier, candidate));
-        // With DPoP on, a cached token sent as `Bearer` must not be bound (no downgrade).
-        let cached = match cached {
-            Some(Ok(claims)) if shared.dpop.is_some() => {
-                Some(Dpop::check_bearer(&claims).map(|()| claims))
-            }
-            other => other,
-        };
+        // A cached token sent as `Bearer` must not be DPoP-bound (no downgrade).
+        let bearer_rule = BearerRule::of(shared.dpop.as_ref(), shared.dpop_off);
+        let cached =
+            cached.map(|r| r.and_then(|claims| bearer_rule.check(&claims).map(|()| claims)));
         // The binding check runs on cached tokens too.
         let cached = cached.map(|r| {
             r.and_then(|claims| {
