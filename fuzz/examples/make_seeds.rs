@@ -149,16 +149,33 @@ fn main() {
     let dpop_claims = json!({"jti": "seed-1", "htm": "GET", "htu": "https://api.fuzz/maps?q=1",
         "iat": EXP, "ath": ath, "nonce": "n"});
     let proof = ed
-        .sign_raw(dpop_header.to_string().as_bytes(), dpop_claims.to_string().as_bytes())
+        .sign_raw(
+            dpop_header.to_string().as_bytes(),
+            dpop_claims.to_string().as_bytes(),
+        )
         .expect("sign");
     let mode0 = |p: &str| [&[0u8][..], p.as_bytes()].concat();
     let mode1 = |h: &serde_json::Value, c: &serde_json::Value| {
-        [&[1u8][..], h.to_string().as_bytes(), b"\n", c.to_string().as_bytes()].concat()
+        [
+            &[1u8][..],
+            h.to_string().as_bytes(),
+            b"\n",
+            c.to_string().as_bytes(),
+        ]
+        .concat()
     };
     write("dpop_proof", "valid", mode0(&proof));
     write("dpop_proof", "not-a-jws", mode0("not-a-jws"));
-    write("dpop_proof", "alg-none", mode0("eyJhbGciOiJub25lIiwidHlwIjoiZHBvcCtqd3QifQ.e30."));
-    write("dpop_proof", "signed-claims", mode1(&dpop_header, &dpop_claims));
+    write(
+        "dpop_proof",
+        "alg-none",
+        mode0("eyJhbGciOiJub25lIiwidHlwIjoiZHBvcCtqd3QifQ.e30."),
+    );
+    write(
+        "dpop_proof",
+        "signed-claims",
+        mode1(&dpop_header, &dpop_claims),
+    );
     let mut private = dpop_header.clone();
     private["jwk"]["d"] = json!("AAAA");
     write("dpop_proof", "private-jwk", mode1(&private, &dpop_claims));
@@ -166,4 +183,37 @@ fn main() {
     ec_header["alg"] = json!("ES256");
     ec_header["jwk"] = json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
     write("dpop_proof", "ec-mismatch", mode1(&ec_header, &dpop_claims));
+    // A valid proof but for a byte that is not UTF-8 in a member the checker skips (the
+    // class of CI's crash, kept as found in `regression-utf8-in-skipped-member`).
+    let claims_text = dpop_claims.to_string();
+    let skipped = [
+        claims_text.trim_end_matches('}').as_bytes(),
+        b",\"x\":\"\xfe\"}",
+    ]
+    .concat();
+    write(
+        "dpop_proof",
+        "utf8-in-skipped-member",
+        [
+            &[1u8][..],
+            dpop_header.to_string().as_bytes(),
+            b"\n",
+            &skipped,
+        ]
+        .concat(),
+    );
+
+    // cached_answer: introspection answers as a shared store holds them.
+    let answer = json!({"iss": "https://issuer.example/", "aud": "urn:worldmappers",
+        "exp": EXP, "iat": 1_700_000_000, "scope": "geocode:location directions",
+        "client_id": "gift-deliveries", "sub": "gift-deliveries@clients",
+        "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}, "token_type": "Bearer"});
+    write("cached_answer", "active", format!("A{answer}"));
+    write(
+        "cached_answer",
+        "minimal",
+        r#"A{"iss":"i","aud":["a","b"],"exp":1,"nbf":0,"scope":""}"#,
+    );
+    write("cached_answer", "inactive", "Rinactive");
+    write("cached_answer", "wrong-audience", "Rwrong_audience");
 }

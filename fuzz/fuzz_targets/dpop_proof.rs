@@ -72,15 +72,25 @@ fuzz_target!(|data: &[u8]| {
     assert!(parts.next().is_none());
     let header: Value = serde_json::from_slice(&B64.decode(h).expect("b64")).expect("json");
     let claims: Value = serde_json::from_slice(&B64.decode(p).expect("b64")).expect("json");
-    assert!(header["typ"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")));
-    assert!(!matches!(header["alg"].as_str(), Some("none" | "HS256" | "HS384" | "HS512")));
+    assert!(
+        header["typ"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"))
+    );
+    assert!(!matches!(
+        header["alg"].as_str(),
+        Some("none" | "HS256" | "HS384" | "HS512")
+    ));
     let jwk = header["jwk"].as_object().expect("a jwk object");
     assert!(!jwk.contains_key("d"), "accepted a private key");
     assert_eq!(jwk_thumbprint(jwk).as_deref(), Some(verified.jkt()));
     assert_eq!(claims["htm"], "GET");
     let iat = verified.issued_at();
     let now = i64::try_from(NOW).expect("fits");
-    assert!(iat <= now + 30 && iat >= now - 60, "iat {iat} outside the window");
+    assert!(
+        iat <= now + 30 && iat >= now - 60,
+        "iat {iat} outside the window"
+    );
     assert_eq!(
         claims["ath"].as_str(),
         Some(B64.encode(sha256(TOKEN.as_bytes())).as_str())
@@ -88,7 +98,11 @@ fuzz_target!(|data: &[u8]| {
     if mode == 0 {
         let pool = key().public_jwk();
         for m in ["kty", "crv", "x"] {
-            assert_eq!(jwk.get(m), pool.get(m), "accepted a proof of an unknown key");
+            assert_eq!(
+                jwk.get(m),
+                pool.get(m),
+                "accepted a proof of an unknown key"
+            );
         }
         let again = key().sign_raw(&B64.decode(h).expect("b64"), &B64.decode(p).expect("b64"));
         assert_eq!(again.expect("sign").rsplit('.').next(), Some(s));

@@ -143,6 +143,12 @@ impl CachedAnswer {
         matches!(*self.0, Answer::Active { .. })
     }
 
+    /// The accepted token's claims (what the layer puts in the request), or `None` for a
+    /// refusal.
+    pub fn claims(&self) -> Option<&Claims> {
+        self.outcome().ok()
+    }
+
     /// The accepted token's claims, or why it was refused.
     pub(super) fn outcome(&self) -> Result<&Claims, InvalidTokenReason> {
         match &*self.0 {
@@ -372,13 +378,14 @@ mod tests {
     fn answers_survive_the_trip_through_bytes() {
         let a = active();
         let back = CachedAnswer::from_bytes(&a.to_bytes()).expect("back");
-        let claims = back.outcome().expect("active");
+        let claims = back.claims().expect("active");
         assert_eq!(claims.subject(), Some("s"));
         assert!(claims.scopes().contains("a"));
         assert!(claims.is_introspected());
         let r = CachedAnswer::refused(InvalidTokenReason::Inactive);
         let back = CachedAnswer::from_bytes(&r.to_bytes()).expect("back");
         assert_eq!(back.outcome().err(), Some(InvalidTokenReason::Inactive));
+        assert!(back.claims().is_none());
         assert!(CachedAnswer::from_bytes(b"Rnonsense").is_none());
         assert!(CachedAnswer::from_bytes(b"A{not json").is_none());
         assert!(CachedAnswer::from_bytes(b"").is_none());
