@@ -770,18 +770,31 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+/// Every log line of this test binary (TRACE and up), captured by one global subscriber.
+/// A thread-local one (`set_default`) lost all events now and then: a callsite first reached
+/// by another test's thread, which had no subscriber, had its interest cached as `never`
+/// for the whole process.
+fn captured_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        logs
+    })
+    .clone()
+}
+
 /// RFC 8037 Appendix A.1's Ed25519 private key.
 const ED25519_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
 
 #[tokio::test]
 async fn no_token_proof_or_private_key_appears_in_logs_or_debug() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs();
 
     let stub = start().await;
     *stub.as_nonce.lock().expect("lock") = Some("as-n".into());
@@ -819,7 +832,11 @@ async fn no_token_proof_or_private_key_appears_in_logs_or_debug() {
     let debug = format!("{key:?} {source:?} {layer:?} {token:?}");
 
     let logs = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
-    assert!(!logs.is_empty(), "the capture works");
+    // The capture holds this test's own events (the token endpoint's nonce challenge).
+    assert!(
+        logs.contains("the token endpoint asked for a DPoP nonce"),
+        "the capture works"
+    );
     let proofs = stub.raw_proofs.lock().expect("lock").clone();
     assert!(proofs.len() >= 4, "token and API proofs: {}", proofs.len());
     let mut secrets: Vec<String> = vec![ED25519_D.to_owned(), "tok-1".into(), "tok-2".into()];

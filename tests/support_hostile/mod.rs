@@ -176,6 +176,11 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
 
 /// Captures every `tracing` event (TRACE and up) of the current thread while it lives. With
 /// a current-thread Tokio runtime that is every event of the test, spawned tasks included.
+///
+/// A callsite's interest is cached for the whole process by the first thread that reaches
+/// it: a test thread with no subscriber would cache `never`, and the capturing test would
+/// then miss that event. So the first capture also installs a global subscriber that wants
+/// every event and keeps none (a bare registry): interest is then never `never`.
 #[derive(Debug)]
 pub struct LogCapture {
     buffer: Buffer,
@@ -184,6 +189,11 @@ pub struct LogCapture {
 
 impl LogCapture {
     pub fn start() -> Self {
+        static ANCHOR: std::sync::Once = std::sync::Once::new();
+        ANCHOR.call_once(|| {
+            // Fails only if another global subscriber is there already, which anchors too.
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
         let buffer = Buffer::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
