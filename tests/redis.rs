@@ -920,9 +920,10 @@ mod review {
         let t = Instant::now();
         let answer = s.load(ISS).await;
         assert!(answer.is_err(), "{answer:?}");
+        // Without the open circuit this call would wait for the snapshot bound (2 s).
         assert!(
-            t.elapsed() < Duration::from_millis(100),
-            "answered at once (not after the caller's 150 ms): {:?}",
+            t.elapsed() < Duration::from_secs(1),
+            "answered at once (not after the snapshot call's 2 s): {:?}",
             t.elapsed()
         );
         server.resume();
