@@ -556,6 +556,20 @@ impl Dpop {
     }
 }
 
+/// A layer configured with no DPoP at all: a DPoP-bound token is refused, since no proof is
+/// checked (its binding could not be); an unbound one passes. [`DpopMode::Off`] is the
+/// explicit way to accept bound tokens unchecked. (The twin of
+/// [`crate::mtls`]'s rule for certificate-bound tokens.)
+pub(crate) fn refuse_unchecked_binding(claims: &Claims) -> Result<(), AuthError> {
+    match claims.confirmation("jkt")? {
+        None => Ok(()),
+        Some(_) => Err(AuthError::invalid_with(
+            InvalidTokenReason::BoundTokenAsBearer,
+            "the token is bound to a DPoP key (cnf.jkt), and this API accepts no DPoP",
+        )),
+    }
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }

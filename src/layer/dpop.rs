@@ -10,7 +10,7 @@ use super::future::Accepted;
 use super::resolve::Introspection;
 use crate::Claims;
 use crate::dpop::{Dpop, RequestFacts};
-use crate::error::{AuthError, DpopProofReason, InvalidTokenReason};
+use crate::error::{AuthError, DpopProofReason};
 use crate::extract::is_b64token;
 use crate::verify::Verifier;
 
@@ -27,25 +27,11 @@ pub(crate) enum BearerRule {
 }
 
 impl BearerRule {
-    pub(crate) fn of(dpop: Option<&Dpop>, dpop_off: bool) -> Self {
-        match (dpop, dpop_off) {
-            (Some(_), _) => Self::Downgrade,
-            (None, false) => Self::Unconfigured,
-            (None, true) => Self::Unchecked,
-        }
-    }
-
     /// Checks verified `claims` of a token sent as `Bearer`.
     pub(crate) fn check(self, claims: &Claims) -> Result<(), AuthError> {
         match self {
             Self::Downgrade => Dpop::check_bearer(claims),
-            Self::Unconfigured => match claims.confirmation("jkt")? {
-                None => Ok(()),
-                Some(_) => Err(AuthError::invalid_with(
-                    InvalidTokenReason::BoundTokenAsBearer,
-                    "the token is bound to a DPoP key (cnf.jkt), and this API accepts no DPoP",
-                )),
-            },
+            Self::Unconfigured => crate::dpop::refuse_unchecked_binding(claims),
             Self::Unchecked => Ok(()),
         }
     }

@@ -7,7 +7,6 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::dpop::BearerRule;
 use super::service::Shared;
 use crate::claims::Claims;
 use crate::dpop::DpopConfirmation;
@@ -73,7 +72,7 @@ where
         let verifier = shared.verifier.clone();
         let introspection = shared.introspection.clone();
         // A token sent as `Bearer` must not be DPoP-bound (no downgrade).
-        let bearer_rule = BearerRule::of(shared.dpop.as_ref(), shared.dpop_off);
+        let bearer_rule = shared.bearer_rule;
         let verify: VerifyFuture = Box::pin(async move {
             let claims = introspection.resolve(&verifier, &token).await?;
             bearer_rule.check(&claims)?;

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use super::dpop::BearerRule;
 use super::resolve::Introspection;
 use super::service::{JwtAuth, Shared};
 use crate::dpop::{Dpop, DpopMode};
@@ -35,7 +36,7 @@ impl<R> fmt::Debug for JwtAuthLayer<R> {
             .field("source", &self.shared.source)
             .field("optional", &self.shared.optional)
             .field("dpop", &self.shared.dpop)
-            .field("dpop_off", &self.shared.dpop_off)
+            .field("bearer_rule", &self.shared.bearer_rule)
             .field("mtls", &self.shared.mtls)
             .finish_non_exhaustive()
     }
@@ -52,7 +53,7 @@ impl JwtAuthLayer {
                 source: TokenSource::AuthorizationHeader,
                 optional: false,
                 dpop: None,
-                dpop_off: false,
+                bearer_rule: BearerRule::Unconfigured,
                 introspection: Introspection::default(),
                 mtls: None,
                 #[cfg(feature = "tonic-tls")]
@@ -89,7 +90,7 @@ impl<R> JwtAuthLayer<R> {
                 source: s.source,
                 optional: s.optional,
                 dpop: s.dpop,
-                dpop_off: s.dpop_off,
+                bearer_rule: s.bearer_rule,
                 introspection: s.introspection,
                 mtls: s.mtls,
                 #[cfg(feature = "tonic-tls")]
@@ -229,11 +230,12 @@ impl JwtAuthLayer<DefaultRejection> {
     /// ```
     pub fn dpop(self, dpop: Dpop) -> Self {
         self.map_shared(|s| {
-            s.dpop_off = dpop.mode() == DpopMode::Off;
-            if s.dpop_off {
+            if dpop.mode() == DpopMode::Off {
                 s.dpop = None;
+                s.bearer_rule = BearerRule::Unchecked;
                 return;
             }
+            s.bearer_rule = BearerRule::Downgrade;
             let required = dpop.mode() == DpopMode::Required;
             s.challenge = s.challenge.clone().dpop(dpop.algs(), required);
             s.rejection = s.challenge.clone();

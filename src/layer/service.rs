@@ -24,9 +24,9 @@ pub(crate) struct Shared<R> {
     pub(crate) optional: bool,
     /// DPoP settings, when DPoP is allowed or required.
     pub(crate) dpop: Option<Dpop>,
-    /// `.dpop(..)` was called with [`DpopMode::Off`]: DPoP-bound tokens sent as `Bearer`
-    /// are accepted unchecked. Without any `.dpop(..)` call they are refused.
-    pub(crate) dpop_off: bool,
+    /// What a DPoP-bound token sent as `Bearer` gets; set by `.dpop(..)` (refused unless
+    /// [`DpopMode::Off`] says to accept it unchecked).
+    pub(crate) bearer_rule: BearerRule,
     /// Opaque tokens: RFC 7662 introspection (feature `introspection`).
     pub(crate) introspection: Introspection,
     /// Certificate-binding settings (RFC 8705), when a certificate source is configured.
@@ -45,7 +45,7 @@ impl<R: Clone> Clone for Shared<R> {
             source: self.source.clone(),
             optional: self.optional,
             dpop: self.dpop.clone(),
-            dpop_off: self.dpop_off,
+            bearer_rule: self.bearer_rule,
             introspection: self.introspection.clone(),
             mtls: self.mtls.clone(),
             #[cfg(feature = "tonic-tls")]
@@ -186,15 +186,14 @@ where
         // service that was readied is called in place (no clone of it).
         let cached = bearer_candidate(req.headers())
             .and_then(|candidate| shared.introspection.cached(&shared.verifier, candidate));
-        // A cached token sent as `Bearer` must not be DPoP-bound (no downgrade).
-        let bearer_rule = BearerRule::of(shared.dpop.as_ref(), shared.dpop_off);
-        let cached =
-            cached.map(|r| r.and_then(|claims| bearer_rule.check(&claims).map(|()| claims)));
-        // The binding check runs on cached tokens too.
+        // The cached token's bindings, checked on every request: as `Bearer` it must not be
+        // DPoP-bound (no downgrade), and a certificate binding needs its certificate.
         let cached = cached.map(|r| {
             r.and_then(|claims| {
-                super::mtls::bind(shared.mtls.as_ref(), &claims, req.extensions())
-                    .map(|c| (claims, c))
+                shared.bearer_rule.check(&claims)?;
+                let confirmation =
+                    super::mtls::bind(shared.mtls.as_ref(), &claims, req.extensions())?;
+                Ok((claims, confirmation))
             })
         });
         match cached {
