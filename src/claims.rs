@@ -590,7 +590,7 @@ pub(crate) enum ClaimShape {
 }
 
 /// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
-const MAX_DATE: f64 = 253_402_300_799.0;
+pub(crate) const MAX_DATE: f64 = 253_402_300_799.0;
 
 /// Where scopes are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

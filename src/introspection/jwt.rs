@@ -24,9 +24,6 @@ pub(super) const MEDIA_TYPE: &str = "application/token-introspection+jwt";
 /// `application/` prefix RFC 7515 §4.1.9 lets senders omit.
 const TYP: &str = "token-introspection+jwt";
 
-/// The largest NumericDate accepted: 9999-12-31T23:59:59Z (as for JWTs).
-const MAX_DATE: f64 = 253_402_300_799.0;
-
 /// The allowance for clock skew between the authorization server and this resource server
 /// in the freshness bound of a signed response's `iat`, beyond the leeway.
 pub(super) const CLOCK_SKEW_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -171,12 +168,9 @@ impl JwtResponses {
         }
         let date = |name: &str| match claims.get(name) {
             None => Ok(None),
-            Some(v) => match v.as_f64() {
-                Some(d) if d.is_finite() && (0.0..=MAX_DATE).contains(&d) => Ok(Some(d)),
-                _ => Err(refused(format!(
-                    "the signed response's {name} is not a NumericDate"
-                ))),
-            },
+            Some(v) => super::validate::numeric_date(v).map(Some).ok_or_else(|| {
+                refused(format!("the signed response's {name} is not a NumericDate"))
+            }),
         };
         match date("iat")? {
             None => return Err(refused("the signed response has no iat")),

@@ -45,8 +45,12 @@ impl Rules {
     }
 }
 
-/// The largest NumericDate accepted: 9999-12-31T23:59:59Z (as for JWTs).
-const MAX_DATE: f64 = 253_402_300_799.0;
+/// A NumericDate member of an introspection answer, plain or signed: a finite number of
+/// seconds from 0 up to 9999-12-31T23:59:59Z (the bound JWTs have), or `None`.
+pub(super) fn numeric_date(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .filter(|d| d.is_finite() && (0.0..=crate::claims::MAX_DATE).contains(d))
+}
 
 /// A response the endpoint should not have sent: not JSON, not an object, a duplicate
 /// member, no boolean `active`. Answered 503 (the server could not be understood), never
@@ -74,10 +78,9 @@ pub(super) fn validate(
     let refused = |reason| Ok((CachedAnswer::refused(reason), None));
     let date = |name: &str| match members.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(d) if d.is_finite() && (0.0..=MAX_DATE).contains(&d) => Ok(Some(d)),
-            _ => Err(InvalidTokenReason::InvalidClaim),
-        },
+        Some(v) => numeric_date(v)
+            .map(Some)
+            .ok_or(InvalidTokenReason::InvalidClaim),
     };
     let (exp, nbf, iat) = match (date("exp"), date("nbf"), date("iat")) {
         (Ok(e), Ok(n), Ok(i)) => (e, n, i),
