@@ -23,54 +23,28 @@
 //! trust.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use std::time::{Duration, SystemTime};
 
 use super::RedisStore;
+use super::sealed::{Sealed, unix_ms};
 use crate::introspection::{CacheError, CacheFuture, CacheKey, CachedAnswer, IntrospectionCache};
 
 /// The largest cached answer read back (a longer value is a miss).
 pub(super) const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
-const MAGIC: &[u8; 5] = b"bgin1";
-const LABEL: &[u8] = b"bearer-guard introspection cache entry v1\0";
-const HEADER: usize = MAGIC.len() + 32 + 8;
+const SEALED: Sealed = Sealed {
+    magic: b"bgin1",
+    label: b"bearer-guard introspection cache entry v1\0",
+};
 
 /// The WARN lines about entries that fail authentication: at most one a minute.
 static FORGED_LOG: crate::rejection::Limiter = crate::rejection::Limiter::new();
 /// The one WARN line about a cache on Redis without a secret.
 static UNAUTHENTICATED_LOGGED: AtomicBool = AtomicBool::new(false);
 
-/// (HMAC takes keys of any length: `None` never happens in practice.)
-fn mac(secret: &[u8], key: &CacheKey, until_ms: u64, answer: &[u8]) -> Option<Hmac<Sha256>> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
-    m.update(LABEL);
-    m.update(key.as_bytes());
-    m.update(&until_ms.to_be_bytes());
-    m.update(answer);
-    Some(m)
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    u64::try_from(
-        t.duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis(),
-    )
-    .unwrap_or(u64::MAX)
-}
-
 /// The value stored for `answer` under `key`, ending at `until_ms`.
 fn seal(secret: &[u8], key: &CacheKey, until_ms: u64, answer: &[u8]) -> Option<Vec<u8>> {
-    let tag = mac(secret, key, until_ms, answer)?.finalize().into_bytes();
-    let mut v = Vec::with_capacity(HEADER + answer.len());
-    v.extend_from_slice(MAGIC);
-    v.extend_from_slice(&tag);
-    v.extend_from_slice(&until_ms.to_be_bytes());
-    v.extend_from_slice(answer);
-    Some(v)
+    SEALED.seal(secret, key.as_bytes(), until_ms, answer)
 }
 
 /// Why a sealed value was not used.
@@ -87,23 +61,10 @@ enum Unsealed<'a> {
 /// The answer in `value`, if its MAC verifies under `secret` for `key` and it has not
 /// ended at `now_ms`.
 fn open<'a>(secret: &[u8], key: &CacheKey, value: &'a [u8], now_ms: u64) -> Unsealed<'a> {
-    let Some(rest) = value.strip_prefix(MAGIC) else {
-        return Unsealed::Forged;
-    };
-    if rest.len() < 40 {
-        return Unsealed::Forged;
-    }
-    let (tag, rest) = rest.split_at(32);
-    let (until, answer) = rest.split_at(8);
-    let Ok(until) = <[u8; 8]>::try_from(until) else {
-        return Unsealed::Forged;
-    };
-    let until_ms = u64::from_be_bytes(until);
-    // `verify_slice` compares in constant time.
-    match mac(secret, key, until_ms, answer).map(|m| m.verify_slice(tag)) {
-        Some(Ok(())) if now_ms < until_ms => Unsealed::Answer(answer),
-        Some(Ok(())) => Unsealed::Ended,
-        _ => Unsealed::Forged,
+    match SEALED.open(secret, key.as_bytes(), value) {
+        Some((until_ms, answer)) if now_ms < until_ms => Unsealed::Answer(answer),
+        Some(_) => Unsealed::Ended,
+        None => Unsealed::Forged,
     }
 }
 
@@ -128,7 +89,7 @@ impl IntrospectionCache for RedisStore {
             if secret.is_none() {
                 warn_unauthenticated_once();
             }
-            let longest = MAX_ANSWER_BYTES + if secret.is_some() { HEADER } else { 0 };
+            let longest = MAX_ANSWER_BYTES + if secret.is_some() { Sealed::HEADER } else { 0 };
             // GETRANGE, not GET: at most `longest + 1` bytes come back whatever the value's
             // size (a missing key answers an empty string).
             let mut cmd = redis::cmd("GETRANGE");

@@ -114,6 +114,7 @@ mod conn;
 #[cfg(feature = "introspection")]
 mod introspection;
 mod replay;
+mod sealed;
 mod snapshot;
 
 use std::fmt;

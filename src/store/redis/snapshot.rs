@@ -7,67 +7,33 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::RedisStore;
 use super::conn::CallError;
+use super::sealed::{Sealed, unix_ms};
 use crate::store::{KeySetSnapshot, KeySetSnapshots, SnapshotError, SnapshotFuture};
 
-const MAGIC: &[u8; 5] = b"bgks1";
-const LABEL: &[u8] = b"bearer-guard key-set snapshot v1\0";
-const HEADER: usize = MAGIC.len() + 32 + 8;
-
-/// (HMAC takes keys of any length: `None` never happens in practice.)
-fn mac(
-    secret: &[u8],
-    issuer_hash: &[u8; 32],
-    millis: u64,
-    document: &[u8],
-) -> Option<Hmac<Sha256>> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
-    m.update(LABEL);
-    m.update(issuer_hash);
-    m.update(&millis.to_be_bytes());
-    m.update(document);
-    Some(m)
-}
+const SEALED: Sealed = Sealed {
+    magic: b"bgks1",
+    label: b"bearer-guard key-set snapshot v1\0",
+};
 
 /// The value stored for `snapshot`.
 pub(super) fn seal(secret: &[u8], issuer: &str, snapshot: &KeySetSnapshot) -> Option<Vec<u8>> {
     let issuer_hash: [u8; 32] = Sha256::digest(issuer.as_bytes()).into();
-    let millis = u64::try_from(
-        snapshot
-            .fetched_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis(),
+    SEALED.seal(
+        secret,
+        &issuer_hash,
+        unix_ms(snapshot.fetched_at),
+        &snapshot.document,
     )
-    .unwrap_or(u64::MAX);
-    let tag = mac(secret, &issuer_hash, millis, &snapshot.document)?
-        .finalize()
-        .into_bytes();
-    let mut v = Vec::with_capacity(HEADER + snapshot.document.len());
-    v.extend_from_slice(MAGIC);
-    v.extend_from_slice(&tag);
-    v.extend_from_slice(&millis.to_be_bytes());
-    v.extend_from_slice(&snapshot.document);
-    Some(v)
 }
 
 /// The snapshot in `value`, if its MAC verifies under `secret` for `issuer`.
 pub(super) fn open(secret: &[u8], issuer: &str, value: &[u8]) -> Option<KeySetSnapshot> {
-    let rest = value.strip_prefix(MAGIC)?;
-    if rest.len() < 40 {
-        return None;
-    }
-    let (tag, rest) = rest.split_at(32);
-    let (millis, document) = rest.split_at(8);
-    let millis = u64::from_be_bytes(millis.try_into().ok()?);
     let issuer_hash: [u8; 32] = Sha256::digest(issuer.as_bytes()).into();
-    mac(secret, &issuer_hash, millis, document)?
-        .verify_slice(tag)
-        .ok()?;
+    let (millis, document) = SEALED.open(secret, &issuer_hash, value)?;
     Some(KeySetSnapshot {
         document: document.to_vec(),
         fetched_at: UNIX_EPOCH.checked_add(Duration::from_millis(millis))?,
@@ -96,7 +62,7 @@ impl KeySetSnapshots for RedisStore {
             };
             // At most one byte more than the largest snapshot (`GETRANGE`'s end is
             // inclusive): a larger value planted in Redis (up to 512 MB) is never read whole.
-            let limit = HEADER + super::MAX_SNAPSHOT_BYTES;
+            let limit = Sealed::HEADER + super::MAX_SNAPSHOT_BYTES;
             let mut cmd = redis::cmd("GETRANGE");
             cmd.arg(self.snapshot_key(issuer)).arg(0).arg(limit);
             let value = self
