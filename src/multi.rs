@@ -238,15 +238,7 @@ impl<'de> Deserialize<'de> for Peek {
 /// The token's `iss`, read from the payload without verifying anything.
 fn unverified_issuer(token: &str) -> Result<String, AuthError> {
     let malformed = || AuthError::invalid(InvalidTokenReason::Malformed);
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed());
-    };
-    if h.is_empty() || p.is_empty() || s.is_empty() {
-        return Err(malformed());
-    }
+    let (_, p, _) = crate::verify::compact_parts(token).ok_or_else(malformed)?;
     let payload = B64.decode(p).map_err(|_| malformed())?;
     let peek: Peek = serde_json::from_slice(&payload).map_err(|_| malformed())?;
     match peek.iss {

@@ -278,6 +278,19 @@ pub(crate) fn read_header(
     read_header_with(bytes, allowed, |typ| typ_ok(typ, strict_rfc9068))
 }
 
+/// The three parts of a compact JWS (`header.payload.signature`), each non-empty, or `None`.
+/// For JWTs read off the hot path (signed introspection answers, the issuer peek); access
+/// tokens have their own single-pass parser.
+pub(crate) fn compact_parts(jws: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = jws.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => {
+            Some((h, p, s))
+        }
+        _ => None,
+    }
+}
+
 /// [`read_header`] with another rule for `typ` (`typ_ok` gets the header's `typ`, if any):
 /// for JWTs that are not access tokens, such as signed introspection responses.
 pub(crate) fn read_header_with(
@@ -725,15 +738,7 @@ impl Inner {
         jws: &str,
         typ_ok: impl FnOnce(Option<&str>) -> bool,
     ) -> Result<Vec<u8>, AuthError> {
-        let mut parts = jws.split('.');
-        let (Some(h), Some(p), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed());
-        };
-        if h.is_empty() || p.is_empty() || sig.is_empty() {
-            return Err(malformed());
-        }
+        let (h, p, sig) = compact_parts(jws).ok_or_else(malformed)?;
         let (header, alg) = read_header_with(&decode_part(h)?, &self.s.algorithms, typ_ok)?;
         let key = self.s.keys.key_for(header.kid.as_deref(), alg).await?;
         if key.alg() != alg {
