@@ -574,27 +574,21 @@ impl VerifierBuilder {
             Duration::from_secs(120),
             "10 ms to 2 min",
         )?;
-        if !(256..=1024 * 1024).contains(&self.max_token_bytes) {
-            return Err(ConfigError::OutOfRange {
-                what: "max_token_bytes",
-                value: self.max_token_bytes.to_string(),
-                range: "256 to 1048576",
-            });
-        }
-        if !(1024..=64 * 1024 * 1024).contains(&self.max_jwks_bytes) {
-            return Err(ConfigError::OutOfRange {
-                what: "max_jwks_bytes",
-                value: self.max_jwks_bytes.to_string(),
-                range: "1024 to 67108864",
-            });
-        }
-        if !(1..=10_000).contains(&self.max_keys) {
-            return Err(ConfigError::OutOfRange {
-                what: "max_keys",
-                value: self.max_keys.to_string(),
-                range: "1 to 10000",
-            });
-        }
+        check_count(
+            "max_token_bytes",
+            self.max_token_bytes,
+            256,
+            1024 * 1024,
+            "256 to 1048576",
+        )?;
+        check_count(
+            "max_jwks_bytes",
+            self.max_jwks_bytes,
+            1024,
+            64 * 1024 * 1024,
+            "1024 to 67108864",
+        )?;
+        check_count("max_keys", self.max_keys, 1, 10_000, "1 to 10000")?;
         for (what, value) in [
             ("jwks_ttl default", self.default_ttl),
             ("jwks_ttl min", self.min_ttl),

@@ -12,7 +12,7 @@ use super::source::ClientCredentials;
 use super::token::Secret;
 use crate::algorithm::Algorithm;
 use crate::claims::is_scope_token;
-use crate::config::{check_range, parse_url};
+use crate::config::{check_count, check_range, parse_url};
 use crate::error::ConfigError;
 
 /// Default timeout of one token request (or one discovery request).
@@ -532,20 +532,14 @@ impl ClientCredentialsBuilder {
             Duration::from_secs(120),
             "100 ms to 2 min",
         )?;
-        if !(1024..=1024 * 1024).contains(&self.max_response_bytes) {
-            return Err(ConfigError::OutOfRange {
-                what: "max_response_bytes",
-                value: self.max_response_bytes.to_string(),
-                range: "1024 to 1048576",
-            });
-        }
-        if !(1..=10).contains(&self.max_attempts) {
-            return Err(ConfigError::OutOfRange {
-                what: "max_attempts",
-                value: self.max_attempts.to_string(),
-                range: "1 to 10",
-            });
-        }
+        check_count(
+            "max_response_bytes",
+            self.max_response_bytes,
+            1024,
+            1024 * 1024,
+            "1024 to 1048576",
+        )?;
+        check_count("max_attempts", self.max_attempts as usize, 1, 10, "1 to 10")?;
         if self.backoff.is_zero() || self.backoff > self.max_backoff {
             return Err(ConfigError::OutOfRange {
                 what: "retries",
